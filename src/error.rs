@@ -1,0 +1,62 @@
+//! The one error type of aiwarden. Each variant says what failed and carries what an
+//! operator needs to find it (a path and line, a capture file, an interface).
+
+use std::path::PathBuf;
+
+/// Everything that can stop a command. Malformed packets are never errors: the detector
+/// counts and skips them.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule file could not be parsed or failed validation.
+    #[error("{}:{line}: {message}", path.display())]
+    Rule {
+        /// The file that holds the bad rule.
+        path: PathBuf,
+        /// 1-based line of the problem (0 when the whole file is at fault).
+        line: usize,
+        /// What is wrong, in lowercase.
+        message: String,
+    },
+    /// Several rule files are bad; every problem is listed so an admin fixes them in one go.
+    #[error("{} rule errors:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<Error>),
+    /// A file or directory could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A capture file could not be opened or read.
+    #[error("capture {}: {message}", path.display())]
+    Capture {
+        /// The capture file.
+        path: PathBuf,
+        /// What libpcap said.
+        message: String,
+    },
+    /// A command-line value is invalid.
+    #[error("invalid argument: {0}")]
+    Usage(String),
+    /// Writing output failed (a closed pipe is not an error; see `main`).
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for bad input, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Rule { .. }
+            | Error::Rules(_)
+            | Error::Io { .. }
+            | Error::Capture { .. }
+            | Error::Usage(_) => 2,
+            Error::Output(_) => 1,
+        }
+    }
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

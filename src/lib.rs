@@ -1,0 +1,25 @@
+//! aiwarden: sees, decides on, and records attempts to reach AI services from a clinic
+//! network.
+//!
+//! # Layout
+//!
+//! ```text
+//! frame bytes + timestamp ──> detect::packet  (borrowed view: Ethernet/VLAN/SLL/IP/TCP/UDP)
+//!                          ──> detect::flow    (bounded TCP first-flight reassembly)
+//!                          ──> detect::tls / detect::quic / detect::dns
+//!                          ──> Observation     (who, what host, how seen)
+//!                          ──> policy::RuleSet::judge (rules + mode -> Decision)
+//!                          ──> incident::Grouper (per client+service within a window)
+//! ```
+//!
+//! | module | role |
+//! |---|---|
+//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, observations |
+//! | [`policy`] | pure: rule files, host matching, verdicts |
+//! | [`error`] | the one error enum |
+
+pub mod detect;
+pub mod error;
+pub mod policy;
+
+pub use error::{Error, Result};
