@@ -1,9 +1,16 @@
 //! The pure detection core: frame bytes and a timestamp in, [`Observation`]s out.
 //! No I/O, no clock, no tokio.
 
+pub mod detector;
+pub mod dns;
+pub mod flow;
 pub mod observation;
+pub mod packet;
 pub mod quic;
 pub mod time;
+pub mod tls;
 
+pub use detector::{Detector, DetectorConfig, Stats};
 pub use observation::{FlowKey, Host, HostError, Observation, Proto};
+pub use packet::LinkType;
 pub use time::Timestamp;

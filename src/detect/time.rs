@@ -30,7 +30,10 @@ impl Timestamp {
 
     /// This time plus `micros`.
     pub fn plus_micros(self, micros: u64) -> Timestamp {
-        Timestamp(self.0.saturating_add(i64::try_from(micros).unwrap_or(i64::MAX)))
+        Timestamp(
+            self.0
+                .saturating_add(i64::try_from(micros).unwrap_or(i64::MAX)),
+        )
     }
 
     /// The time as a `SystemTime` (for formatting at the edges only).
