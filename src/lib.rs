@@ -16,10 +16,16 @@
 //! |---|---|
 //! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, observations |
 //! | [`policy`] | pure: rule files, host matching, verdicts |
+//! | [`incident`] | pure: groups flagged/blocked observations per client and service |
+//! | [`capture`] | shell: reads pcap/pcapng files with libpcap |
+//! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
 //! | [`error`] | the one error enum |
 
+pub mod capture;
 pub mod detect;
 pub mod error;
+pub mod incident;
 pub mod policy;
+pub mod replay;
 
 pub use error::{Error, Result};

@@ -1,1 +1,184 @@
-fn main() {}
+//! The `aiwarden` command: parse arguments, set up logging, run, map errors to exit codes.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use aiwarden::policy::{Mode, RuleSet};
+use aiwarden::replay::{self, Format};
+use aiwarden::Error;
+
+/// Sees, decides on and records attempts to reach AI services from a clinic network.
+#[derive(Parser)]
+#[command(name = "aiwarden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run capture files (pcap or pcapng) through detection and the rules.
+    Replay {
+        /// Capture files, read in the order given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The rules directory (catalog/ and site/).
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// `monitor` flags what `enforce` would block.
+        #[arg(long, value_enum, default_value = "enforce")]
+        mode: ModeArg,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: Format,
+        /// Print every DNS name and SNI seen, not only those a rule matches.
+        #[arg(long)]
+        all: bool,
+        /// Print incidents (per client and service, grouped within --window) instead.
+        #[arg(long)]
+        incidents: bool,
+        /// Incident grouping window in seconds.
+        #[arg(long, default_value_t = 600)]
+        window: u64,
+        /// Do not draw a progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Validate and explain rule files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check every rule file; errors name file and line.
+    Check {
+        /// The rules directory.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
+    /// Show which rule decides a host and why.
+    Explain {
+        /// Host name to look up.
+        host: String,
+        /// The client asking (for group-scoped rules).
+        #[arg(long)]
+        client: Option<IpAddr>,
+        /// The rules directory.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Mode to decide in.
+        #[arg(long, value_enum, default_value = "enforce")]
+        mode: ModeArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Monitor,
+    Enforce,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Monitor => Mode::Monitor,
+            ModeArg::Enforce => Mode::Enforce,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AIWARDEN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aiwarden: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> aiwarden::Result<()> {
+    match cli.command {
+        Command::Replay {
+            files,
+            rules,
+            mode,
+            format,
+            all,
+            incidents,
+            window,
+            no_progress,
+        } => {
+            let rules = RuleSet::load_dir(&rules)?;
+            let opts = replay::Options {
+                mode: mode.into(),
+                all,
+                format,
+                incidents,
+                window_micros: window.saturating_mul(1_000_000),
+                progress: !no_progress,
+                ..replay::Options::default()
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let summary = replay::run(&files, &rules, &opts, &mut out)?;
+            let _ = summary.write_to(&mut std::io::stderr().lock());
+            Ok(())
+        }
+        Command::Rules { command } => match command {
+            RulesCommand::Check { dir } => {
+                let rules = RuleSet::load_dir(&dir)?;
+                println!(
+                    "{}: ok ({} services, {} patterns)",
+                    dir.display(),
+                    rules.services().count(),
+                    rules.pattern_count()
+                );
+                Ok(())
+            }
+            RulesCommand::Explain {
+                host,
+                client,
+                rules,
+                mode,
+                json,
+            } => {
+                let rules = RuleSet::load_dir(&rules)?;
+                let explanation = rules.explain(&host, client, mode.into());
+                let mut out = std::io::stdout().lock();
+                if json {
+                    serde_json::to_writer_pretty(&mut out, &explanation)
+                        .map_err(std::io::Error::from)?;
+                    writeln!(out)?;
+                } else {
+                    write!(out, "{explanation}")?;
+                }
+                Ok(())
+            }
+        },
+    }
+}

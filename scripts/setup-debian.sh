@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what aiwarden needs to build, test and benchmark on Debian 12 (bookworm).
+# Safe to run again: apt and cargo skip what is already there.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  build-essential pkg-config ca-certificates
+  libpcap-dev tcpdump          # capture: the pcap crate links libpcap
+  dnsutils                     # dig, for end-to-end DNS tests
+  iproute2 nftables            # network namespaces and the firewall shell
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install a Rust toolchain (1.85 or newer) with rustup first" >&2
+  exit 1
+fi
