@@ -114,7 +114,7 @@ impl Grouper {
             .map(|(k, _)| k.clone())
             .collect();
         let mut out: Vec<Incident> = keys.iter().filter_map(|k| self.open.remove(k)).collect();
-        out.sort_by(|a, b| (a.first, a.client).cmp(&(b.first, b.client)));
+        out.sort_by_key(|i| (i.first, i.client));
         out
     }
 

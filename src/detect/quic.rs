@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 use lru::LruCache;
 use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
-use ring::hkdf::{self, KeyType, Prk, Salt, HKDF_SHA256};
+use ring::hkdf::{KeyType, Prk, Salt, HKDF_SHA256};
 use rustc_hash::FxBuildHasher;
 
 use super::flow::StreamBuf;
@@ -21,12 +21,12 @@ use super::time::Timestamp;
 const V1: u32 = 0x0000_0001;
 const V2: u32 = 0x6b33_43cf;
 const V1_SALT: [u8; 20] = [
-    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c,
-    0xad, 0xcc, 0xbb, 0x7f, 0x0a,
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
+    0xcc, 0xbb, 0x7f, 0x0a,
 ];
 const V2_SALT: [u8; 20] = [
-    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d,
-    0xcb, 0xf9, 0xbd, 0x2e, 0xd9,
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb,
+    0xf9, 0xbd, 0x2e, 0xd9,
 ];
 /// RFC 9000 §14.1: a client pads datagrams carrying Initial packets to at least 1200 bytes.
 const MIN_CLIENT_DATAGRAM: usize = 1200;
@@ -260,7 +260,9 @@ fn parse_long_header(p: &[u8]) -> HeaderResult<'_> {
         }
         if packet_type == version.initial_type() {
             let (token_len, n) = varint(p.get(at..)?)?;
-            at = at.checked_add(n)?.checked_add(usize::try_from(token_len).ok()?)?;
+            at = at
+                .checked_add(n)?
+                .checked_add(usize::try_from(token_len).ok()?)?;
         }
         let (len, n) = varint(p.get(at..)?)?;
         let pn_offset = at + n;
@@ -320,7 +322,10 @@ fn unprotect(
     let sample = p
         .get(h.pn_offset + 4..h.pn_offset + 20)
         .ok_or(QuicDrop::Truncated)?;
-    let mask = keys.hp.new_mask(sample).map_err(|_| QuicDrop::DecryptFailed)?;
+    let mask = keys
+        .hp
+        .new_mask(sample)
+        .map_err(|_| QuicDrop::DecryptFailed)?;
     let b0 = p[0] ^ (mask[0] & 0x0f);
     let pn_len = usize::from(b0 & 0x03) + 1;
     let header_len = h.pn_offset + pn_len;
@@ -394,7 +399,7 @@ pub fn crypto_frames(mut p: &[u8]) -> Option<Vec<CryptoFrame<'_>>> {
             0x01 => p = &p[1..],
             0x02 | 0x03 => {
                 let mut at = 1;
-                let mut next = |p: &[u8], at: &mut usize| -> Option<u64> {
+                let next = |p: &[u8], at: &mut usize| -> Option<u64> {
                     let (v, n) = varint(p.get(*at..)?)?;
                     *at += n;
                     Some(v)
@@ -515,7 +520,13 @@ impl QuicTracker {
         result
     }
 
-    fn on_initial(&mut self, now: Timestamp, flow: FlowKey, h: &LongHeader<'_>, p: &[u8]) -> QuicEvent {
+    fn on_initial(
+        &mut self,
+        now: Timestamp,
+        flow: FlowKey,
+        h: &LongHeader<'_>,
+        p: &[u8],
+    ) -> QuicEvent {
         let mut dcid = [0u8; MAX_CID];
         dcid[..h.dcid.len()].copy_from_slice(h.dcid);
         let key: ConnKey = (flow, dcid, h.dcid.len() as u8);
@@ -566,7 +577,11 @@ impl QuicTracker {
                 self.conns.pop(&key);
                 return QuicEvent::Dropped(QuicDrop::TooLarge);
             };
-            if conn.crypto.insert(offset, f.data, cfg.max_crypto_bytes).is_err() {
+            if conn
+                .crypto
+                .insert(offset, f.data, cfg.max_crypto_bytes)
+                .is_err()
+            {
                 self.conns.pop(&key);
                 return QuicEvent::Dropped(QuicDrop::TooLarge);
             }
@@ -639,7 +654,10 @@ mod tests {
             assert_eq!(d.payload, expected, "{file}");
             let mut t = QuicTracker::new(QuicConfig::default());
             match t.on_datagram(Timestamp::from_micros(0), flow(), &packet) {
-                QuicEvent::ClientHello { version: v, message } => {
+                QuicEvent::ClientHello {
+                    version: v,
+                    message,
+                } => {
                     assert_eq!(v, version);
                     let ch = parse_client_hello(&message).expect("parses");
                     assert_eq!(ch.sni.as_deref(), Some(&b"example.com"[..]));
@@ -655,14 +673,26 @@ mod tests {
 
     #[test]
     fn rfc_key_derivation_matches_appendix_a1() {
-        let k = Keys::derive(QuicVersion::V1, &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08])
-            .expect("keys");
+        let k = Keys::derive(
+            QuicVersion::V1,
+            &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08],
+        )
+        .expect("keys");
         // RFC 9001 A.1: client iv fa044b2f42a3fd3b46fb255c.
-        assert_eq!(k.iv, [0xfa, 0x04, 0x4b, 0x2f, 0x42, 0xa3, 0xfd, 0x3b, 0x46, 0xfb, 0x25, 0x5c]);
-        let k2 = Keys::derive(QuicVersion::V2, &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08])
-            .expect("keys");
+        assert_eq!(
+            k.iv,
+            [0xfa, 0x04, 0x4b, 0x2f, 0x42, 0xa3, 0xfd, 0x3b, 0x46, 0xfb, 0x25, 0x5c]
+        );
+        let k2 = Keys::derive(
+            QuicVersion::V2,
+            &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08],
+        )
+        .expect("keys");
         // RFC 9369 A.1: client iv 91f73e2351d8fa91660e909f.
-        assert_eq!(k2.iv, [0x91, 0xf7, 0x3e, 0x23, 0x51, 0xd8, 0xfa, 0x91, 0x66, 0x0e, 0x90, 0x9f]);
+        assert_eq!(
+            k2.iv,
+            [0x91, 0xf7, 0x3e, 0x23, 0x51, 0xd8, 0xfa, 0x91, 0x66, 0x0e, 0x90, 0x9f]
+        );
     }
 
     #[test]
@@ -698,8 +728,14 @@ mod tests {
         assert_eq!(
             f,
             vec![
-                CryptoFrame { offset: 4, data: &[0xaa, 0xbb] },
-                CryptoFrame { offset: 0, data: &[0xcc] }
+                CryptoFrame {
+                    offset: 4,
+                    data: &[0xaa, 0xbb]
+                },
+                CryptoFrame {
+                    offset: 0,
+                    data: &[0xcc]
+                }
             ]
         );
         assert_eq!(crypto_frames(&[0x08, 0x00]), None, "STREAM is not allowed");
@@ -708,7 +744,10 @@ mod tests {
 
     #[test]
     fn packet_numbers_follow_rfc9000_a3() {
-        assert_eq!(decode_packet_number(Some(0xa82f30ea), 0x9b32, 16), 0xa82f9b32);
+        assert_eq!(
+            decode_packet_number(Some(0xa82f30ea), 0x9b32, 16),
+            0xa82f9b32
+        );
         assert_eq!(decode_packet_number(None, 2, 32), 2);
     }
 }

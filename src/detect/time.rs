@@ -45,9 +45,24 @@ impl Timestamp {
         }
     }
 
-    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-24T08:15:02.123456Z`.
+    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-24T08:15:02.123456Z`. A time
+    /// outside years 1970-9999 (a corrupt capture header) is written as `@` and the
+    /// microseconds since the epoch, never a panic.
     pub fn rfc3339(self) -> String {
-        humantime::format_rfc3339_micros(self.to_system_time()).to_string()
+        use std::fmt::Write;
+        const MAX_MICROS: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
+        if !(0..=MAX_MICROS).contains(&self.0) {
+            return format!("@{}", self.0);
+        }
+        let mut out = String::with_capacity(27);
+        match write!(
+            out,
+            "{}",
+            humantime::format_rfc3339_micros(self.to_system_time())
+        ) {
+            Ok(()) => out,
+            Err(_) => format!("@{}", self.0),
+        }
     }
 }
 
@@ -59,6 +74,15 @@ mod tests {
     fn formats_rfc3339_with_micros() {
         let t = Timestamp::from_secs_micros(1_700_000_000, 42);
         assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.000042Z");
+    }
+
+    #[test]
+    fn out_of_range_times_do_not_panic() {
+        assert_eq!(Timestamp::from_micros(-5).rfc3339(), "@-5");
+        assert_eq!(
+            Timestamp::from_micros(i64::MAX).rfc3339(),
+            format!("@{}", i64::MAX)
+        );
     }
 
     #[test]

@@ -138,10 +138,9 @@ pub fn parse_client_hello(message: &[u8]) -> Option<ClientHello> {
                 let Ok((_, TlsExtension::SNI(names))) = parse_tls_extension(whole) else {
                     return None;
                 };
-                out.sni = names
-                    .iter()
-                    .find(|(kind, _)| kind.0 == 0)
-                    .map(|(_, name)| name.to_vec());
+                // An SNI extension without a host_name entry is malformed, not absent.
+                let name = names.iter().find(|(kind, _)| kind.0 == 0)?;
+                out.sni = Some(name.1.to_vec());
             }
             EXT_ALPN => {
                 if let Ok((_, TlsExtension::ALPN(protos))) = parse_tls_extension(whole) {

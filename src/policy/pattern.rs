@@ -113,11 +113,11 @@ impl SuffixMap {
     pub fn lookup<'a>(&'a self, host: &'a str) -> [Option<(u32, &'a str)>; 3] {
         let mut found: [Option<(u32, &str)>; 3] = [None; 3];
         self.walk(host, |suffix, whole, slots| {
-            for k in 0..3 {
-                if found[k].is_none() {
+            for (k, slot) in found.iter_mut().enumerate() {
+                if slot.is_none() {
                     let hit = slots.apex[k].or(if whole { None } else { slots.sub[k] });
                     if let Some(i) = hit {
-                        found[k] = Some((i, suffix));
+                        *slot = Some((i, suffix));
                     }
                 }
             }

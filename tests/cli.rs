@@ -1,0 +1,204 @@
+//! The `aiwarden` binary as a user runs it: output fields, exit codes, error messages.
+
+use std::path::Path;
+use std::process::Command;
+
+fn aiwarden() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aiwarden"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn replay_prints_json_lines_and_a_summary() {
+    let out = aiwarden()
+        .args([
+            "replay",
+            "--no-progress",
+            "tests/fixtures/tls_ech_grease.pcap",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let tls = &lines[1];
+    for field in [
+        "ts",
+        "client",
+        "client_port",
+        "server",
+        "server_port",
+        "proto",
+        "host",
+        "service",
+        "tier",
+        "verdict",
+        "rule",
+        "ech",
+        "unresolved",
+    ] {
+        assert!(tls.get(field).is_some(), "missing {field}: {tls}");
+    }
+    assert_eq!(tls["proto"], "tls");
+    assert_eq!(tls["host"], "claude.ai");
+    assert_eq!(tls["ech"], true);
+    assert_eq!(tls["ts"], "2026-11-23T08:05:00.001750Z");
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(stderr.contains("packets: "), "{stderr}");
+    assert!(
+        stderr.contains("detections by service: claude=2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn all_prints_hosts_no_rule_matches() {
+    let run = |all: bool| {
+        let mut c = aiwarden();
+        c.args(["replay", "--no-progress", "tests/fixtures/lookalikes.pcap"]);
+        if all {
+            c.arg("--all");
+        }
+        let out = c.output().expect("runs");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).expect("utf8").lines().count()
+    };
+    assert_eq!(run(false), 0);
+    assert_eq!(run(true), 12);
+}
+
+#[test]
+fn monitor_mode_flags_instead_of_blocking() {
+    let out = aiwarden()
+        .args([
+            "replay",
+            "--no-progress",
+            "--mode",
+            "monitor",
+            "tests/fixtures/quic_v1_chatgpt.pcap",
+        ])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        stdout.lines().all(|l| l.contains("\"verdict\":\"flag\"")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn incidents_group_per_client_and_service() {
+    let out = aiwarden()
+        .args([
+            "replay",
+            "--no-progress",
+            "--incidents",
+            "samples/clinic-morning.pcap",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).expect("utf8");
+    let incidents: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let find = |client: &str, service: &str| {
+        incidents
+            .iter()
+            .filter(|i| i["client"] == client && i["service"] == service)
+            .count()
+    };
+    // Front desk: ChatGPT at 09:30 (QUIC, TLS, DNS grouped) and again after 11:00.
+    assert_eq!(find("10.0.0.21", "chatgpt"), 2, "{stdout}");
+    assert_eq!(find("10.0.0.22", "claude"), 1);
+    assert_eq!(find("10.0.0.25", "azure-openai"), 1);
+    // The clinic's own Azure tenant is allowed: no incident.
+    assert_eq!(find("10.0.0.24", "azure-openai"), 0);
+}
+
+#[test]
+fn unreadable_capture_exits_2_naming_the_file() {
+    let out = aiwarden()
+        .args(["replay", "--no-progress", "Cargo.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    assert!(
+        stderr.starts_with("aiwarden: capture Cargo.toml:"),
+        "{stderr}"
+    );
+    let out = aiwarden()
+        .args(["replay", "no-such.pcap"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn invalid_rules_exit_2_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("catalog")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("site")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("site/deny.list"),
+        "ok.example\nnot a host!\n",
+    )
+    .expect("write");
+    let out = aiwarden()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).expect("utf8");
+    let want = format!(
+        "{}:2:",
+        Path::new(dir.path()).join("site/deny.list").display()
+    );
+    assert!(stderr.contains(&want), "{stderr}");
+    let out = aiwarden()
+        .args(["replay", "--rules"])
+        .arg(dir.path())
+        .arg("tests/fixtures/dns_udp.pcap")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn rules_check_and_explain() {
+    let out = aiwarden().args(["rules", "check"]).output().expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let out = aiwarden()
+        .args([
+            "rules",
+            "explain",
+            "Chat.OpenAI.com.",
+            "--json",
+            "--client",
+            "10.0.0.21",
+        ])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["host"], "chat.openai.com");
+    assert_eq!(v["service"], "chatgpt");
+    assert_eq!(v["tier"], "shared");
+    assert_eq!(v["verdict"], "block");
+    assert_eq!(v["rule"], "catalog/openai.toml:chatgpt");
+    let out = aiwarden()
+        .args(["rules", "explain", "gemini.com", "--json"])
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["tier"], serde_json::Value::Null);
+    assert_eq!(v["verdict"], "allow");
+}

@@ -1,0 +1,216 @@
+//! Replays every fixture capture (made by `examples/make_captures.rs` from rustls and
+//! quinn) and asserts the exact detections.
+
+#[path = "support/expect.rs"]
+mod expect;
+
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn check(name: &str, want: &[&str]) {
+    assert_eq!(expect::lines(&fixture(name)), want, "{name}");
+}
+
+const CLAUDE_V4: [&str; 2] = [
+    "dns 10.0.0.23:40030 10.0.0.1:53 claude.ai claude block",
+    "tls 10.0.0.23:50030 160.79.104.10:443 claude.ai claude block",
+];
+
+#[test]
+fn rustls_client_hello_in_one_segment() {
+    check(
+        "tls_rustls_single.pcap",
+        &[
+            "dns 10.0.0.23:40001 10.0.0.1:53 claude.ai claude block",
+            "tls 10.0.0.23:50001 160.79.104.10:443 claude.ai claude block",
+        ],
+    );
+}
+
+#[test]
+fn pcapng_reads_like_pcap() {
+    assert_eq!(
+        expect::lines(&fixture("tls_rustls_single.pcapng")),
+        expect::lines(&fixture("tls_rustls_single.pcap"))
+    );
+}
+
+#[test]
+fn sni_in_the_second_segment() {
+    check(
+        "tls_split_sni_second.pcap",
+        &[
+            "dns 10.0.0.23:40002 10.0.0.1:53 chatgpt.com chatgpt block",
+            "tls 10.0.0.23:50002 104.18.32.47:443 chatgpt.com chatgpt block",
+        ],
+    );
+}
+
+#[test]
+fn out_of_order_segments_with_retransmission() {
+    check(
+        "tls_out_of_order.pcap",
+        &[
+            "dns 10.0.0.23:40003 10.0.0.1:53 gemini.google.com gemini block",
+            "tls 10.0.0.23:50003 142.250.72.110:443 gemini.google.com gemini block",
+        ],
+    );
+}
+
+#[test]
+fn one_byte_segments_and_no_dns() {
+    check(
+        "tls_one_byte_segments.pcap",
+        &["tls 10.0.0.23:50004 162.159.140.245:443 api.openai.com openai-api block unresolved"],
+    );
+}
+
+#[test]
+fn client_hello_across_tls_records() {
+    check(
+        "tls_multi_record.pcap",
+        &[
+            "dns 10.0.0.23:40005 10.0.0.1:53 www.perplexity.ai perplexity block",
+            "tls 10.0.0.23:50005 104.18.26.48:443 www.perplexity.ai perplexity block",
+        ],
+    );
+}
+
+#[test]
+fn ech_extension_marks_the_outer_name() {
+    check(
+        "tls_ech_grease.pcap",
+        &[
+            "dns 10.0.0.23:40006 10.0.0.1:53 claude.ai claude block",
+            "tls 10.0.0.23:50006 160.79.104.10:443 claude.ai claude block ech",
+        ],
+    );
+}
+
+#[test]
+fn quinn_initials_in_order_and_reversed() {
+    let want = [
+        "dns 10.0.0.23:40007 10.0.0.1:53 chatgpt.com chatgpt block",
+        "quic 10.0.0.23:50007 104.18.32.47:443 chatgpt.com chatgpt block",
+    ];
+    check("quic_v1_chatgpt.pcap", &want);
+    check("quic_two_initials_reversed.pcap", &want);
+}
+
+#[test]
+fn quinn_client_hello_really_spans_two_initials() {
+    // Feed only the first Initial: the ClientHello must not be complete yet.
+    let mut cap = pcap::Capture::from_file(fixture("quic_v1_chatgpt.pcap")).expect("opens");
+    let mut det = aiwarden::detect::Detector::new(Default::default());
+    let mut udp443 = 0;
+    let mut found = 0;
+    while let Ok(p) = cap.next_packet() {
+        let is_quic = matches!(
+            aiwarden::detect::packet::decode(aiwarden::detect::LinkType::Ethernet, p.data),
+            Ok(aiwarden::detect::packet::Packet {
+                transport: aiwarden::detect::packet::Transport::Udp { dport: 443, .. },
+                ..
+            })
+        );
+        let obs = det.process(
+            Default::default(),
+            aiwarden::detect::LinkType::Ethernet,
+            p.data,
+        );
+        if is_quic {
+            udp443 += 1;
+            found += obs.len();
+            if udp443 == 1 {
+                assert_eq!(
+                    found, 0,
+                    "first Initial alone must not complete the ClientHello"
+                );
+            }
+        }
+    }
+    assert_eq!((udp443, found), (2, 1));
+}
+
+#[test]
+fn rfc_vectors_v1_and_v2() {
+    check(
+        "quic_rfc_v1_v2.pcap",
+        &[
+            "quic 10.0.0.23:50008 192.0.2.80:443 example.com - allow unresolved",
+            "quic 10.0.0.23:50009 192.0.2.80:443 example.com - allow unresolved",
+        ],
+    );
+}
+
+#[test]
+fn dns_over_udp_with_cname_and_ech() {
+    check(
+        "dns_udp.pcap",
+        &[
+            "dns 10.0.0.23:40010 10.0.0.1:53 chat.openai.com chatgpt block",
+            "dns 10.0.0.23:40011 10.0.0.1:53 claude.ai claude block",
+            "dns 10.0.0.23:40011 10.0.0.1:53 claude.ai claude block ech",
+            "dns 10.0.0.23:40012 10.0.0.1:53 gemini.google.com gemini block",
+        ],
+    );
+}
+
+#[test]
+fn dns_over_tcp_split_across_segments() {
+    let (obs, det) = expect::observations(&fixture("dns_tcp_split.pcap"));
+    assert_eq!(obs.len(), 1);
+    assert_eq!(obs[0].host.as_str(), "gemini.google.com");
+    // The answer, split in two segments, was read too.
+    assert_eq!(det.stats().get("dns_response"), 1);
+    assert_eq!(det.resolved_len(), 1);
+}
+
+#[test]
+fn vlan_qinq_cooked_and_raw_links() {
+    for name in [
+        "vlan.pcap",
+        "qinq.pcap",
+        "linux_sll.pcap",
+        "linux_sll2.pcap",
+        "raw_ip.pcap",
+    ] {
+        check(name, &CLAUDE_V4);
+    }
+}
+
+#[test]
+fn ipv6_with_dns_attribution() {
+    check(
+        "ipv6.pcap",
+        &[
+            "dns [2001:db8::23]:40040 [2001:db8::1]:53 claude.ai claude block",
+            "tls [2001:db8::23]:50040 [2607:6bc0::10]:443 claude.ai claude block",
+        ],
+    );
+}
+
+#[test]
+fn lookalikes_are_not_ai() {
+    let lines = expect::lines(&fixture("lookalikes.pcap"));
+    assert_eq!(lines.len(), 12, "{lines:?}");
+    assert!(lines.iter().all(|l| l.contains(" - allow")), "{lines:?}");
+}
+
+#[test]
+fn malformed_frames_are_counted_and_capture_goes_on() {
+    let (obs, det) = expect::observations(&fixture("malformed.pcap"));
+    let hosts: Vec<&str> = obs.iter().map(|o| o.host.as_str()).collect();
+    assert_eq!(hosts, vec!["claude.ai"]);
+    let skipped: u64 = det.stats().skipped.values().sum();
+    assert!(skipped >= 3, "{:?}", det.stats());
+    assert!(
+        det.stats().get("client_hello_malformed") >= 1,
+        "{:?}",
+        det.stats()
+    );
+}
