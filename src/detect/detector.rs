@@ -93,11 +93,12 @@ struct TcpFlow {
 
 type Map<K, V> = LruCache<K, V, FxBuildHasher>;
 
-fn map<K: std::hash::Hash + Eq, V>(cap: usize) -> Map<K, V> {
-    LruCache::with_hasher(
-        NonZeroUsize::new(cap.max(1)).unwrap_or(NonZeroUsize::MIN),
-        FxBuildHasher,
-    )
+/// A capped LRU map that grows as entries arrive instead of reserving its whole capacity
+/// up front (a quiet network should not pay for a busy one's tables).
+pub(crate) fn map<K: std::hash::Hash + Eq, V>(cap: usize) -> Map<K, V> {
+    let mut m = LruCache::unbounded_with_hasher(FxBuildHasher);
+    m.resize(NonZeroUsize::new(cap.max(1)).unwrap_or(NonZeroUsize::MIN));
+    m
 }
 
 /// The pure detection pipeline. Feed it frames in capture order.

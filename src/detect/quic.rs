@@ -6,8 +6,6 @@
 //! Initial keys are public by design (anyone who sees the DCID can derive them), so this
 //! reads exactly what every on-path middlebox can read, no more.
 
-use std::num::NonZeroUsize;
-
 use lru::LruCache;
 use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
@@ -471,9 +469,8 @@ pub struct QuicTracker {
 impl QuicTracker {
     /// A tracker with the given limits.
     pub fn new(cfg: QuicConfig) -> QuicTracker {
-        let cap = NonZeroUsize::new(cfg.max_connections.max(1)).unwrap_or(NonZeroUsize::MIN);
         QuicTracker {
-            conns: LruCache::with_hasher(cap, FxBuildHasher),
+            conns: super::detector::map(cfg.max_connections),
             cfg,
         }
     }
