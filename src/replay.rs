@@ -208,12 +208,13 @@ pub fn run(
                     .map_or_else(|| "-".to_string(), |s| s.id.to_string());
                 *summary.by_service.entry(key).or_insert(0) += 1;
                 *summary.by_verdict.entry(d.verdict.as_str()).or_insert(0) += 1;
-                if opts.incidents {
-                    if let Some(inc) = grouper.add(o, &d) {
-                        summary.incidents += 1;
+                if let Some(inc) = grouper.add(o, &d) {
+                    summary.incidents += 1;
+                    if opts.incidents {
                         write_incident(out, &inc, opts.format, &mut table_header)?;
                     }
-                } else {
+                }
+                if !opts.incidents {
                     write_detection(out, &Detection::new(o, &d), opts.format, &mut table_header)?;
                 }
             }
@@ -226,9 +227,9 @@ pub fn run(
         }
         done_bytes += reader.position;
     }
-    if opts.incidents {
-        for inc in grouper.finish() {
-            summary.incidents += 1;
+    for inc in grouper.finish() {
+        summary.incidents += 1;
+        if opts.incidents {
             write_incident(out, &inc, opts.format, &mut table_header)?;
         }
     }
@@ -299,7 +300,7 @@ fn write_incident(
             if std::mem::take(header) {
                 writeln!(
                     out,
-                    "{:<27} {:<27} {:<16} {:<22} {:>5} {:<7} HOW / HOSTS",
+                    "{:<27} {:<27} {:<16} {:<26} {:>5} {:<7} HOW / HOSTS",
                     "FIRST", "LAST", "CLIENT", "SERVICE", "COUNT", "VERDICT"
                 )?;
             }
@@ -307,7 +308,7 @@ fn write_incident(
             let hosts: Vec<&str> = i.hosts.iter().map(String::as_str).collect();
             writeln!(
                 out,
-                "{:<27} {:<27} {:<16} {:<22} {:>5} {:<7} {} / {}",
+                "{:<27} {:<27} {:<16} {:<26} {:>5} {:<7} {} / {}",
                 i.first.rfc3339(),
                 i.last.rfc3339(),
                 i.client.to_string(),

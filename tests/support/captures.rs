@@ -876,10 +876,10 @@ pub(crate) fn write_sample(path: &Path) -> Res<()> {
                 },
             );
         }
-        cap.advance(Duration::from_secs(37));
+        cap.advance(Duration::from_secs(97));
         Ok(())
     };
-    // 08:00 - 09:00: the clinic opens; EHR, e-mail, updates.
+    // 08:00: the clinic opens; EHR, e-mail, updates, a news site.
     for who in [21, 22, 23, 24, 25, 26] {
         visit(
             &mut cap,
@@ -908,16 +908,16 @@ pub(crate) fn write_sample(path: &Path) -> Res<()> {
         false,
     )?;
     visit(&mut cap, 23, "www.cdc.gov", "198.246.102.49", 80, false)?;
-    cap.advance(Duration::from_secs(1800));
-    // 09:30: front desk (.21) pastes a referral letter into ChatGPT, over QUIC and TLS.
+    cap.advance(Duration::from_secs(2400));
+    // 09:04: front desk (.21) pastes a referral letter into ChatGPT, over QUIC and TLS.
     visit(&mut cap, 21, "chatgpt.com", "104.18.32.47", 0, true)?;
     visit(&mut cap, 21, "chatgpt.com", "104.18.32.47", 120, false)?;
     visit(&mut cap, 21, "ab.chatgpt.com", "104.18.32.47", 4, false)?;
-    // 09:45: a nurse (.22) tries Claude, then Gemini.
+    // 09:09: a nurse (.22) tries Claude, then Gemini.
     visit(&mut cap, 22, "claude.ai", "160.79.104.10", 60, false)?;
     visit(&mut cap, 22, "gemini.google.com", "142.250.72.110", 0, true)?;
-    cap.advance(Duration::from_secs(1200));
-    // 10:15: billing (.24) uses the clinic's own Azure OpenAI resource: allowed.
+    cap.advance(Duration::from_secs(1500));
+    // 09:37: billing (.24) uses the clinic's own Azure OpenAI resource: allowed.
     visit(
         &mut cap,
         24,
@@ -926,7 +926,7 @@ pub(crate) fn write_sample(path: &Path) -> Res<()> {
         40,
         false,
     )?;
-    // 10:20: .25 calls another organisation's Azure OpenAI tenant.
+    // 09:38: .25 calls another organisation's Azure OpenAI tenant.
     visit(
         &mut cap,
         25,
@@ -935,9 +935,9 @@ pub(crate) fn write_sample(path: &Path) -> Res<()> {
         20,
         false,
     )?;
-    // 10:30: a doctor (.23) searches Perplexity from a phone-tethered laptop.
+    // 09:40: a doctor (.23) searches Perplexity.
     visit(&mut cap, 23, "www.perplexity.ai", "104.18.26.48", 30, false)?;
-    // 10:40: .26 bypasses the resolver: DoH to dns.google and cloudflare-dns.com.
+    // 09:42: .26 bypasses the resolver: DoH to dns.google and cloudflare-dns.com.
     for (host, ip) in [
         ("dns.google", "8.8.8.8"),
         ("cloudflare-dns.com", "104.16.249.249"),
@@ -955,7 +955,7 @@ pub(crate) fn write_sample(path: &Path) -> Res<()> {
             },
         );
     }
-    // 10:45: then reaches ChatGPT by a hard-coded IP: no DNS answer explains it.
+    // 09:42: then reaches ChatGPT by a hard-coded IP: no DNS answer explains it.
     let ch = rustls_client_hello("chatgpt.com", false)?;
     tcp_conn(
         &mut cap,
@@ -968,8 +968,8 @@ pub(crate) fn write_sample(path: &Path) -> Res<()> {
             bulk: 40,
         },
     );
-    cap.advance(Duration::from_secs(900));
-    // 11:00 - 12:00: ordinary work, and the front desk back on ChatGPT.
+    cap.advance(Duration::from_secs(2700));
+    // 10:27: ordinary work; at 10:36 the front desk is back on ChatGPT.
     for who in [21, 22, 23, 24, 25, 26] {
         visit(
             &mut cap,

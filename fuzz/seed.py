@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Seeds the fuzz corpora from the project's fixture captures and rule files.
+
+frame: each Ethernet frame, prefixed with the link-type selector byte 0.
+tls:   TCP payloads to port 443.  quic: UDP payloads to port 443 and the RFC vectors.
+dns:   UDP payloads to or from port 53.  rules: the shipped rule files.
+"""
+import pathlib
+import struct
+
+root = pathlib.Path(__file__).resolve().parent.parent
+corpus = root / "fuzz" / "corpus"
+
+
+def records(path):
+    data = path.read_bytes()
+    if len(data) < 24:
+        return
+    if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        e = "<"
+    elif data[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        e = ">"
+    else:
+        return
+    link = struct.unpack(e + "I", data[20:24])[0]
+    if link != 1:
+        return
+    off = 24
+    while off + 16 <= len(data):
+        incl = struct.unpack(e + "I", data[off + 8:off + 12])[0]
+        yield data[off + 16:off + 16 + incl]
+        off += 16 + incl
+
+
+def save(target, name, blob):
+    d = corpus / target
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_bytes(blob)
+
+
+for pcap in sorted((root / "tests" / "fixtures").glob("*.pcap")):
+    for i, frame in enumerate(records(pcap)):
+        if i > 40:
+            break
+        tag = f"{pcap.stem}-{i}"
+        save("frame", tag, b"\x00" + frame)
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+            continue
+        ihl = (frame[14] & 0x0F) * 4
+        proto = frame[23]
+        l4 = frame[14 + ihl:]
+        if proto == 6 and len(l4) >= 20:
+            dport = struct.unpack(">H", l4[2:4])[0]
+            payload = l4[(l4[12] >> 4) * 4:]
+            if dport == 443 and payload:
+                save("tls", tag, payload)
+        if proto == 17 and len(l4) >= 8:
+            sport, dport = struct.unpack(">HH", l4[0:4])
+            payload = l4[8:]
+            if dport == 443:
+                save("quic", tag, payload)
+            if 53 in (sport, dport):
+                save("dns", tag, payload)
+
+for hexfile in (root / "tests" / "fixtures" / "quic").glob("*.hex"):
+    text = "".join(c for c in hexfile.read_text() if c in "0123456789abcdef")
+    save("quic", hexfile.stem, bytes.fromhex(text))
+
+for f in list((root / "rules").rglob("*.toml")) + list((root / "rules").rglob("*.list")):
+    save("rules", f.name, f.read_bytes())
