@@ -614,8 +614,8 @@ mod tests {
         };
         let mut d = Detector::new(cfg);
         let mut frame = tcp(1, true, &[]);
-        // 200,000 distinct flows, each a SYN: the table never exceeds its cap.
-        for i in 0..200_000u32 {
+        // A million distinct flows, each a SYN: the table never exceeds its cap.
+        for i in 0..1_000_000u32 {
             let port = (i % 60_000) as u16 + 1024;
             let host = (i / 60_000) as u8;
             frame[29] = host; // source IP last byte
@@ -632,6 +632,50 @@ mod tests {
         assert!(d
             .process(Timestamp::from_micros(1), LinkType::Ethernet, &bulk)
             .is_empty());
+    }
+
+    #[test]
+    fn dns_answer_map_is_capped() {
+        let cfg = DetectorConfig {
+            max_resolved: 100,
+            max_pending_queries: 50,
+            ..DetectorConfig::default()
+        };
+        let mut d = Detector::new(cfg);
+        for i in 0..10_000u32 {
+            let name = hickory_proto::rr::Name::from_ascii(format!("h{i}.example.")).expect("name");
+            let mut m = hickory_proto::op::Message::new(
+                i as u16,
+                hickory_proto::op::MessageType::Response,
+                hickory_proto::op::OpCode::Query,
+            );
+            m.add_query(hickory_proto::op::Query::query(
+                name.clone(),
+                hickory_proto::rr::RecordType::A,
+            ));
+            m.add_answer(hickory_proto::rr::Record::from_rdata(
+                name,
+                60,
+                hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::from(
+                    std::net::Ipv4Addr::from(0x0a00_0000 + i),
+                )),
+            ));
+            let q = query(&format!("h{i}.example"), i as u16);
+            let ts = Timestamp::from_micros(i64::from(i));
+            d.process(
+                ts,
+                LinkType::Ethernet,
+                &udp(CLIENT, 40000, [10, 0, 0, 1], 53, &q),
+            );
+            let a = m.to_vec().expect("encode");
+            d.process(
+                ts,
+                LinkType::Ethernet,
+                &udp([10, 0, 0, 1], 53, CLIENT, 40000, &a),
+            );
+            assert!(d.resolved_len() <= 100);
+        }
+        assert_eq!(d.resolved_len(), 100);
     }
 
     #[test]
