@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::err::ip::LaxHeaderSliceError;
+use etherparse::{EtherType, IpNumber, LaxIpSlice, TcpSlice, UdpSlice};
 
 /// The link layer of a capture, from its pcap link type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,36 +120,39 @@ pub struct Packet<'a> {
 }
 
 /// Decodes one frame of the given link type.
+///
+/// The link layer (a few fixed fields) is read here; IP, its extension headers, TCP and
+/// UDP are sliced by etherparse's per-layer slices, which avoids building (and moving) a
+/// whole-packet struct for every frame on the hot path.
 pub fn decode(link: LinkType, frame: &[u8]) -> Result<Packet<'_>, Skip> {
-    let sliced = match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|_| Skip::Truncated)?,
-        LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|_| Skip::BadHeader)?,
+    match link {
+        LinkType::Ethernet => {
+            let et = be16(frame, 12).ok_or(Skip::Truncated)?;
+            from_ether_type(et, &frame[14..])
+        }
+        LinkType::RawIp => from_ip(frame),
         LinkType::LinuxSll => {
             // packet type(2) ARPHRD(2) address length(2) address(8) protocol(2)
             let proto = be16(frame, 14).ok_or(Skip::Truncated)?;
-            from_ether_type(proto, frame.get(16..).ok_or(Skip::Truncated)?)?
+            from_ether_type(proto, &frame[16..])
         }
         LinkType::LinuxSll2 => {
             // protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) address length(1) address(8)
             let proto = be16(frame, 0).ok_or(Skip::Truncated)?;
-            from_ether_type(proto, frame.get(20..).ok_or(Skip::Truncated)?)?
+            from_ether_type(proto, frame.get(20..).ok_or(Skip::Truncated)?)
         }
         LinkType::Loopback => {
             let family = frame.get(..4).ok_or(Skip::Truncated)?;
             // The family is in the capturing host's byte order: accept both.
             let family = u32::from_le_bytes([family[0], family[1], family[2], family[3]]);
-            let rest = &frame[4..];
             match family {
-                2 | 0x0200_0000 => LaxSlicedPacket::from_ip(rest).map_err(|_| Skip::BadHeader)?,
-                // AF_INET6 differs between BSDs: 24, 28, 30 (and 10 on Linux).
-                10 | 24 | 28 | 30 | 0x0a00_0000 | 0x1800_0000 | 0x1c00_0000 | 0x1e00_0000 => {
-                    LaxSlicedPacket::from_ip(rest).map_err(|_| Skip::BadHeader)?
-                }
-                _ => return Err(Skip::NotIp),
+                // AF_INET; AF_INET6 differs between systems: 10 (Linux), 24, 28, 30 (BSDs).
+                2 | 0x0200_0000 | 10 | 24 | 28 | 30 | 0x0a00_0000 | 0x1800_0000 | 0x1c00_0000
+                | 0x1e00_0000 => from_ip(&frame[4..]),
+                _ => Err(Skip::NotIp),
             }
         }
-    };
-    from_sliced(&sliced)
+    }
 }
 
 fn be16(data: &[u8], at: usize) -> Option<u16> {
@@ -156,75 +160,68 @@ fn be16(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
-fn from_ether_type(proto: u16, rest: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
-    let et = EtherType(proto);
-    match et {
-        EtherType::IPV4
-        | EtherType::IPV6
-        | EtherType::VLAN_TAGGED_FRAME
-        | EtherType::PROVIDER_BRIDGING
-        | EtherType::VLAN_DOUBLE_TAGGED_FRAME => Ok(LaxSlicedPacket::from_ether_type(et, rest)),
+/// Skips up to three 802.1Q / 802.1ad / QinQ tags, then hands IP on.
+fn from_ether_type(mut et: u16, mut data: &[u8]) -> Result<Packet<'_>, Skip> {
+    for _ in 0..3 {
+        match EtherType(et) {
+            EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+                et = be16(data, 2).ok_or(Skip::Truncated)?;
+                data = &data[4..];
+            }
+            _ => break,
+        }
+    }
+    match EtherType(et) {
+        EtherType::IPV4 | EtherType::IPV6 => from_ip(data),
         _ => Err(Skip::NotIp),
     }
 }
 
-fn from_sliced<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<Packet<'a>, Skip> {
-    let (src, dst, fragmented) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
-                ip.is_payload_fragmented(),
-            )
-        }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-                ip.is_payload_fragmented(),
-            )
-        }
-        Some(LaxNetSlice::Arp(_)) => return Err(Skip::NotIp),
-        None => {
-            return Err(match sliced.stop_err {
-                Some(_) => Skip::Truncated,
-                None => Skip::NotIp,
-            })
-        }
-    };
-    if fragmented {
+fn from_ip(data: &[u8]) -> Result<Packet<'_>, Skip> {
+    let (ip, _) = LaxIpSlice::from_slice(data).map_err(|e| match e {
+        LaxHeaderSliceError::Len(_) => Skip::Truncated,
+        LaxHeaderSliceError::Content(_) => Skip::BadHeader,
+    })?;
+    let payload = ip.payload();
+    if payload.fragmented {
         return Err(Skip::Fragment);
     }
-    match &sliced.transport {
-        Some(TransportSlice::Tcp(tcp)) => Ok(Packet {
-            src,
-            dst,
-            transport: Transport::Tcp {
-                sport: tcp.source_port(),
-                dport: tcp.destination_port(),
-                seq: tcp.sequence_number(),
-                syn: tcp.syn(),
-                ack: tcp.ack(),
-                fin_or_rst: tcp.fin() || tcp.rst(),
-                payload: tcp.payload(),
-            },
-        }),
-        Some(TransportSlice::Udp(udp)) => Ok(Packet {
-            src,
-            dst,
-            transport: Transport::Udp {
-                sport: udp.source_port(),
-                dport: udp.destination_port(),
-                payload: udp.payload(),
-            },
-        }),
-        Some(_) => Err(Skip::NotTcpUdp),
-        None => Err(match sliced.stop_err {
-            Some(_) => Skip::BadHeader,
-            None => Skip::NotTcpUdp,
-        }),
+    let (src, dst) = (ip.source_addr(), ip.destination_addr());
+    match payload.ip_number {
+        IpNumber::TCP => {
+            let tcp = TcpSlice::from_slice(payload.payload).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(_) => Skip::Truncated,
+                etherparse::err::tcp::HeaderSliceError::Content(_) => Skip::BadHeader,
+            })?;
+            Ok(Packet {
+                src,
+                dst,
+                transport: Transport::Tcp {
+                    sport: tcp.source_port(),
+                    dport: tcp.destination_port(),
+                    seq: tcp.sequence_number(),
+                    syn: tcp.syn(),
+                    ack: tcp.ack(),
+                    fin_or_rst: tcp.fin() || tcp.rst(),
+                    payload: tcp.payload(),
+                },
+            })
+        }
+        IpNumber::UDP => {
+            let udp = UdpSlice::from_slice_lax(payload.payload).map_err(|_| Skip::Truncated)?;
+            Ok(Packet {
+                src,
+                dst,
+                transport: Transport::Udp {
+                    sport: udp.source_port(),
+                    dport: udp.destination_port(),
+                    payload: udp.payload(),
+                },
+            })
+        }
+        _ => Err(Skip::NotTcpUdp),
     }
 }
 
