@@ -139,6 +139,9 @@ pub struct Detection<'a> {
     /// DNS query type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub qtype: Option<&'a str>,
+    /// DNS answers (CNAMEs then addresses) when the detection comes from an answer.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub answers: &'a [String],
 }
 
 impl<'a> Detection<'a> {
@@ -160,6 +163,7 @@ impl<'a> Detection<'a> {
             unresolved: o.unresolved,
             alpn: &o.alpn,
             qtype: o.qtype.as_deref(),
+            answers: &o.answers,
         }
     }
 }

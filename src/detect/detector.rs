@@ -401,6 +401,7 @@ impl Detector {
             unresolved,
             alpn: ch.alpn,
             qtype: None,
+            answers: Vec::new(),
         })
     }
 
@@ -423,6 +424,7 @@ impl Detector {
             response,
             qtype,
             addrs,
+            cnames,
             ech,
             ..
         } = msg;
@@ -431,15 +433,21 @@ impl Detector {
         } else {
             (key.src, key.dst)
         };
+        let mut answers = Vec::new();
         if response {
-            for addr in addrs {
-                self.resolved.put((client.ip(), addr), host.clone());
+            for addr in &addrs {
+                self.resolved.put((client.ip(), *addr), host.clone());
             }
             // The query was seen and reported already: report the answer only when it
             // tells something new (ECH on offer).
             if self.pending.pop(&(client, server, id)).is_some() && !ech {
                 return None;
             }
+            answers = cnames
+                .iter()
+                .map(ToString::to_string)
+                .chain(addrs.iter().map(ToString::to_string))
+                .collect();
         } else {
             self.pending.put((client, server, id), ());
         }
@@ -453,6 +461,7 @@ impl Detector {
             unresolved: false,
             alpn: Vec::new(),
             qtype: Some(qtype),
+            answers,
         })
     }
 }
@@ -632,6 +641,37 @@ mod tests {
         assert!(d
             .process(Timestamp::from_micros(1), LinkType::Ethernet, &bulk)
             .is_empty());
+    }
+
+    #[test]
+    fn an_answer_without_its_query_is_reported_with_the_answers() {
+        let mut m = hickory_proto::op::Message::new(
+            8,
+            hickory_proto::op::MessageType::Response,
+            hickory_proto::op::OpCode::Query,
+        );
+        let q = hickory_proto::rr::Name::from_ascii("chat.openai.com.").expect("name");
+        let c = hickory_proto::rr::Name::from_ascii("chatgpt.com.").expect("name");
+        m.add_query(hickory_proto::op::Query::query(
+            q.clone(),
+            hickory_proto::rr::RecordType::A,
+        ));
+        m.add_answer(hickory_proto::rr::Record::from_rdata(
+            q,
+            60,
+            hickory_proto::rr::RData::CNAME(hickory_proto::rr::rdata::CNAME(c.clone())),
+        ));
+        m.add_answer(hickory_proto::rr::Record::from_rdata(
+            c,
+            60,
+            hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::new(104, 18, 32, 47)),
+        ));
+        let a = m.to_vec().expect("encode");
+        let (obs, _) = run(&[udp([10, 0, 0, 1], 53, CLIENT, 40000, &a)]);
+        assert_eq!(obs.len(), 1);
+        assert_eq!(obs[0].host.as_str(), "chat.openai.com");
+        assert_eq!(obs[0].client, "10.0.0.23:40000".parse().expect("addr"));
+        assert_eq!(obs[0].answers, vec!["chatgpt.com", "104.18.32.47"]);
     }
 
     #[test]

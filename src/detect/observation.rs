@@ -123,6 +123,9 @@ pub struct Observation {
     pub alpn: Vec<String>,
     /// DNS: the query type (`A`, `AAAA`, `HTTPS`...).
     pub qtype: Option<String>,
+    /// DNS, when reported from an answer: the CNAME chain and addresses, in order. Empty
+    /// for queries (their answers feed the IP-to-name map instead).
+    pub answers: Vec<String>,
 }
 
 /// Direction-specific 5-tuple-less flow key: source and destination socket addresses.
