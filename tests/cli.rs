@@ -118,6 +118,10 @@ fn incidents_group_per_client_and_service() {
     assert_eq!(find("10.0.0.21", "chatgpt"), 2, "{stdout}");
     assert_eq!(find("10.0.0.22", "claude"), 1);
     assert_eq!(find("10.0.0.25", "azure-openai"), 1);
+    // DoH to two public resolvers, then ChatGPT at a hard-coded address.
+    assert_eq!(find("10.0.0.26", "doh-resolvers"), 1);
+    assert_eq!(find("10.0.0.26", "chatgpt"), 1);
+    assert_eq!(incidents.len(), 8);
     // The clinic's own Azure tenant is allowed: no incident.
     assert_eq!(find("10.0.0.24", "azure-openai"), 0);
 }

@@ -501,6 +501,11 @@ impl RuleSet {
             )
         } else if let Some(c) = cat {
             match c.tier {
+                _ if c.service.category == "bypass" => (
+                    Verdict::Block,
+                    c.rule.clone(),
+                    "resolver or SNI bypass: hides the device's DNS or destination from the clinic",
+                ),
                 Tier::Consumer => (Verdict::Block, c.rule.clone(), "consumer AI service: no BAA"),
                 Tier::Shared => (
                     Verdict::Block,

@@ -40,7 +40,7 @@ patterns = ["*.openai.azure.com"]
 #[test]
 fn shipped_rules_load_and_decide() {
     let rs = shipped();
-    assert!(rs.services().count() >= 10);
+    assert!(rs.services().count() >= 45);
     let d = rs.judge("chatgpt.com", None, Mode::Enforce);
     assert_eq!(d.verdict, Verdict::Block);
     assert_eq!(d.tier, Some(Tier::Shared));
@@ -51,6 +51,24 @@ fn shipped_rules_load_and_decide() {
     assert_eq!(own.rule.as_deref(), Some("site/allow.list:9"));
     let other = rs.judge("contoso-ai.openai.azure.com", None, Mode::Enforce);
     assert_eq!(other.verdict, Verdict::Flag);
+    let doh = rs.judge("dns.google", None, Mode::Enforce);
+    assert_eq!(
+        (doh.verdict, doh.service.as_ref().map(|s| &*s.id)),
+        (Verdict::Block, Some("doh-resolvers"))
+    );
+    assert!(doh.reason.contains("bypass"));
+    for canary in [
+        "use-application-dns.net",
+        "mask.icloud.com",
+        "_dns.resolver.arpa",
+        "cloudflare-ech.com",
+    ] {
+        assert_eq!(
+            rs.judge(canary, None, Mode::Enforce).verdict,
+            Verdict::Block,
+            "{canary}"
+        );
+    }
 }
 
 #[test]
