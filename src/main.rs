@@ -63,6 +63,15 @@ enum RulesCommand {
         #[arg(default_value = "rules")]
         dir: PathBuf,
     },
+    /// List the catalog's services with their healthcare attributes.
+    List {
+        /// The rules directory.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+        /// One JSON array, for reports and MSP tooling.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show which rule decides a host and why.
     Explain {
         /// Host name to look up.
@@ -158,6 +167,41 @@ fn run(cli: Cli) -> aiwarden::Result<()> {
                     rules.services().count(),
                     rules.pattern_count()
                 );
+                Ok(())
+            }
+            RulesCommand::List { dir, json } => {
+                let rules = RuleSet::load_dir(&dir)?;
+                let mut out = std::io::stdout().lock();
+                if json {
+                    let services: Vec<_> = rules.services().collect();
+                    serde_json::to_writer_pretty(&mut out, &services)
+                        .map_err(std::io::Error::from)?;
+                    writeln!(out)?;
+                    return Ok(());
+                }
+                writeln!(
+                    out,
+                    "{:<20} {:<34} {:<14} {:<26} {:<16} TRAINS ON DATA",
+                    "ID", "NAME", "CATEGORY", "TIERS", "BAA"
+                )?;
+                for s in rules.services() {
+                    let mut tiers: Vec<&str> = s.hosts.iter().map(|h| h.tier.as_str()).collect();
+                    tiers.dedup();
+                    let attr = |v: Option<serde_json::Value>| {
+                        v.and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    writeln!(
+                        out,
+                        "{:<20} {:<34} {:<14} {:<26} {:<16} {}",
+                        &*s.id,
+                        &*s.name,
+                        s.category,
+                        tiers.join(","),
+                        attr(s.baa.and_then(|b| serde_json::to_value(b).ok())),
+                        attr(s.trains_on_data.and_then(|t| serde_json::to_value(t).ok())),
+                    )?;
+                }
                 Ok(())
             }
             RulesCommand::Explain {

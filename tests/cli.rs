@@ -177,6 +177,31 @@ fn invalid_rules_exit_2_with_file_and_line() {
 }
 
 #[test]
+fn rules_list_prints_the_catalog() {
+    let out = aiwarden()
+        .args(["rules", "list", "--json"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let services = v.as_array().expect("array");
+    assert!(services.len() >= 45);
+    let azure = services
+        .iter()
+        .find(|s| s["id"] == "azure-openai")
+        .expect("azure-openai listed");
+    assert_eq!(azure["baa"], "available");
+    assert_eq!(azure["hosts"][0]["tenant"], "in_host");
+    let out = aiwarden().args(["rules", "list"]).output().expect("runs");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("chatgpt ") && l.contains("enterprise_only")),
+        "{text}"
+    );
+}
+
+#[test]
 fn rules_check_and_explain() {
     let out = aiwarden().args(["rules", "check"]).output().expect("runs");
     assert!(out.status.success(), "{out:?}");

@@ -106,8 +106,25 @@ pub enum TrainsOnData {
 pub struct HostGroup {
     /// The tier these hosts serve.
     pub tier: Tier,
+    /// What the host name says about the customer.
+    pub tenant: Tenant,
     /// Patterns as written.
     pub patterns: Vec<String>,
+}
+
+/// What a host name says about which customer (tenant) uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tenant {
+    /// Nothing (one host serves every customer).
+    #[default]
+    Unknown,
+    /// The host carries the customer's own resource name (`<resource>.openai.azure.com`):
+    /// the clinic's resources are allowed by name, any other is another organisation's.
+    InHost,
+    /// Region-only hosts (Bedrock runtime): the account cannot be told, so enterprise use
+    /// is allowed and marked as not attributable.
+    NotAttributable,
 }
 
 /// One AI service of the catalog.
@@ -171,6 +188,7 @@ struct SiteEntry {
 struct CatalogEntry {
     service: Arc<Service>,
     tier: Tier,
+    tenant: Tenant,
     rule: Arc<str>,
 }
 
@@ -218,6 +236,8 @@ struct ServiceToml {
 #[serde(deny_unknown_fields)]
 struct HostGroupToml {
     tier: Tier,
+    #[serde(default)]
+    tenant: Tenant,
     patterns: Vec<toml::Spanned<String>>,
 }
 
@@ -367,13 +387,14 @@ impl RuleSet {
                     match Pattern::parse(p.get_ref()) {
                         Ok(pat) => {
                             pats.push(pat.display());
-                            parsed.push((pat, g.tier, line_of(text, p.span().start)));
+                            parsed.push((pat, g.tier, g.tenant, line_of(text, p.span().start)));
                         }
                         Err(m) => errors.push(rule_err(path, line_of(text, p.span().start), m)),
                     }
                 }
                 groups.push(HostGroup {
                     tier: g.tier,
+                    tenant: g.tenant,
                     patterns: pats,
                 });
             }
@@ -391,7 +412,7 @@ impl RuleSet {
                 file: path.to_path_buf(),
             });
             let rule: Arc<str> = Arc::from(format!("{}:{}", short(path), id));
-            for (pat, tier, line) in parsed {
+            for (pat, tier, tenant, line) in parsed {
                 let idx = self.catalog.len() as u32;
                 if let Some(prev) = self.map.insert(&pat, CATALOG, idx) {
                     let other = &self.catalog[prev as usize];
@@ -409,6 +430,7 @@ impl RuleSet {
                 self.catalog.push(CatalogEntry {
                     service: service.clone(),
                     tier,
+                    tenant,
                     rule: rule.clone(),
                 });
             }
@@ -512,11 +534,23 @@ impl RuleSet {
                     c.rule.clone(),
                     "host shared by consumer and enterprise tiers: DNS and SNI cannot tell them apart",
                 ),
-                Tier::Enterprise => (
-                    Verdict::Flag,
-                    c.rule.clone(),
-                    "enterprise AI service not on the admin allow list",
-                ),
+                Tier::Enterprise => match c.tenant {
+                    Tenant::InHost => (
+                        Verdict::Flag,
+                        c.rule.clone(),
+                        "another organisation's tenant: the clinic's own resources are listed in site/allow.list",
+                    ),
+                    Tenant::NotAttributable => (
+                        Verdict::Allow,
+                        c.rule.clone(),
+                        "enterprise service; tenant not attributable (the host names only a region)",
+                    ),
+                    Tenant::Unknown => (
+                        Verdict::Flag,
+                        c.rule.clone(),
+                        "enterprise AI service not on the admin allow list",
+                    ),
+                },
             }
         } else {
             return Decision {

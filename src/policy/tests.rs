@@ -51,6 +51,22 @@ fn shipped_rules_load_and_decide() {
     assert_eq!(own.rule.as_deref(), Some("site/allow.list:9"));
     let other = rs.judge("contoso-ai.openai.azure.com", None, Mode::Enforce);
     assert_eq!(other.verdict, Verdict::Flag);
+    assert!(
+        other.reason.contains("another organisation's tenant"),
+        "{}",
+        other.reason
+    );
+    let bedrock = rs.judge(
+        "bedrock-runtime.us-east-1.amazonaws.com",
+        None,
+        Mode::Enforce,
+    );
+    assert_eq!(bedrock.verdict, Verdict::Allow);
+    assert!(
+        bedrock.reason.contains("tenant not attributable"),
+        "{}",
+        bedrock.reason
+    );
     let doh = rs.judge("dns.google", None, Mode::Enforce);
     assert_eq!(
         (doh.verdict, doh.service.as_ref().map(|s| &*s.id)),
