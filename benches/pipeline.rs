@@ -15,7 +15,7 @@ use etherparse::PacketBuilder;
 
 use aiwarden::detect::packet::{decode, Transport};
 use aiwarden::detect::{quic, Detector, DetectorConfig, LinkType, Timestamp};
-use aiwarden::policy::{Mode, RuleSet};
+use aiwarden::policy::{Client, Mode, RuleSet};
 
 fn fixture(name: &str) -> Vec<(LinkType, Vec<u8>)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -191,7 +191,7 @@ fn pipeline(c: &mut Criterion) {
         for (i, f) in frames.iter().enumerate() {
             for o in det.process(Timestamp::from_micros(i as i64 * 10), LinkType::Ethernet, f) {
                 if rules
-                    .judge(o.host.as_str(), Some(o.client.ip()), Mode::Enforce)
+                    .judge(o.host.as_str(), &Client::ip(o.client.ip()), Mode::Enforce)
                     .service
                     .is_some()
                 {

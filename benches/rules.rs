@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 
-use aiwarden::policy::{Mode, RuleSet};
+use aiwarden::policy::{Client, Mode, RuleSet};
 
 fn sources(n: usize) -> Vec<(PathBuf, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -36,10 +36,10 @@ fn matching(c: &mut Criterion) {
         ("miss", "www.nih.gov"),
         ("lookalike", "chatgpt.com.example.net"),
     ] {
-        let d = rules.judge(host, None, Mode::Enforce);
+        let d = rules.judge(host, &Client::NONE, Mode::Enforce);
         assert_eq!(d.rule.is_some(), name.starts_with("hit"), "{host}");
         g.bench_function(name, |b| {
-            b.iter(|| black_box(rules.judge(black_box(host), None, Mode::Enforce)))
+            b.iter(|| black_box(rules.judge(black_box(host), &Client::NONE, Mode::Enforce)))
         });
     }
     g.finish();

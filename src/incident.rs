@@ -69,7 +69,11 @@ impl Grouper {
         let (service, service_name) = match &decision.service {
             Some(s) => (s.id.to_string(), s.name.to_string()),
             None => {
-                let rule = decision.rule.as_deref().unwrap_or_default().to_string();
+                let rule = decision
+                    .rule
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
                 (rule.clone(), rule)
             }
         };
@@ -98,7 +102,11 @@ impl Grouper {
             verdict: decision.verdict,
             hosts: BTreeSet::from([obs.host.to_string()]),
             protos: BTreeSet::from([obs.proto]),
-            rule: decision.rule.as_deref().unwrap_or_default().to_string(),
+            rule: decision
+                .rule
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
         };
         self.open.insert(key, incident);
         closed

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use aiwarden::policy::{Mode, RuleSet};
+use aiwarden::policy::{Client, Mac, Mode, RuleSet};
 use aiwarden::replay::{self, Format};
 use aiwarden::Error;
 
@@ -57,11 +57,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RulesCommand {
-    /// Check every rule file; errors name file and line.
+    /// Check every rule file: errors and warnings name file and line.
     Check {
         /// The rules directory.
         #[arg(default_value = "rules")]
         dir: PathBuf,
+        /// Exit with status 2 on warnings too (for CI of an MSP's rule repository).
+        #[arg(long)]
+        strict: bool,
     },
     /// List the catalog's services with their healthcare attributes.
     List {
@@ -76,9 +79,15 @@ enum RulesCommand {
     Explain {
         /// Host name to look up.
         host: String,
-        /// The client asking (for group-scoped rules).
+        /// The client's address (picks its group by CIDR).
         #[arg(long)]
         client: Option<IpAddr>,
+        /// The client's MAC address (picks its group by MAC).
+        #[arg(long)]
+        mac: Option<Mac>,
+        /// The client's device name (picks its group by name).
+        #[arg(long)]
+        device: Option<String>,
         /// The rules directory.
         #[arg(long, default_value = "rules")]
         rules: PathBuf,
@@ -159,14 +168,28 @@ fn run(cli: Cli) -> aiwarden::Result<()> {
             Ok(())
         }
         Command::Rules { command } => match command {
-            RulesCommand::Check { dir } => {
+            RulesCommand::Check { dir, strict } => {
                 let rules = RuleSet::load_dir(&dir)?;
-                println!(
-                    "{}: ok ({} services, {} patterns)",
+                let warnings = rules.lint();
+                let mut out = std::io::stdout().lock();
+                for w in &warnings {
+                    writeln!(out, "{w}")?;
+                }
+                writeln!(
+                    out,
+                    "{}: ok ({} services, {} patterns, {} client groups, {} warnings)",
                     dir.display(),
                     rules.services().count(),
-                    rules.pattern_count()
-                );
+                    rules.pattern_count(),
+                    rules.groups().len(),
+                    warnings.len()
+                )?;
+                if strict && !warnings.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "{} warnings with --strict",
+                        warnings.len()
+                    )));
+                }
                 Ok(())
             }
             RulesCommand::List { dir, json } => {
@@ -207,12 +230,19 @@ fn run(cli: Cli) -> aiwarden::Result<()> {
             RulesCommand::Explain {
                 host,
                 client,
+                mac,
+                device,
                 rules,
                 mode,
                 json,
             } => {
                 let rules = RuleSet::load_dir(&rules)?;
-                let explanation = rules.explain(&host, client, mode.into());
+                let who = Client {
+                    ip: client,
+                    mac,
+                    device: device.as_deref(),
+                };
+                let explanation = rules.explain(&host, &who, mode.into());
                 let mut out = std::io::stdout().lock();
                 if json {
                     serde_json::to_writer_pretty(&mut out, &explanation)

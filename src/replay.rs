@@ -14,7 +14,7 @@ use crate::capture::FileReader;
 use crate::detect::{Detector, DetectorConfig, Observation, Stats};
 use crate::error::Result;
 use crate::incident::{Grouper, Incident, DEFAULT_WINDOW_MICROS};
-use crate::policy::{Decision, Mode, RuleSet};
+use crate::policy::{Client, Decision, Mode, RuleRef, RuleSet};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,7 +128,7 @@ pub struct Detection<'a> {
     /// `allow`, `flag` or `block`.
     pub verdict: &'static str,
     /// The rule that decided.
-    pub rule: Option<&'a str>,
+    pub rule: Option<&'a RuleRef>,
     /// ECH offered (TLS/QUIC: outer SNI; DNS: HTTPS record with `ech`).
     pub ech: bool,
     /// No DNS answer to this client explained the server IP.
@@ -158,7 +158,7 @@ impl<'a> Detection<'a> {
             service: d.service.as_ref().map(|s| &*s.id),
             tier: d.tier.map(|t| t.as_str()),
             verdict: d.verdict.as_str(),
-            rule: d.rule.as_deref(),
+            rule: d.rule.as_ref(),
             ech: o.ech,
             unresolved: o.unresolved,
             alpn: &o.alpn,
@@ -202,7 +202,7 @@ pub fn run(
         while let Some(frame) = reader.next_frame()? {
             let observations = det.process(frame.ts, frame.link, frame.data);
             for o in &observations {
-                let d = rules.judge(o.host.as_str(), Some(o.client.ip()), opts.mode);
+                let d = rules.judge(o.host.as_str(), &Client::ip(o.client.ip()), opts.mode);
                 if d.service.is_none() && d.rule.is_none() && !opts.all {
                     continue;
                 }

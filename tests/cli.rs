@@ -205,6 +205,8 @@ fn rules_list_prints_the_catalog() {
 fn rules_check_and_explain() {
     let out = aiwarden().args(["rules", "check"]).output().expect("runs");
     assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.ends_with("2 client groups, 0 warnings)\n"), "{text}");
     let out = aiwarden()
         .args([
             "rules",
@@ -222,6 +224,22 @@ fn rules_check_and_explain() {
     assert_eq!(v["service"], "chatgpt");
     assert_eq!(v["tier"], "shared");
     assert_eq!(v["verdict"], "block");
+    // 10.0.0.21 is the front desk, whose group may use no AI at all.
+    assert_eq!(v["group"], "frontdesk");
+    assert_eq!(v["rule"], "site/groups.toml:27");
+    let out = aiwarden()
+        .args([
+            "rules",
+            "explain",
+            "chat.openai.com",
+            "--json",
+            "--client",
+            "10.0.0.22",
+        ])
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["group"], serde_json::Value::Null);
     assert_eq!(v["rule"], "catalog/openai.toml:chatgpt");
     let out = aiwarden()
         .args(["rules", "explain", "gemini.com", "--json"])
@@ -230,4 +248,51 @@ fn rules_check_and_explain() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["tier"], serde_json::Value::Null);
     assert_eq!(v["verdict"], "allow");
+}
+
+#[test]
+fn rules_check_warns_and_fails_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    std::fs::create_dir_all(dir.path().join("catalog")).expect("mkdir");
+    std::fs::create_dir_all(dir.path().join("site")).expect("mkdir");
+    for e in std::fs::read_dir(root.join("catalog")).expect("catalog") {
+        let p = e.expect("entry").path();
+        std::fs::copy(
+            &p,
+            dir.path()
+                .join("catalog")
+                .join(p.file_name().expect("name")),
+        )
+        .expect("copy");
+    }
+    let deny = dir.path().join("site/deny.list");
+    std::fs::write(&deny, "ads.example\nx.ads.example\n").expect("write");
+    let check = |strict: bool| {
+        let mut cmd = aiwarden();
+        cmd.args(["rules", "check"]).arg(dir.path());
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().expect("runs")
+    };
+    let out = check(false);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        text.starts_with(&format!(
+            "{}:2: warning: x.ads.example is already covered by ads.example",
+            deny.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(check(true).status.code(), Some(2));
+    std::fs::write(&deny, "ads.example\nbad!.example\n").expect("write");
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).expect("utf8");
+    assert!(
+        err.contains(&format!("{}:2: invalid character '!'", deny.display())),
+        "{err}"
+    );
 }

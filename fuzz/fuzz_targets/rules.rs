@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use aiwarden::policy::{Mode, RuleSet};
+use aiwarden::policy::{Client, Mode, RuleSet};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,8 +15,8 @@ fuzz_target!(|data: &[u8]| {
         let files = vec![(PathBuf::from(name), text.to_string())];
         if let Ok(rules) = RuleSet::from_sources(&files) {
             for host in text.split_whitespace().take(8) {
-                let _ = rules.judge(host, None, Mode::Enforce);
-                let _ = rules.explain(host, None, Mode::Monitor);
+                let _ = rules.judge(host, &Client::NONE, Mode::Enforce);
+                let _ = rules.explain(host, &Client::NONE, Mode::Monitor);
             }
         }
     }

@@ -5,6 +5,9 @@
 //! Precedence: an admin allow entry beats an admin deny entry, which beats the catalog.
 //! Within each, the most specific pattern wins.
 
+pub mod groups;
+mod lint;
+mod live;
 pub mod pattern;
 
 use std::fmt;
@@ -15,7 +18,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use groups::{AiPolicy, Client, Group, Mac, Membership};
+pub use lint::Lint;
+pub use live::{Live, Reload};
 use pattern::{Pattern, SuffixMap};
+
+/// The site files, in the order they are read (groups first: lists name them).
+const SITE_FILES: [&str; 3] = ["groups.toml", "allow.list", "deny.list"];
 
 /// Monitor flags what enforce would block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +60,7 @@ impl Tier {
 }
 
 /// What to do with a connection or query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Let it through, record nothing.
@@ -152,6 +161,45 @@ pub struct Service {
     pub hosts: Vec<HostGroup>,
     /// The file that defines it, for explanations.
     pub file: PathBuf,
+    /// Index of that file in the rule set.
+    #[serde(skip)]
+    file_index: u32,
+    /// 1-based line of its `id`.
+    pub line: u32,
+}
+
+/// Where a deciding rule is written: `site/allow.list:9`, `catalog/openai.toml:chatgpt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleRef {
+    /// A line of a site file (allow, deny or groups).
+    Line {
+        /// The file's short name (`site/allow.list`).
+        file: Arc<str>,
+        /// 1-based line.
+        line: u32,
+    },
+    /// A catalog service.
+    Service {
+        /// The file's short name (`catalog/openai.toml`).
+        file: Arc<str>,
+        /// The service id.
+        id: Arc<str>,
+    },
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleRef::Line { file, line } => write!(f, "{file}:{line}"),
+            RuleRef::Service { file, id } => write!(f, "{file}:{id}"),
+        }
+    }
+}
+
+impl Serialize for RuleRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// The outcome for a host.
@@ -163,8 +211,10 @@ pub struct Decision {
     pub service: Option<Arc<Service>>,
     /// The tier of the matching catalog hosts.
     pub tier: Option<Tier>,
-    /// The rule that decided: `site/allow.list:3`, `catalog/openai.toml:chatgpt`.
-    pub rule: Option<Arc<str>>,
+    /// The rule that decided.
+    pub rule: Option<RuleRef>,
+    /// The client's group, if it is in one.
+    pub group: Option<Arc<str>>,
     /// Why, in a few words.
     pub reason: &'static str,
 }
@@ -175,12 +225,12 @@ impl PartialEq for Service {
     }
 }
 
-/// One allow or deny line.
+/// One allow or deny line: 32 bytes plus the name, so 100,000 of them stay small.
 #[derive(Debug, Clone)]
 struct SiteEntry {
     pattern: Pattern,
-    group: Option<String>,
-    rule: Arc<str>,
+    file: u32,
+    line: u32,
 }
 
 /// One catalog host pattern.
@@ -189,24 +239,40 @@ struct CatalogEntry {
     service: Arc<Service>,
     tier: Tier,
     tenant: Tenant,
-    rule: Arc<str>,
+    line: u32,
 }
 
 const ALLOW: usize = 0;
 const DENY: usize = 1;
 const CATALOG: usize = 2;
 
-/// A validated, immutable rule set. Build a new one to change rules; swap it in whole.
+/// The allow and deny entries scoped to one client group (`pattern @group`).
+#[derive(Debug, Default)]
+struct GroupRules {
+    name: Arc<str>,
+    allow: Vec<SiteEntry>,
+    deny: Vec<SiteEntry>,
+    map: SuffixMap,
+}
+
+/// A validated, immutable rule set. Build a new one to change rules; swap it in whole
+/// (see [`Live`]).
 #[derive(Debug, Default)]
 pub struct RuleSet {
+    /// Every file read: full path and short name.
+    files: Vec<(PathBuf, Arc<str>)>,
     services: Vec<Arc<Service>>,
     allow: Vec<SiteEntry>,
     deny: Vec<SiteEntry>,
     catalog: Vec<CatalogEntry>,
-    /// Entries scoped to a client group (`@group`): kept for explanations; groups are
-    /// not configured yet, so they never apply.
-    scoped: Vec<(usize, SiteEntry)>,
     map: SuffixMap,
+    /// Client groups from `site/groups.toml`, and the file they came from.
+    group_defs: Vec<Group>,
+    groups_file: Option<u32>,
+    /// Per group, same order as `group_defs`.
+    groups: Vec<GroupRules>,
+    /// Problems that do not stop loading (duplicates), reported by [`RuleSet::lint`].
+    notes: Vec<Lint>,
 }
 
 #[derive(Deserialize)]
@@ -282,10 +348,10 @@ fn short(path: &Path) -> String {
 }
 
 impl RuleSet {
-    /// Reads `dir/catalog/*.toml`, `dir/site/allow.list` and `dir/site/deny.list` (the site
-    /// files may be missing) and validates them. Every problem in every file is reported.
+    /// Reads `dir/catalog/*.toml` and the site files `dir/site/groups.toml`,
+    /// `dir/site/allow.list` and `dir/site/deny.list` (each may be missing) and validates
+    /// them. Every problem in every file is reported.
     pub fn load_dir(dir: &Path) -> Result<RuleSet> {
-        let mut files = Vec::new();
         let catalog = dir.join("catalog");
         let entries = std::fs::read_dir(&catalog).map_err(|source| Error::Io {
             path: catalog.clone(),
@@ -296,12 +362,13 @@ impl RuleSet {
             .filter(|p| p.extension().is_some_and(|e| e == "toml"))
             .collect();
         paths.sort();
-        for name in ["allow.list", "deny.list"] {
+        for name in SITE_FILES {
             let p = dir.join("site").join(name);
             if p.exists() {
                 paths.push(p);
             }
         }
+        let mut files = Vec::with_capacity(paths.len());
         for p in paths {
             let text = std::fs::read_to_string(&p).map_err(|source| Error::Io {
                 path: p.clone(),
@@ -312,17 +379,32 @@ impl RuleSet {
         RuleSet::from_sources(&files)
     }
 
-    /// Builds a rule set from (path, text) pairs. A path ending in `allow.list` or
-    /// `deny.list` is a site list; anything else is a catalog TOML file.
+    /// Builds a rule set from (path, text) pairs. A path ending in `groups.toml`,
+    /// `allow.list` or `deny.list` is a site file; anything else is a catalog TOML file.
+    /// Groups are read first, so list entries can name them in any file order.
     pub fn from_sources(files: &[(PathBuf, String)]) -> Result<RuleSet> {
         let mut rs = RuleSet::default();
         let mut errors = Vec::new();
-        for (path, text) in files {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            match name {
-                "allow.list" => rs.add_list(path, text, ALLOW, &mut errors),
-                "deny.list" => rs.add_list(path, text, DENY, &mut errors),
-                _ => rs.add_catalog(path, text, &mut errors),
+        let name_of = |p: &Path| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut order: Vec<&(PathBuf, String)> = files.iter().collect();
+        order.sort_by_key(|(p, _)| match name_of(p).as_str() {
+            "groups.toml" => 0,
+            "allow.list" | "deny.list" => 2,
+            _ => 1,
+        });
+        for (path, text) in order {
+            let file = rs.files.len() as u32;
+            rs.files.push((path.clone(), Arc::from(short(path))));
+            match name_of(path).as_str() {
+                "groups.toml" => rs.add_groups(path, text, file, &mut errors),
+                "allow.list" => rs.add_list(path, text, file, ALLOW, &mut errors),
+                "deny.list" => rs.add_list(path, text, file, DENY, &mut errors),
+                _ => rs.add_catalog(path, text, file, &mut errors),
             }
         }
         match errors.len() {
@@ -332,8 +414,25 @@ impl RuleSet {
         }
     }
 
-    fn add_catalog(&mut self, path: &Path, text: &str, errors: &mut Vec<Error>) {
-        let file: CatalogFile = match toml::from_str(text) {
+    fn add_groups(&mut self, path: &Path, text: &str, file: u32, errors: &mut Vec<Error>) {
+        if self.groups_file.is_some() {
+            errors.push(rule_err(path, 0, "a second groups file; merge the two"));
+            return;
+        }
+        self.groups_file = Some(file);
+        self.group_defs = groups::parse(path, text, errors);
+        self.groups = self
+            .group_defs
+            .iter()
+            .map(|g| GroupRules {
+                name: Arc::from(g.name.as_str()),
+                ..GroupRules::default()
+            })
+            .collect();
+    }
+
+    fn add_catalog(&mut self, path: &Path, text: &str, file: u32, errors: &mut Vec<Error>) {
+        let parsed_file: CatalogFile = match toml::from_str(text) {
             Ok(f) => f,
             Err(e) => {
                 let line = e.span().map_or(0, |s| line_of(text, s.start));
@@ -341,7 +440,7 @@ impl RuleSet {
                 return;
             }
         };
-        for svc in file.service {
+        for svc in parsed_file.service {
             let id_line = line_of(text, svc.id.span().start);
             let id = svc.id.get_ref();
             if id.is_empty()
@@ -410,8 +509,9 @@ impl RuleSet {
                 sources: svc.sources,
                 hosts: groups,
                 file: path.to_path_buf(),
+                file_index: file,
+                line: id_line as u32,
             });
-            let rule: Arc<str> = Arc::from(format!("{}:{}", short(path), id));
             for (pat, tier, tenant, line) in parsed {
                 let idx = self.catalog.len() as u32;
                 if let Some(prev) = self.map.insert(&pat, CATALOG, idx) {
@@ -431,14 +531,21 @@ impl RuleSet {
                     service: service.clone(),
                     tier,
                     tenant,
-                    rule: rule.clone(),
+                    line: line as u32,
                 });
             }
             self.services.push(service);
         }
     }
 
-    fn add_list(&mut self, path: &Path, text: &str, kind: usize, errors: &mut Vec<Error>) {
+    fn add_list(
+        &mut self,
+        path: &Path,
+        text: &str,
+        file: u32,
+        kind: usize,
+        errors: &mut Vec<Error>,
+    ) {
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let content = raw.split('#').next().unwrap_or("").trim();
@@ -450,10 +557,12 @@ impl RuleSet {
                 continue;
             };
             let mut group = None;
+            let mut bad = false;
             for w in words {
                 match w.strip_prefix('@') {
-                    Some(g) if !g.is_empty() && group.is_none() => group = Some(g.to_string()),
+                    Some(g) if !g.is_empty() && group.is_none() => group = Some(g),
                     _ => {
+                        bad = true;
                         errors.push(rule_err(
                             path,
                             line,
@@ -471,161 +580,289 @@ impl RuleSet {
                     continue;
                 }
             };
-            let entry = SiteEntry {
-                pattern,
-                group,
-                rule: Arc::from(format!("{}:{line}", short(path))),
-            };
-            if entry.group.is_some() {
-                self.scoped.push((kind, entry));
+            if bad {
                 continue;
             }
-            let list = if kind == ALLOW {
-                &mut self.allow
-            } else {
-                &mut self.deny
+            let entry = SiteEntry {
+                pattern,
+                file,
+                line: line as u32,
+            };
+            let (map, list) = match group {
+                None => (
+                    &mut self.map,
+                    if kind == ALLOW {
+                        &mut self.allow
+                    } else {
+                        &mut self.deny
+                    },
+                ),
+                Some(g) => {
+                    let Some(gr) = self.groups.iter_mut().find(|r| &*r.name == g) else {
+                        let known: Vec<&str> =
+                            self.group_defs.iter().map(|d| d.name.as_str()).collect();
+                        errors.push(rule_err(
+                            path,
+                            line,
+                            if known.is_empty() {
+                                format!("unknown group @{g}: no site/groups.toml defines groups")
+                            } else {
+                                format!("unknown group @{g} (groups: {})", known.join(", "))
+                            },
+                        ));
+                        continue;
+                    };
+                    (
+                        &mut gr.map,
+                        if kind == ALLOW {
+                            &mut gr.allow
+                        } else {
+                            &mut gr.deny
+                        },
+                    )
+                }
             };
             let idx = list.len() as u32;
-            if let Some(prev) = self.map.insert(&entry.pattern, kind, idx) {
-                errors.push(rule_err(
-                    path,
+            if let Some(prev) = map.insert(&entry.pattern, kind, idx) {
+                let first = &list[prev as usize];
+                self.notes.push(Lint {
+                    path: path.to_path_buf(),
                     line,
-                    format!(
-                        "duplicate pattern {} (first at {})",
-                        entry.pattern.display(),
-                        list[prev as usize].rule
+                    message: format!(
+                        "duplicate of line {} ({}); this line has no effect",
+                        first.line,
+                        entry.pattern.display()
                     ),
-                ));
+                });
                 continue;
             }
             list.push(entry);
         }
     }
 
+    fn line_ref(&self, e: &SiteEntry) -> RuleRef {
+        RuleRef::Line {
+            file: self.files[e.file as usize].1.clone(),
+            line: e.line,
+        }
+    }
+
+    fn service_ref(&self, s: &Service) -> RuleRef {
+        RuleRef::Service {
+            file: self.files[s.file_index as usize].1.clone(),
+            id: s.id.clone(),
+        }
+    }
+
+    fn group_ref(&self, g: usize) -> RuleRef {
+        RuleRef::Line {
+            file: self.groups_file.map_or_else(
+                || Arc::from("site/groups.toml"),
+                |f| self.files[f as usize].1.clone(),
+            ),
+            line: self.group_defs[g].line as u32,
+        }
+    }
+
+    /// The group `client` belongs to, and how it was placed there.
+    pub fn group_of(&self, client: &Client<'_>) -> Option<(&Group, Membership)> {
+        groups::classify(&self.group_defs, client).map(|(i, m)| (&self.group_defs[i], m))
+    }
+
     /// The verdict for `host` (lowercase, no trailing dot, as [`crate::detect::Host`]
-    /// gives it). Does not allocate.
-    pub fn judge(&self, host: &str, _client: Option<IpAddr>, mode: Mode) -> Decision {
+    /// gives it) asked by `client`. Does not allocate.
+    pub fn judge(&self, host: &str, client: &Client<'_>, mode: Mode) -> Decision {
+        let group = groups::classify(&self.group_defs, client).map(|(i, _)| i);
+        self.judge_in(host, group, mode)
+    }
+
+    fn judge_in(&self, host: &str, group: Option<usize>, mode: Mode) -> Decision {
         let [allow, deny, catalog] = self.map.lookup(host);
         let cat = catalog.map(|(i, _)| &self.catalog[i as usize]);
-        let service = cat.map(|c| c.service.clone());
-        let tier = cat.map(|c| c.tier);
-        let (verdict, rule, reason) = if let Some((i, _)) = allow {
-            (
-                Verdict::Allow,
-                self.allow[i as usize].rule.clone(),
-                "admin allow list",
-            )
-        } else if let Some((i, _)) = deny {
-            (
-                Verdict::Block,
-                self.deny[i as usize].rule.clone(),
-                "admin deny list",
-            )
-        } else if let Some(c) = cat {
-            match c.tier {
-                _ if c.service.category == "bypass" => (
-                    Verdict::Block,
-                    c.rule.clone(),
-                    "resolver or SNI bypass: hides the device's DNS or destination from the clinic",
-                ),
-                Tier::Consumer => (Verdict::Block, c.rule.clone(), "consumer AI service: no BAA"),
-                Tier::Shared => (
-                    Verdict::Block,
-                    c.rule.clone(),
-                    "host shared by consumer and enterprise tiers: DNS and SNI cannot tell them apart",
-                ),
-                Tier::Enterprise => match c.tenant {
-                    Tenant::InHost => (
-                        Verdict::Flag,
-                        c.rule.clone(),
-                        "another organisation's tenant: the clinic's own resources are listed in site/allow.list",
-                    ),
-                    Tenant::NotAttributable => (
-                        Verdict::Allow,
-                        c.rule.clone(),
-                        "enterprise service; tenant not attributable (the host names only a region)",
-                    ),
-                    Tenant::Unknown => (
-                        Verdict::Flag,
-                        c.rule.clone(),
-                        "enterprise AI service not on the admin allow list",
-                    ),
-                },
+        let group_name = group.map(|g| self.groups[g].name.clone());
+        let decided = |verdict: Verdict, rule: RuleRef, reason: &'static str| {
+            let verdict = match (verdict, mode) {
+                (Verdict::Block, Mode::Monitor) => Verdict::Flag,
+                (v, _) => v,
+            };
+            Decision {
+                verdict,
+                service: cat.map(|c| c.service.clone()),
+                tier: cat.map(|c| c.tier),
+                rule: Some(rule),
+                group: group_name.clone(),
+                reason,
             }
-        } else {
+        };
+        if let Some(g) = group {
+            let rules = &self.groups[g];
+            let [gallow, gdeny, _] = rules.map.lookup(host);
+            if let Some((i, _)) = gallow {
+                let e = &rules.allow[i as usize];
+                return decided(Verdict::Allow, self.line_ref(e), "group allow entry");
+            }
+            if let Some((i, _)) = gdeny {
+                let e = &rules.deny[i as usize];
+                return decided(Verdict::Block, self.line_ref(e), "group deny entry");
+            }
+            if self.group_defs[g].ai == AiPolicy::None && (cat.is_some() || allow.is_some()) {
+                return decided(
+                    Verdict::Block,
+                    self.group_ref(g),
+                    "the client's group may use no AI service (ai = \"none\")",
+                );
+            }
+        }
+        if let Some((i, _)) = allow {
+            return decided(
+                Verdict::Allow,
+                self.line_ref(&self.allow[i as usize]),
+                "admin allow list",
+            );
+        }
+        if let Some((i, _)) = deny {
+            return decided(
+                Verdict::Block,
+                self.line_ref(&self.deny[i as usize]),
+                "admin deny list",
+            );
+        }
+        let Some(c) = cat else {
             return Decision {
                 verdict: Verdict::Allow,
                 service: None,
                 tier: None,
                 rule: None,
+                group: group_name,
                 reason: "no rule matches",
             };
         };
-        let verdict = match (verdict, mode) {
-            (Verdict::Block, Mode::Monitor) => Verdict::Flag,
-            (v, _) => v,
-        };
-        Decision {
-            verdict,
-            service,
-            tier,
-            rule: Some(rule),
-            reason,
+        let rule = self.service_ref(&c.service);
+        if c.service.category == "bypass" {
+            return decided(
+                Verdict::Block,
+                rule,
+                "resolver or SNI bypass: hides the device's DNS or destination from the clinic",
+            );
+        }
+        if let Some((g, v)) =
+            group.and_then(|g| self.group_defs[g].tiers.get(c.tier).map(|v| (g, v)))
+        {
+            return decided(
+                v,
+                self.group_ref(g),
+                "the client group's policy for this tier",
+            );
+        }
+        match c.tier {
+            Tier::Consumer => decided(Verdict::Block, rule, "consumer AI service: no BAA"),
+            Tier::Shared => decided(
+                Verdict::Block,
+                rule,
+                "host shared by consumer and enterprise tiers: DNS and SNI cannot tell them apart",
+            ),
+            Tier::Enterprise => match c.tenant {
+                Tenant::InHost if self.groups.iter().any(|g| g.map.lookup(host)[ALLOW].is_some()) => {
+                    decided(
+                        Verdict::Flag,
+                        rule,
+                        "the clinic's own resource, but allowed only for other client groups",
+                    )
+                }
+                Tenant::InHost => decided(
+                    Verdict::Flag,
+                    rule,
+                    "another organisation's tenant: the clinic's own resources are listed in site/allow.list",
+                ),
+                Tenant::NotAttributable => decided(
+                    Verdict::Allow,
+                    rule,
+                    "enterprise service; tenant not attributable (the host names only a region)",
+                ),
+                Tenant::Unknown => decided(
+                    Verdict::Flag,
+                    rule,
+                    "enterprise AI service not on the admin allow list",
+                ),
+            },
         }
     }
 
-    /// Every rule consulted for `host`, in order, and which one decided.
-    pub fn explain(&self, host: &str, client: Option<IpAddr>, mode: Mode) -> Explanation {
-        let normalised = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    /// Every rule consulted for `host` asked by `client`, in order, and which one decided.
+    /// Accepts what an admin types: any case, a trailing dot, Unicode names.
+    pub fn explain(&self, host: &str, client: &Client<'_>, mode: Mode) -> Explanation {
+        let trimmed = host.trim().trim_end_matches('.');
+        let normalised = Pattern::parse(trimmed)
+            .map(|p| p.name.to_string())
+            .unwrap_or_else(|_| trimmed.to_ascii_lowercase());
+        let membership = groups::classify(&self.group_defs, client);
+        let group = membership.as_ref().map(|(i, _)| *i);
         let mut consulted = Vec::new();
         let kinds = ["allow", "deny", "catalog"];
-        self.map.walk(&normalised, |suffix, whole, slots| {
-            for (k, kind) in kinds.iter().enumerate() {
-                for (idx, sub) in [(slots.apex[k], false), (slots.sub[k], true)] {
-                    let Some(i) = idx else { continue };
-                    let rule = match k {
-                        ALLOW => self.allow[i as usize].rule.to_string(),
-                        DENY => self.deny[i as usize].rule.to_string(),
-                        _ => self.catalog[i as usize].rule.to_string(),
-                    };
-                    let pattern = if sub {
-                        format!("*.{suffix}")
-                    } else {
-                        suffix.to_string()
-                    };
-                    consulted.push(Step {
-                        kind,
-                        pattern,
-                        rule,
-                        applies: !(sub && whole),
-                    });
+        let mut walk = |map: &SuffixMap, scope: Option<usize>, applies_scope: bool| {
+            map.walk(&normalised, |suffix, whole, slots| {
+                for (k, kind) in kinds.iter().enumerate() {
+                    for (idx, sub) in [(slots.apex(k), false), (slots.sub(k), true)] {
+                        let Some(i) = idx else { continue };
+                        let rule = match (k, scope) {
+                            (ALLOW, None) => self.line_ref(&self.allow[i as usize]),
+                            (DENY, None) => self.line_ref(&self.deny[i as usize]),
+                            (ALLOW, Some(g)) => self.line_ref(&self.groups[g].allow[i as usize]),
+                            (DENY, Some(g)) => self.line_ref(&self.groups[g].deny[i as usize]),
+                            _ => self.service_ref(&self.catalog[i as usize].service),
+                        };
+                        let mut pattern = if sub {
+                            format!("*.{suffix}")
+                        } else {
+                            suffix.to_string()
+                        };
+                        if let Some(g) = scope {
+                            pattern = format!("{pattern} @{}", self.groups[g].name);
+                        }
+                        consulted.push(Step {
+                            kind,
+                            pattern,
+                            rule: rule.to_string(),
+                            applies: !(sub && whole) && applies_scope,
+                        });
+                    }
                 }
-            }
-        });
-        for (k, e) in &self.scoped {
-            let p = &e.pattern;
-            if normalised == *p.name || normalised.ends_with(&format!(".{}", p.name)) {
-                consulted.push(Step {
-                    kind: kinds[*k],
-                    pattern: format!("{} @{}", p.display(), e.group.as_deref().unwrap_or("")),
-                    rule: e.rule.to_string(),
-                    applies: false,
-                });
+            });
+        };
+        if let Some(g) = group {
+            walk(&self.groups[g].map, Some(g), true);
+        }
+        walk(&self.map, None, true);
+        for g in 0..self.groups.len() {
+            if Some(g) != group {
+                walk(&self.groups[g].map, Some(g), false);
             }
         }
-        let d = self.judge(&normalised, client, mode);
+        let d = self.judge_in(&normalised, group, mode);
+        let unicode = normalised
+            .split('.')
+            .any(|l| l.starts_with("xn--"))
+            .then(|| idna::domain_to_unicode(&normalised))
+            .and_then(|(u, ok)| ok.is_ok().then_some(u))
+            .filter(|u| *u != normalised);
         Explanation {
             host: normalised,
-            client,
+            unicode,
+            client: client.ip,
+            group: group.map(|g| self.group_defs[g].name.clone()),
+            membership: membership.map(|(_, m)| m.to_string()),
             mode,
             service: d.service.as_ref().map(|s| s.id.to_string()),
             service_name: d.service.as_ref().map(|s| s.name.to_string()),
+            category: d.service.as_ref().map(|s| s.category.clone()),
             tier: d.tier,
             verdict: d.verdict,
             rule: d.rule.as_ref().map(|r| r.to_string()),
             reason: d.reason,
             baa: d.service.as_ref().and_then(|s| s.baa),
             trains_on_data: d.service.as_ref().and_then(|s| s.trains_on_data),
+            data_residency: d.service.as_ref().and_then(|s| s.data_residency.clone()),
+            notes: d.service.as_ref().and_then(|s| s.notes.clone()),
             consulted,
         }
     }
@@ -635,9 +872,21 @@ impl RuleSet {
         self.services.iter()
     }
 
-    /// Host patterns loaded (catalog and site lists).
+    /// The client groups, in file order.
+    pub fn groups(&self) -> &[Group] {
+        &self.group_defs
+    }
+
+    /// Host patterns loaded (catalog and site lists, group-scoped entries included).
     pub fn pattern_count(&self) -> usize {
-        self.catalog.len() + self.allow.len() + self.deny.len() + self.scoped.len()
+        self.catalog.len()
+            + self.allow.len()
+            + self.deny.len()
+            + self
+                .groups
+                .iter()
+                .map(|g| g.allow.len() + g.deny.len())
+                .sum::<usize>()
     }
 }
 
@@ -646,27 +895,35 @@ impl RuleSet {
 pub struct Step {
     /// `allow`, `deny` or `catalog`.
     pub kind: &'static str,
-    /// The pattern that matched a suffix of the host.
+    /// The pattern that matched a suffix of the host, with `@group` when scoped.
     pub pattern: String,
     /// Where it is written.
     pub rule: String,
-    /// False for a `*.` pattern on its own apex, or a group-scoped entry.
+    /// False for a `*.` pattern on its own apex, or an entry scoped to another group.
     pub applies: bool,
 }
 
 /// Why a host gets its verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
-    /// The normalised host.
+    /// The normalised host (punycode for international names).
     pub host: String,
+    /// The host in Unicode, when it is an international name: shows homoglyphs.
+    pub unicode: Option<String>,
     /// The client asked about.
     pub client: Option<IpAddr>,
+    /// The client's group.
+    pub group: Option<String>,
+    /// How the client was placed in its group.
+    pub membership: Option<String>,
     /// The mode decided in.
     pub mode: Mode,
     /// Catalog service id.
     pub service: Option<String>,
     /// Catalog service name.
     pub service_name: Option<String>,
+    /// Catalog category.
+    pub category: Option<String>,
     /// Catalog tier.
     pub tier: Option<Tier>,
     /// The verdict.
@@ -679,53 +936,77 @@ pub struct Explanation {
     pub baa: Option<Baa>,
     /// Training default of the service.
     pub trains_on_data: Option<TrainsOnData>,
-    /// Every rule whose pattern matched a suffix, most specific first.
+    /// Where the service keeps data.
+    pub data_residency: Option<String>,
+    /// The catalog's notes on the service.
+    pub notes: Option<String>,
+    /// Every rule whose pattern matched a suffix: the client's group first, then
+    /// site-wide, then other groups' (which do not apply); most specific first in each.
     pub consulted: Vec<Step>,
+}
+
+fn enum_str<T: Serialize>(v: T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "host:    {}", self.host)?;
-        if let Some(c) = self.client {
-            writeln!(f, "client:  {c}")?;
-        }
-        match (&self.service, &self.service_name, self.tier) {
-            (Some(id), Some(name), Some(tier)) => {
-                writeln!(f, "service: {name} ({id}), tier {}", tier.as_str())?
-            }
-            _ => writeln!(f, "service: none (no catalog entry)")?,
-        }
-        if let Some(b) = self.baa {
+        writeln!(f, "host:      {}", self.host)?;
+        if let Some(u) = &self.unicode {
             writeln!(
                 f,
-                "baa:     {}",
-                serde_json::to_value(b)
-                    .map_err(|_| fmt::Error)?
-                    .as_str()
-                    .unwrap_or("?")
+                "unicode:   {u} (an international name: compare it letter by letter)"
             )?;
+        }
+        if let Some(c) = self.client {
+            writeln!(f, "client:    {c}")?;
+        }
+        match (&self.group, &self.membership) {
+            (Some(g), Some(m)) => writeln!(f, "group:     {g} (by {m})")?,
+            _ if self.client.is_some() => writeln!(f, "group:     none (site-wide rules only)")?,
+            _ => {}
+        }
+        match (&self.service, &self.service_name, self.tier) {
+            (Some(id), Some(name), Some(tier)) => writeln!(
+                f,
+                "service:   {name} ({id}), {} tier, category {}",
+                tier.as_str(),
+                self.category.as_deref().unwrap_or("-")
+            )?,
+            _ => writeln!(f, "service:   none (no catalog entry)")?,
+        }
+        if let Some(b) = self.baa {
+            writeln!(f, "baa:       {}", enum_str(b))?;
+        }
+        if let Some(t) = self.trains_on_data {
+            writeln!(f, "trains:    {} (on user data, by default)", enum_str(t))?;
+        }
+        if let Some(r) = &self.data_residency {
+            writeln!(f, "residency: {r}")?;
         }
         writeln!(
             f,
-            "verdict: {} (mode {})",
+            "verdict:   {} (mode {})",
             self.verdict.as_str(),
-            if self.mode == Mode::Monitor {
-                "monitor"
-            } else {
-                "enforce"
-            }
+            enum_str(self.mode)
         )?;
-        writeln!(f, "rule:    {}", self.rule.as_deref().unwrap_or("-"))?;
-        writeln!(f, "why:     {}", self.reason)?;
+        writeln!(f, "rule:      {}", self.rule.as_deref().unwrap_or("-"))?;
+        writeln!(f, "why:       {}", self.reason)?;
         if self.tier == Some(Tier::Shared) {
             writeln!(
                 f,
-                "note:    this host serves consumer and enterprise accounts alike; DNS and SNI cannot tell which one is used"
+                "note:      this host serves consumer and enterprise accounts alike; DNS and SNI cannot tell which one is used"
             )?;
+        }
+        if let Some(n) = &self.notes {
+            writeln!(f, "catalog:   {n}")?;
         }
         writeln!(
             f,
-            "consulted (most specific first; allow > deny > catalog):"
+            "consulted (group first, then site-wide; allow > deny > catalog; most specific first):"
         )?;
         if self.consulted.is_empty() {
             writeln!(f, "  nothing matched")?;
@@ -733,7 +1014,7 @@ impl fmt::Display for Explanation {
         for s in &self.consulted {
             writeln!(
                 f,
-                "  {:<8} {:<40} {}{}",
+                "  {:<8} {:<44} {}{}",
                 s.kind,
                 s.pattern,
                 s.rule,

@@ -14,7 +14,9 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses and validates a pattern as written in a rule file.
+    /// Parses and validates a pattern as written in a rule file. International names
+    /// are accepted in Unicode and stored in punycode (IDNA/UTS 46, as browsers resolve
+    /// them), so `bücher.example` matches the `xn--bcher-kva.example` a device asks for.
     pub fn parse(text: &str) -> Result<Pattern, String> {
         let t = text.trim();
         let (subdomains_only, rest) = match t.strip_prefix("*.") {
@@ -22,6 +24,14 @@ impl Pattern {
             None => (false, t),
         };
         let rest = rest.strip_suffix('.').unwrap_or(rest);
+        let ascii;
+        let rest = if rest.is_ascii() {
+            rest
+        } else {
+            ascii = idna::domain_to_ascii(rest)
+                .map_err(|_| format!("invalid international name in host pattern {text:?}"))?;
+            ascii.as_str()
+        };
         if rest.is_empty() {
             return Err(format!("empty host pattern {text:?}"));
         }
@@ -36,15 +46,53 @@ impl Pattern {
                 .chars()
                 .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
             {
-                return Err(format!(
-                    "invalid character {c:?} in host pattern {text:?} (use punycode for international names)"
-                ));
+                return Err(format!("invalid character {c:?} in host pattern {text:?}"));
             }
         }
         Ok(Pattern {
             name: rest.to_ascii_lowercase().into_boxed_str(),
             subdomains_only,
         })
+    }
+
+    /// Advice for a pattern that parses but is probably not what the admin meant.
+    pub fn advice(&self) -> Option<String> {
+        let labels: Vec<&str> = self.name.split('.').collect();
+        let numeric = |l: &&str| l.bytes().all(|b| b.is_ascii_digit());
+        if labels.len() == 4 && labels.iter().all(numeric) {
+            return Some(format!(
+                "{} is an IP address, not a host name: DNS and SNI rules match names only",
+                self.name
+            ));
+        }
+        if labels.len() == 1 {
+            return Some(format!(
+                "{} is a single label: it covers a whole top-level domain",
+                self.display()
+            ));
+        }
+        if labels.last().is_some_and(numeric) {
+            return Some(format!(
+                "{}: a top-level domain is never all digits",
+                self.display()
+            ));
+        }
+        if let Some(l) = labels
+            .iter()
+            .find(|l| l.starts_with('-') || l.ends_with('-'))
+        {
+            return Some(format!(
+                "{}: label {l:?} starts or ends with a hyphen, which no host name does",
+                self.display()
+            ));
+        }
+        if labels.iter().any(|l| l.starts_with("xn--")) {
+            let (_, checked) = idna::domain_to_unicode(&self.name);
+            if checked.is_err() {
+                return Some(format!("{}: a label is not valid punycode", self.display()));
+            }
+        }
+        None
     }
 
     /// The pattern as an admin writes it.
@@ -58,13 +106,35 @@ impl Pattern {
 }
 
 /// What is known about one suffix: an index into the owner's list for each kind of rule,
-/// for the name-and-subdomains form and the subdomains-only form.
-#[derive(Debug, Clone, Copy, Default)]
+/// for the name-and-subdomains form and the subdomains-only form. `u32::MAX` is "none",
+/// which keeps a slot at 24 bytes instead of 48.
+#[derive(Debug, Clone, Copy)]
 pub struct Slots {
-    /// Patterns that match the name itself and its subdomains.
-    pub apex: [Option<u32>; 3],
-    /// `*.` patterns: subdomains only.
-    pub sub: [Option<u32>; 3],
+    apex: [u32; 3],
+    sub: [u32; 3],
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots {
+            apex: [NONE; 3],
+            sub: [NONE; 3],
+        }
+    }
+}
+
+impl Slots {
+    /// The pattern of `kind` that matches the name itself and its subdomains.
+    pub fn apex(&self, kind: usize) -> Option<u32> {
+        self.apex.get(kind).copied().filter(|&i| i != NONE)
+    }
+
+    /// The `*.` pattern of `kind` (subdomains only).
+    pub fn sub(&self, kind: usize) -> Option<u32> {
+        self.sub.get(kind).copied().filter(|&i| i != NONE)
+    }
 }
 
 /// Map from pattern name to [`Slots`]; the kind index (0, 1, 2) is the caller's.
@@ -83,12 +153,11 @@ impl SuffixMap {
         } else {
             &mut slots.apex[kind]
         };
-        match slot {
-            Some(prev) => Some(*prev),
-            None => {
-                *slot = Some(idx);
-                None
-            }
+        if *slot == NONE {
+            *slot = idx;
+            None
+        } else {
+            Some(*slot)
         }
     }
 
@@ -115,7 +184,7 @@ impl SuffixMap {
         self.walk(host, |suffix, whole, slots| {
             for (k, slot) in found.iter_mut().enumerate() {
                 if slot.is_none() {
-                    let hit = slots.apex[k].or(if whole { None } else { slots.sub[k] });
+                    let hit = slots.apex(k).or(if whole { None } else { slots.sub(k) });
                     if let Some(i) = hit {
                         *slot = Some((i, suffix));
                     }
@@ -123,6 +192,11 @@ impl SuffixMap {
             }
         });
         found
+    }
+
+    /// Every stored name and its slots, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Slots)> {
+        self.map.iter().map(|(k, v)| (&**k, v))
     }
 
     /// Patterns stored.
@@ -174,7 +248,16 @@ mod tests {
         assert!(Pattern::parse("").is_err());
         assert!(Pattern::parse("a..b").is_err());
         assert!(Pattern::parse("bad host.com").is_err());
-        assert!(Pattern::parse("chätgpt.com").is_err());
+        assert_eq!(
+            Pattern::parse("chätgpt.com").map(|p| p.name),
+            Ok("xn--chtgpt-cua.com".into())
+        );
+        // UTS 46 drops zero-width spaces, as a browser would before resolving.
+        assert_eq!(
+            Pattern::parse("a\u{200b}.com").map(|p| p.name),
+            Ok("a.com".into())
+        );
+        assert!(Pattern::parse("a\u{85}b.com").is_err());
         assert!(Pattern::parse("*.").is_err());
     }
 }

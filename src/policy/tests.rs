@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::policy::Client;
 
 fn shipped() -> RuleSet {
     RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
@@ -34,6 +35,7 @@ vendor = "Microsoft"
 category = "api"
 [[service.hosts]]
 tier = "enterprise"
+tenant = "in_host"
 patterns = ["*.openai.azure.com"]
 "#;
 
@@ -41,15 +43,22 @@ patterns = ["*.openai.azure.com"]
 fn shipped_rules_load_and_decide() {
     let rs = shipped();
     assert!(rs.services().count() >= 45);
-    let d = rs.judge("chatgpt.com", None, Mode::Enforce);
+    let d = rs.judge("chatgpt.com", &Client::NONE, Mode::Enforce);
     assert_eq!(d.verdict, Verdict::Block);
     assert_eq!(d.tier, Some(Tier::Shared));
     assert_eq!(d.service.as_ref().map(|s| &*s.id), Some("chatgpt"));
-    let own = rs.judge("sunrise-clinic.openai.azure.com", None, Mode::Enforce);
+    let own = rs.judge(
+        "sunrise-clinic.openai.azure.com",
+        &client("10.0.0.24"),
+        Mode::Enforce,
+    );
     assert_eq!(own.verdict, Verdict::Allow);
     assert_eq!(own.service.as_ref().map(|s| &*s.id), Some("azure-openai"));
-    assert_eq!(own.rule.as_deref(), Some("site/allow.list:9"));
-    let other = rs.judge("contoso-ai.openai.azure.com", None, Mode::Enforce);
+    assert_eq!(
+        own.rule.as_ref().map(|r| r.to_string()).as_deref(),
+        Some("site/allow.list:9")
+    );
+    let other = rs.judge("contoso-ai.openai.azure.com", &Client::NONE, Mode::Enforce);
     assert_eq!(other.verdict, Verdict::Flag);
     assert!(
         other.reason.contains("another organisation's tenant"),
@@ -58,7 +67,7 @@ fn shipped_rules_load_and_decide() {
     );
     let bedrock = rs.judge(
         "bedrock-runtime.us-east-1.amazonaws.com",
-        None,
+        &Client::NONE,
         Mode::Enforce,
     );
     assert_eq!(bedrock.verdict, Verdict::Allow);
@@ -67,7 +76,7 @@ fn shipped_rules_load_and_decide() {
         "{}",
         bedrock.reason
     );
-    let doh = rs.judge("dns.google", None, Mode::Enforce);
+    let doh = rs.judge("dns.google", &Client::NONE, Mode::Enforce);
     assert_eq!(
         (doh.verdict, doh.service.as_ref().map(|s| &*s.id)),
         (Verdict::Block, Some("doh-resolvers"))
@@ -80,7 +89,7 @@ fn shipped_rules_load_and_decide() {
         "cloudflare-ech.com",
     ] {
         assert_eq!(
-            rs.judge(canary, None, Mode::Enforce).verdict,
+            rs.judge(canary, &Client::NONE, Mode::Enforce).verdict,
             Verdict::Block,
             "{canary}"
         );
@@ -101,7 +110,7 @@ fn lookalikes_and_shared_infrastructure_do_not_match() {
         "sentry.io",
         "openai.azure.com",
     ] {
-        let d = rs.judge(host, None, Mode::Enforce);
+        let d = rs.judge(host, &Client::NONE, Mode::Enforce);
         assert_eq!(
             (host, d.verdict, d.service.is_none()),
             (host, Verdict::Allow, true)
@@ -113,11 +122,13 @@ fn lookalikes_and_shared_infrastructure_do_not_match() {
 fn monitor_turns_block_into_flag() {
     let rs = set(&[("catalog/x.toml", MINI)]).expect("loads");
     assert_eq!(
-        rs.judge("www.chatgpt.com", None, Mode::Monitor).verdict,
+        rs.judge("www.chatgpt.com", &Client::NONE, Mode::Monitor)
+            .verdict,
         Verdict::Flag
     );
     assert_eq!(
-        rs.judge("www.chatgpt.com", None, Mode::Enforce).verdict,
+        rs.judge("www.chatgpt.com", &Client::NONE, Mode::Enforce)
+            .verdict,
         Verdict::Block
     );
 }
@@ -133,18 +144,18 @@ fn allow_beats_deny_beats_catalog() {
         ),
     ])
     .expect("loads");
-    let d = rs.judge("work.chatgpt.com", None, Mode::Enforce);
+    let d = rs.judge("work.chatgpt.com", &Client::NONE, Mode::Enforce);
     assert_eq!(
-        (d.verdict, d.rule.as_deref()),
+        (d.verdict, d.rule.as_ref().map(|r| r.to_string()).as_deref()),
         (Verdict::Allow, Some("site/allow.list:2"))
     );
     assert_eq!(d.service.as_ref().map(|s| &*s.id), Some("chatgpt"));
-    let d = rs.judge("chatgpt.com", None, Mode::Enforce);
+    let d = rs.judge("chatgpt.com", &Client::NONE, Mode::Enforce);
     assert_eq!(
-        (d.verdict, d.rule.as_deref()),
+        (d.verdict, d.rule.as_ref().map(|r| r.to_string()).as_deref()),
         (Verdict::Block, Some("site/deny.list:1"))
     );
-    let d = rs.judge("a.example.org", None, Mode::Enforce);
+    let d = rs.judge("a.example.org", &Client::NONE, Mode::Enforce);
     assert_eq!((d.verdict, d.service.is_none()), (Verdict::Block, true));
 }
 
@@ -155,7 +166,7 @@ fn errors_name_file_and_line() {
         e.to_string(),
         "site/deny.list:3: unexpected \"host!\": a line is a host pattern and an optional @group"
     );
-    let e = set(&[("site/deny.list", "ok.example\nbä.example\n")]).expect_err("bad");
+    let e = set(&[("site/deny.list", "ok.example\nbad!.example\n")]).expect_err("bad");
     assert!(
         e.to_string()
             .starts_with("site/deny.list:2: invalid character"),
@@ -178,35 +189,252 @@ fn errors_name_file_and_line() {
     );
 }
 
+const GROUPS: &str = r#"
+[[group]]
+name = "billing"
+cidrs = ["10.0.0.24/32"]
+
+[[group]]
+name = "frontdesk"
+cidrs = ["10.0.0.16/28"]
+devices = ["reception-1"]
+ai = "none"
+
+[[group]]
+name = "clinicians"
+cidrs = ["10.0.0.0/24"]
+shared = "flag"
+"#;
+
+fn client(ip: &str) -> Client<'static> {
+    Client::ip(ip.parse().expect("ip"))
+}
+
 #[test]
-fn scoped_entries_wait_for_groups() {
+fn groups_scope_entries_and_policies() {
     let rs = set(&[
         ("catalog/x.toml", MINI),
-        ("site/allow.list", "chatgpt.com @billing\n"),
+        (
+            "site/allow.list",
+            "clinic.openai.azure.com @billing
+chatgpt.com @frontdesk
+",
+        ),
+        (
+            "site/deny.list",
+            "clinic.openai.azure.com @clinicians
+",
+        ),
+        ("site/groups.toml", GROUPS),
     ])
     .expect("loads");
+    let v = |host: &str, ip: &str| {
+        let d = rs.judge(host, &client(ip), Mode::Enforce);
+        (
+            d.verdict,
+            d.group.as_deref().map(str::to_string),
+            d.rule.map(|r| r.to_string()),
+        )
+    };
+    let azure = "clinic.openai.azure.com";
     assert_eq!(
-        rs.judge("chatgpt.com", None, Mode::Enforce).verdict,
+        v(azure, "10.0.0.24"),
+        (
+            Verdict::Allow,
+            Some("billing".into()),
+            Some("site/allow.list:1".into())
+        )
+    );
+    // The clinicians' own deny entry beats the catalog.
+    assert_eq!(v(azure, "10.0.0.40").0, Verdict::Block);
+    // Outside every group: the clinic's resource, allowed for other groups only.
+    let outside = rs.judge(azure, &client("192.168.5.5"), Mode::Enforce);
+    assert_eq!(outside.verdict, Verdict::Flag);
+    assert!(
+        outside.reason.contains("other client groups"),
+        "{}",
+        outside.reason
+    );
+    // ai = "none" blocks everything AI, but the group's own allow entry still wins.
+    assert_eq!(
+        v(azure, "10.0.0.17"),
+        (
+            Verdict::Block,
+            Some("frontdesk".into()),
+            Some("site/groups.toml:7".into())
+        )
+    );
+    assert_eq!(v("chatgpt.com", "10.0.0.17").0, Verdict::Allow);
+    assert_eq!(v("www.nih.gov", "10.0.0.17").0, Verdict::Allow);
+    // The longest prefix wins; the clinicians' tier policy flags shared hosts.
+    assert_eq!(
+        v("chatgpt.com", "10.0.0.40"),
+        (
+            Verdict::Flag,
+            Some("clinicians".into()),
+            Some("site/groups.toml:13".into())
+        )
+    );
+    assert_eq!(v("chatgpt.com", "192.168.5.5").0, Verdict::Block);
+    // Device name beats address range; MAC beats address range.
+    let by_name = Client {
+        device: Some("Reception-1"),
+        ..client("10.0.0.24")
+    };
+    assert_eq!(
+        rs.judge(azure, &by_name, Mode::Enforce).verdict,
         Verdict::Block
     );
-    let ex = rs.explain("chatgpt.com", None, Mode::Enforce);
-    assert!(ex
+    // Monitor mode turns a group's block into a flag too.
+    assert_eq!(
+        rs.judge(azure, &client("10.0.0.17"), Mode::Monitor).verdict,
+        Verdict::Flag
+    );
+    let ex = rs.explain(azure, &client("10.0.0.24"), Mode::Enforce);
+    assert_eq!(ex.group.as_deref(), Some("billing"));
+    assert_eq!(ex.membership.as_deref(), Some("address range 10.0.0.24/32"));
+    let steps: Vec<(&str, &str, bool)> = ex
         .consulted
         .iter()
-        .any(|s| s.pattern == "chatgpt.com @billing" && !s.applies));
+        .map(|s| (s.kind, s.pattern.as_str(), s.applies))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("allow", "clinic.openai.azure.com @billing", true),
+            ("catalog", "*.openai.azure.com", true),
+            ("deny", "clinic.openai.azure.com @clinicians", false),
+        ]
+    );
+}
+
+#[test]
+fn unknown_group_is_an_error_with_its_line() {
+    let e = set(&[
+        ("catalog/x.toml", MINI),
+        (
+            "site/allow.list",
+            "# ok
+chatgpt.com @billing
+",
+        ),
+    ])
+    .expect_err("no groups file");
+    assert_eq!(
+        e.to_string(),
+        "site/allow.list:2: unknown group @billing: no site/groups.toml defines groups"
+    );
+    let e = set(&[
+        ("catalog/x.toml", MINI),
+        ("site/groups.toml", GROUPS),
+        (
+            "site/deny.list",
+            "chatgpt.com @billling
+",
+        ),
+    ])
+    .expect_err("typo");
+    assert_eq!(
+        e.to_string(),
+        "site/deny.list:1: unknown group @billling (groups: billing, frontdesk, clinicians)"
+    );
+}
+
+#[test]
+fn lints_name_file_and_line() {
+    let rs = set(&[
+        ("catalog/x.toml", MINI),
+        ("site/groups.toml", "[[group]]\nname = \"idle\"\ncidrs = [\"10.1.0.0/16\"]\n"),
+        (
+            "site/allow.list",
+            "chatgpt.com\nintranet.example\nwww.chatgpt.com\n",
+        ),
+        (
+            "site/deny.list",
+            "ads.example\nx.ads.example\nads.example\n*.chatgpt.com\n10.1.2.3\ncom\n-bad.example\nxn--zz.example\n",
+        ),
+    ])
+    .expect("warnings do not stop loading");
+    let lints: Vec<String> = rs.lint().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lints,
+        [
+            "catalog/x.toml:3: warning: service \"chatgpt\" cites no sources",
+            "catalog/x.toml:12: warning: service \"azure-openai\" cites no sources",
+            "site/allow.list:2: warning: intranet.example matches nothing in the catalog or the deny lists: an allow entry only overrides a block (a typo?)",
+            "site/allow.list:3: warning: www.chatgpt.com is already covered by chatgpt.com (site/allow.list:1); this line has no effect",
+            "site/deny.list:2: warning: x.ads.example is already covered by ads.example (site/deny.list:1); this line has no effect",
+            "site/deny.list:3: warning: duplicate of line 1 (ads.example); this line has no effect",
+            "site/deny.list:4: warning: *.chatgpt.com is already covered by com (site/deny.list:6); this line has no effect",
+            "site/deny.list:4: warning: *.chatgpt.com never applies: allow entry chatgpt.com (site/allow.list:1) covers it and allow beats deny",
+            "site/deny.list:5: warning: 10.1.2.3 is an IP address, not a host name: DNS and SNI rules match names only",
+            "site/deny.list:6: warning: com is a single label: it covers a whole top-level domain",
+            "site/deny.list:7: warning: -bad.example: label \"-bad\" starts or ends with a hyphen, which no host name does",
+            "site/deny.list:8: warning: xn--zz.example: a label is not valid punycode",
+            "site/groups.toml:2: warning: group \"idle\" changes nothing: no @idle entries, no ai or tier policy",
+        ]
+    );
+}
+
+#[test]
+fn shipped_rules_lint_clean() {
+    let rs = shipped();
+    let lints: Vec<String> = rs.lint().iter().map(ToString::to_string).collect();
+    assert!(lints.is_empty(), "{lints:#?}");
+    assert_eq!(rs.groups().len(), 2);
+}
+
+#[test]
+fn international_names_and_homoglyphs() {
+    let rs = set(&[
+        ("catalog/x.toml", MINI),
+        ("site/deny.list", "bücher.example\n"),
+    ])
+    .expect("loads");
+    // A Unicode pattern is stored as the punycode a device asks for.
+    assert_eq!(
+        rs.judge("xn--bcher-kva.example", &Client::NONE, Mode::Enforce)
+            .verdict,
+        Verdict::Block
+    );
+    // Cyrillic a in chatgpt.com and claude.ai: other names, not the services.
+    for host in [
+        "xn--chtgpt-4nf.com",
+        "xn--clude-5ve.ai",
+        "www.xn--chtgpt-4nf.com",
+    ] {
+        let d = rs.judge(host, &Client::NONE, Mode::Enforce);
+        assert_eq!((host, d.verdict, d.service), (host, Verdict::Allow, None));
+    }
+    let ex = rs.explain("chаtgpt.com", &Client::NONE, Mode::Enforce);
+    assert_eq!(ex.host, "xn--chtgpt-4nf.com");
+    assert_eq!(ex.unicode.as_deref(), Some("chаtgpt.com"));
+    assert_eq!(ex.service, None);
+    // Full-width letters are the same name once IDNA-mapped, so they do match.
+    let ex = rs.explain("ｃｈａｔｇｐｔ.com", &Client::NONE, Mode::Enforce);
+    assert_eq!(
+        (ex.host.as_str(), ex.verdict),
+        ("chatgpt.com", Verdict::Block)
+    );
 }
 
 #[test]
 fn explain_walks_every_rule() {
     let rs = shipped();
-    let ex = rs.explain("Sunrise-Clinic.OpenAI.Azure.com.", None, Mode::Enforce);
+    let ex = rs.explain(
+        "Sunrise-Clinic.OpenAI.Azure.com.",
+        &client("10.0.0.24"),
+        Mode::Enforce,
+    );
     assert_eq!(ex.host, "sunrise-clinic.openai.azure.com");
     assert_eq!(ex.verdict, Verdict::Allow);
     let kinds: Vec<&str> = ex.consulted.iter().map(|s| s.kind).collect();
     assert_eq!(kinds, vec!["allow", "catalog"]);
     let text = ex.to_string();
     assert!(text.contains("Azure OpenAI"), "{text}");
-    let shared = rs.explain("claude.ai", None, Mode::Enforce).to_string();
+    let shared = rs
+        .explain("claude.ai", &Client::NONE, Mode::Enforce)
+        .to_string();
     assert!(shared.contains("cannot tell"), "{shared}");
 }
 
@@ -219,12 +447,16 @@ fn hundred_thousand_patterns() {
     let rs = set(&[("catalog/x.toml", MINI), ("site/deny.list", &deny)]).expect("loads");
     assert_eq!(rs.pattern_count(), 100_002);
     assert_eq!(
-        rs.judge("a.host99999.blocked89.example", None, Mode::Enforce)
-            .verdict,
+        rs.judge(
+            "a.host99999.blocked89.example",
+            &Client::NONE,
+            Mode::Enforce
+        )
+        .verdict,
         Verdict::Block
     );
     assert_eq!(
-        rs.judge("host99999.blocked88.example", None, Mode::Enforce)
+        rs.judge("host99999.blocked88.example", &Client::NONE, Mode::Enforce)
             .verdict,
         Verdict::Allow
     );

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use aiwarden::detect::{Detector, DetectorConfig, LinkType, Observation};
-use aiwarden::policy::{Mode, RuleSet};
+use aiwarden::policy::{Client, Mode, RuleSet};
 
 pub(crate) fn rules() -> RuleSet {
     RuleSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).expect("shipped rules")
@@ -32,7 +32,7 @@ pub(crate) fn lines(path: &Path) -> Vec<String> {
         .0
         .iter()
         .map(|o| {
-            let d = rules.judge(o.host.as_str(), Some(o.client.ip()), Mode::Enforce);
+            let d = rules.judge(o.host.as_str(), &Client::ip(o.client.ip()), Mode::Enforce);
             let mut s = format!(
                 "{} {} {} {} {} {}",
                 o.proto,

@@ -1,0 +1,431 @@
+//! Client groups: which devices a group-scoped rule or a group policy applies to.
+//!
+//! `site/groups.toml` names groups by CIDR, MAC address or device name. A client belongs
+//! to the first group that names its device, else the first that names its MAC address,
+//! else the group with the longest CIDR prefix that contains its address (the first such
+//! group on a tie). A client in no group gets the site-wide rules only.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::{line_of, rule_err, Tier, Verdict};
+use crate::error::Error;
+
+/// A 48-bit Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl FromStr for Mac {
+    type Err = String;
+
+    /// Accepts `52:54:00:ab:cd:ef` and `52-54-00-AB-CD-EF`.
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let bad =
+            || format!("invalid MAC address {s:?} (expected six hex pairs like 52:54:00:ab:cd:ef)");
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut mac = [0u8; 6];
+        for (byte, part) in mac.iter_mut().zip(parts) {
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        Ok(Mac(mac))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What is known about the device asking: the address always, the MAC address and the
+/// device name when the daemon could learn them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client<'a> {
+    /// The client's IP address.
+    pub ip: Option<IpAddr>,
+    /// Its Ethernet address (from the neighbour table or the frame).
+    pub mac: Option<Mac>,
+    /// Its device name (DHCP lease or the admin's inventory).
+    pub device: Option<&'a str>,
+}
+
+impl Client<'_> {
+    /// No client: site-wide rules only.
+    pub const NONE: Client<'static> = Client {
+        ip: None,
+        mac: None,
+        device: None,
+    };
+
+    /// A client known by address only.
+    pub fn ip(ip: IpAddr) -> Client<'static> {
+        Client {
+            ip: Some(ip),
+            mac: None,
+            device: None,
+        }
+    }
+}
+
+/// Whether a group may use AI services at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AiPolicy {
+    /// The site-wide rules apply.
+    #[default]
+    Default,
+    /// Every catalog AI service and every site-wide allow entry is blocked; only the
+    /// group's own `@group` allow entries let anything through.
+    None,
+}
+
+/// One client group as the admin wrote it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    /// The name used after `@` in allow and deny lists.
+    pub name: String,
+    /// Free text for explanations and reports.
+    pub description: Option<String>,
+    /// Address ranges.
+    pub cidrs: Vec<IpNet>,
+    /// Ethernet addresses.
+    pub macs: Vec<Mac>,
+    /// Device names, lowercase.
+    pub devices: Vec<String>,
+    /// `ai = "none"` blocks every AI service for the group.
+    pub ai: AiPolicy,
+    /// Verdicts for catalog hosts of each tier that no allow or deny entry decides, in
+    /// place of the defaults (consumer and shared block, enterprise flags).
+    pub tiers: TierActions,
+    /// 1-based line of the `[[group]]` table.
+    pub line: usize,
+}
+
+/// Per-tier verdict overrides of a group.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TierActions {
+    /// For consumer-tier hosts.
+    pub consumer: Option<Verdict>,
+    /// For hosts shared by consumer and enterprise tiers.
+    pub shared: Option<Verdict>,
+    /// For enterprise hosts the allow list does not name.
+    pub enterprise: Option<Verdict>,
+}
+
+impl TierActions {
+    /// The override for `tier`, if any.
+    pub fn get(&self, tier: Tier) -> Option<Verdict> {
+        match tier {
+            Tier::Consumer => self.consumer,
+            Tier::Shared => self.shared,
+            Tier::Enterprise => self.enterprise,
+        }
+    }
+}
+
+/// How a client was placed in a group, for explanations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    /// By device name.
+    Device(String),
+    /// By MAC address.
+    Mac(Mac),
+    /// By address range.
+    Cidr(IpNet),
+}
+
+impl fmt::Display for Membership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Membership::Device(d) => write!(f, "device name {d}"),
+            Membership::Mac(m) => write!(f, "MAC address {m}"),
+            Membership::Cidr(n) => write!(f, "address range {n}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsFile {
+    #[serde(default)]
+    group: Vec<GroupToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupToml {
+    name: toml::Spanned<String>,
+    description: Option<String>,
+    #[serde(default)]
+    cidrs: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    macs: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    devices: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    ai: AiPolicy,
+    consumer: Option<Verdict>,
+    shared: Option<Verdict>,
+    enterprise: Option<Verdict>,
+}
+
+/// Parses `groups.toml`; every problem is pushed to `errors` with its line.
+pub(super) fn parse(path: &Path, text: &str, errors: &mut Vec<Error>) -> Vec<Group> {
+    let file: GroupsFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let line = e.span().map_or(0, |s| line_of(text, s.start));
+            errors.push(rule_err(path, line, e.message().to_lowercase()));
+            return Vec::new();
+        }
+    };
+    let mut groups: Vec<Group> = Vec::new();
+    for g in file.group {
+        let line = line_of(text, g.name.span().start);
+        let name = g.name.get_ref().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            errors.push(rule_err(
+                path,
+                line,
+                format!("group name {name:?} must be letters, digits, '-' or '_'"),
+            ));
+            continue;
+        }
+        if let Some(prev) = groups.iter().find(|p| p.name == name) {
+            errors.push(rule_err(
+                path,
+                line,
+                format!("duplicate group {name:?} (first at line {})", prev.line),
+            ));
+            continue;
+        }
+        if g.cidrs.is_empty() && g.macs.is_empty() && g.devices.is_empty() {
+            errors.push(rule_err(
+                path,
+                line,
+                format!("group {name:?} has no members: give cidrs, macs or devices"),
+            ));
+        }
+        let mut cidrs = Vec::new();
+        for c in &g.cidrs {
+            let at = line_of(text, c.span().start);
+            let t = c.get_ref().trim();
+            match IpNet::from_str(t).or_else(|_| IpAddr::from_str(t).map(IpNet::from)) {
+                Ok(n) if n.trunc() != n => errors.push(rule_err(
+                    path,
+                    at,
+                    format!("{t} has host bits set; did you mean {}?", n.trunc()),
+                )),
+                Ok(n) => cidrs.push(n),
+                Err(_) => errors.push(rule_err(
+                    path,
+                    at,
+                    format!("invalid address range {t:?} (expected e.g. 192.168.1.0/24)"),
+                )),
+            }
+        }
+        let mut macs = Vec::new();
+        for m in &g.macs {
+            match m.get_ref().trim().parse::<Mac>() {
+                Ok(mac) => macs.push(mac),
+                Err(msg) => errors.push(rule_err(path, line_of(text, m.span().start), msg)),
+            }
+        }
+        let mut devices = Vec::new();
+        for d in &g.devices {
+            let t = d
+                .get_ref()
+                .trim()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            if t.is_empty() || t.chars().any(char::is_whitespace) {
+                errors.push(rule_err(
+                    path,
+                    line_of(text, d.span().start),
+                    format!("invalid device name {:?}", d.get_ref()),
+                ));
+            } else {
+                devices.push(t);
+            }
+        }
+        groups.push(Group {
+            name,
+            description: g.description,
+            cidrs,
+            macs,
+            devices,
+            ai: g.ai,
+            tiers: TierActions {
+                consumer: g.consumer,
+                shared: g.shared,
+                enterprise: g.enterprise,
+            },
+            line,
+        });
+    }
+    groups
+}
+
+/// The group `client` belongs to (index into `groups`) and why.
+pub(super) fn classify(groups: &[Group], client: &Client<'_>) -> Option<(usize, Membership)> {
+    if groups.is_empty() {
+        return None;
+    }
+    if let Some(dev) = client.device {
+        let dev = dev.trim_end_matches('.');
+        for (i, g) in groups.iter().enumerate() {
+            if let Some(d) = g.devices.iter().find(|d| d.eq_ignore_ascii_case(dev)) {
+                return Some((i, Membership::Device(d.clone())));
+            }
+        }
+    }
+    if let Some(mac) = client.mac {
+        for (i, g) in groups.iter().enumerate() {
+            if g.macs.contains(&mac) {
+                return Some((i, Membership::Mac(mac)));
+            }
+        }
+    }
+    let ip = client.ip?;
+    let mut best: Option<(usize, IpNet)> = None;
+    for (i, g) in groups.iter().enumerate() {
+        for net in &g.cidrs {
+            if net.contains(&ip) && best.is_none_or(|(_, b)| net.prefix_len() > b.prefix_len()) {
+                best = Some((i, *net));
+            }
+        }
+    }
+    best.map(|(i, n)| (i, Membership::Cidr(n)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(text: &str) -> Result<Vec<Group>, Vec<Error>> {
+        let mut errors = Vec::new();
+        let g = parse(Path::new("site/groups.toml"), text, &mut errors);
+        if errors.is_empty() {
+            Ok(g)
+        } else {
+            Err(errors)
+        }
+    }
+
+    const TEXT: &str = r#"
+[[group]]
+name = "office"
+cidrs = ["10.0.0.0/24", "fd00::/64"]
+
+[[group]]
+name = "billing"
+cidrs = ["10.0.0.24/32"]
+
+[[group]]
+name = "frontdesk"
+devices = ["Reception-1"]
+macs = ["52-54-00-AB-CD-EF"]
+ai = "none"
+shared = "flag"
+"#;
+
+    #[test]
+    fn device_then_mac_then_longest_prefix() {
+        let g = groups(TEXT).expect("parses");
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let name = |c: Client<'_>| classify(&g, &c).map(|(i, m)| (g[i].name.as_str(), m));
+        assert_eq!(
+            name(Client::ip("10.0.0.24".parse().expect("ip"))),
+            Some((
+                "billing",
+                Membership::Cidr("10.0.0.24/32".parse().expect("net"))
+            ))
+        );
+        assert_eq!(
+            name(Client::ip("10.0.0.9".parse().expect("ip"))).map(|n| n.0),
+            Some("office")
+        );
+        assert_eq!(
+            name(Client::ip("fd00::5".parse().expect("ip"))).map(|n| n.0),
+            Some("office")
+        );
+        assert_eq!(name(Client::ip("10.0.1.9".parse().expect("ip"))), None);
+        let mac = Some("52:54:00:ab:cd:ef".parse().expect("mac"));
+        let by_mac = Client {
+            ip: ip("10.0.0.24"),
+            mac,
+            device: None,
+        };
+        assert_eq!(name(by_mac).map(|n| n.0), Some("frontdesk"));
+        let by_name = Client {
+            ip: ip("10.0.0.24"),
+            mac: None,
+            device: Some("reception-1."),
+        };
+        assert_eq!(name(by_name).map(|n| n.0), Some("frontdesk"));
+        assert_eq!(name(Client::NONE), None);
+        assert_eq!(g[2].ai, AiPolicy::None);
+        assert_eq!(g[2].tiers.get(Tier::Shared), Some(Verdict::Flag));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "[[group]]\nname = \"a\"\ncidrs = [\"10.0.0.1/24\"]\n\n[[group]]\nname = \"b\"\nmacs = [\"52:54:00\"]\n\n[[group]]\nname = \"a\"\ndevices = [\"x\"]\n";
+        let errs: Vec<String> = groups(text)
+            .expect_err("bad")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            [
+                "site/groups.toml:3: 10.0.0.1/24 has host bits set; did you mean 10.0.0.0/24?",
+                "site/groups.toml:7: invalid MAC address \"52:54:00\" (expected six hex pairs like 52:54:00:ab:cd:ef)",
+                "site/groups.toml:10: duplicate group \"a\" (first at line 2)",
+            ]
+        );
+        let e =
+            groups("[[group]]\nname = \"x\"\ncidr = [\"10.0.0.0/8\"]\n").expect_err("unknown key");
+        assert!(
+            e[0].to_string().starts_with("site/groups.toml:3:"),
+            "{}",
+            e[0]
+        );
+        let e = groups("[[group]]\nname = \"x\"\ndevices = [\"pc\"]\nshared = \"maybe\"\n")
+            .expect_err("bad verdict");
+        assert!(
+            e[0].to_string().starts_with("site/groups.toml:4:"),
+            "{}",
+            e[0]
+        );
+        let e = groups("[[group]]\nname = \"empty\"\n").expect_err("no members");
+        assert!(e[0].to_string().contains("no members"), "{}", e[0]);
+    }
+}
