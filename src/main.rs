@@ -75,6 +75,12 @@ enum RulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the catalog as Markdown (docs/catalog.md is this output).
+    Docs {
+        /// The rules directory.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
     /// Show which rule decides a host and why.
     Explain {
         /// Host name to look up.
@@ -225,6 +231,12 @@ fn run(cli: Cli) -> aiwarden::Result<()> {
                         attr(s.trains_on_data.and_then(|t| serde_json::to_value(t).ok())),
                     )?;
                 }
+                Ok(())
+            }
+            RulesCommand::Docs { dir } => {
+                let rules = RuleSet::load_dir(&dir)?;
+                let mut out = std::io::stdout().lock();
+                out.write_all(aiwarden::policy::docs::catalog_markdown(&rules).as_bytes())?;
                 Ok(())
             }
             RulesCommand::Explain {

@@ -5,6 +5,7 @@
 //! Precedence: an admin allow entry beats an admin deny entry, which beats the catalog.
 //! Within each, the most specific pattern wins.
 
+pub mod docs;
 pub mod groups;
 mod lint;
 mod live;

@@ -461,3 +461,15 @@ fn hundred_thousand_patterns() {
         Verdict::Allow
     );
 }
+
+#[test]
+fn docs_catalog_md_is_generated_from_the_catalog() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(root.join("docs/catalog.md")).expect("docs/catalog.md");
+    let fresh = docs::catalog_markdown(&shipped());
+    assert!(
+        committed == fresh,
+        "docs/catalog.md is stale: run `cargo run -- rules docs > docs/catalog.md`"
+    );
+    assert!(fresh.contains("| [ChatGPT](#chatgpt) | OpenAI | chat | shared"), "{fresh}");
+}
