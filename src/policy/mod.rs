@@ -5,6 +5,7 @@
 //! Precedence: an admin allow entry beats an admin deny entry, which beats the catalog.
 //! Within each, the most specific pattern wins.
 
+pub mod import;
 pub mod pattern;
 
 use std::fmt;
