@@ -7,6 +7,7 @@
 
 pub mod docs;
 pub mod groups;
+pub mod import;
 mod lint;
 mod live;
 pub mod pattern;
