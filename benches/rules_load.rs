@@ -36,8 +36,8 @@ fn deny_list(n: usize) -> String {
         "com", "net", "org", "io", "co", "info", "biz", "xyz", "app", "ai", "de", "co.uk",
     ];
     const WORDS: [&str; 16] = [
-        "ads", "track", "pixel", "metrics", "cdn", "stats", "beacon", "tag", "sync", "img",
-        "log", "events", "collect", "px", "assets", "api",
+        "ads", "track", "pixel", "metrics", "cdn", "stats", "beacon", "tag", "sync", "img", "log",
+        "events", "collect", "px", "assets", "api",
     ];
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {
@@ -73,8 +73,13 @@ fn main() {
     std::fs::create_dir_all(dir.path().join("site")).expect("mkdir");
     for e in std::fs::read_dir(root.join("catalog")).expect("catalog") {
         let p = e.expect("entry").path();
-        std::fs::copy(&p, dir.path().join("catalog").join(p.file_name().expect("name")))
-            .expect("copy");
+        std::fs::copy(
+            &p,
+            dir.path()
+                .join("catalog")
+                .join(p.file_name().expect("name")),
+        )
+        .expect("copy");
     }
     for f in ["allow.list", "groups.toml"] {
         std::fs::copy(root.join("site").join(f), dir.path().join("site").join(f)).expect("copy");
@@ -100,7 +105,9 @@ fn main() {
             .verdict
     );
     assert_eq!(
-        rules.judge("chatgpt.com", &Client::NONE, Mode::Enforce).verdict,
+        rules
+            .judge("chatgpt.com", &Client::NONE, Mode::Enforce)
+            .verdict,
         Verdict::Block
     );
     drop(rules);

@@ -8,17 +8,18 @@
 //!                          ──> detect::flow    (bounded TCP first-flight reassembly)
 //!                          ──> detect::tls / detect::quic / detect::dns
 //!                          ──> Observation     (who, what host, how seen)
-//!                          ──> policy::RuleSet::judge (rules + mode -> Decision)
+//!                          ──> policy::RuleSet::judge (rules + client group + mode -> Decision)
 //!                          ──> incident::Grouper (per client+service within a window)
 //! ```
 //!
 //! | module | role |
 //! |---|---|
 //! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, observations |
-//! | [`policy`] | pure: rule files, host matching, verdicts |
+//! | [`policy`] | pure: catalog and site files, client groups, host matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
 //! | [`incident`] | pure: groups flagged/blocked observations per client and service |
 //! | [`capture`] | shell: reads pcap/pcapng files with libpcap |
 //! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
+//! | [`rules_import`] | `aiwarden rules import`: appends block lists to site/deny.list, atomically |
 //! | [`error`] | the one error enum |
 
 pub mod capture;
@@ -27,5 +28,6 @@ pub mod error;
 pub mod incident;
 pub mod policy;
 pub mod replay;
+pub mod rules_import;
 
 pub use error::{Error, Result};

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use aiwarden::policy::import::ListFormat;
 use aiwarden::policy::{Client, Mac, Mode, RuleSet};
 use aiwarden::replay::{self, Format};
+use aiwarden::rules_import;
 use aiwarden::Error;
 
 /// Sees, decides on and records attempts to reach AI services from a clinic network.
@@ -74,6 +76,27 @@ enum RulesCommand {
         /// One JSON array, for reports and MSP tooling.
         #[arg(long)]
         json: bool,
+    },
+    /// Append hosts files, plain domain lists or AdGuard/ABP lists to site/deny.list.
+    Import {
+        /// The lists to import.
+        #[arg(required = true)]
+        lists: Vec<PathBuf>,
+        /// The lists' format.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: ListFormat,
+        /// The rules directory whose site/deny.list receives the entries.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// Scope every imported entry to this client group (`@group`).
+        #[arg(long)]
+        group: Option<String>,
+        /// Print the lines that would be appended; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// List every skipped line, not just the first ten per list.
+        #[arg(long)]
+        show_skipped: bool,
     },
     /// Print the catalog as Markdown (docs/catalog.md is this output).
     Docs {
@@ -231,6 +254,38 @@ fn run(cli: Cli) -> aiwarden::Result<()> {
                         attr(s.trains_on_data.and_then(|t| serde_json::to_value(t).ok())),
                     )?;
                 }
+                Ok(())
+            }
+            RulesCommand::Import {
+                lists,
+                format,
+                rules,
+                group,
+                dry_run,
+                show_skipped,
+            } => {
+                let now =
+                    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+                let opts = rules_import::Options {
+                    rules: rules.clone(),
+                    format,
+                    group,
+                    dry_run,
+                    show_skipped,
+                    date: now.get(..10).unwrap_or(&now).to_string(),
+                };
+                let s = rules_import::run(
+                    &lists,
+                    &opts,
+                    &mut std::io::stdout().lock(),
+                    &mut std::io::stderr().lock(),
+                )?;
+                eprintln!(
+                    "{} {} entries to {}",
+                    if dry_run { "would add" } else { "added" },
+                    s.added,
+                    rules.join("site/deny.list").display()
+                );
                 Ok(())
             }
             RulesCommand::Docs { dir } => {

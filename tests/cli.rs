@@ -296,3 +296,99 @@ fn rules_check_warns_and_fails_with_file_and_line() {
         "{err}"
     );
 }
+
+/// A copy of the shipped rules in a temporary directory.
+fn rules_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for sub in ["catalog", "site"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(root.join(sub)).expect("dir") {
+            let p = e.expect("entry").path();
+            std::fs::copy(&p, dir.path().join(sub).join(p.file_name().expect("name")))
+                .expect("copy");
+        }
+    }
+    dir
+}
+
+#[test]
+fn rules_import_appends_and_never_breaks_the_deny_list() {
+    let dir = rules_copy();
+    let rules = dir.path().to_path_buf();
+    let lists = tempfile::tempdir().expect("tempdir");
+    let hosts = lists.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n0.0.0.0 scribe.example\n0.0.0.0 a.scribe.example\n0.0.0.0 notes.example.org\n",
+    )
+    .expect("write");
+    let abp = lists.path().join("ai.txt");
+    std::fs::write(
+        &abp,
+        "[Adblock Plus 2.0]\n! comment\n||free-ai.example^\n||x.example/path\n@@||ok.example^\n",
+    )
+    .expect("write");
+    let import = |extra: &[&str]| {
+        let mut cmd = aiwarden();
+        cmd.args(["rules", "import", "--rules"])
+            .arg(&rules)
+            .args(extra)
+            .arg(&hosts)
+            .arg(&abp);
+        cmd.output().expect("runs")
+    };
+    let deny = rules.join("site/deny.list");
+    let before = std::fs::read_to_string(&deny).expect("read");
+
+    let out = import(&["--dry-run"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect::<Vec<_>>(),
+        ["scribe.example", "notes.example.org", "free-ai.example"]
+    );
+    assert_eq!(std::fs::read_to_string(&deny).expect("read"), before);
+
+    let out = import(&[]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ai.txt:4: skipped (path rule"), "{err}");
+    assert!(err.contains("ai.txt:5: skipped (exception rule"), "{err}");
+    let after = std::fs::read_to_string(&deny).expect("read");
+    assert!(after.starts_with(&before), "existing lines kept");
+    assert!(
+        after.contains("\nscribe.example\nnotes.example.org\n"),
+        "{after}"
+    );
+    let check = aiwarden()
+        .args(["rules", "explain", "a.scribe.example", "--json", "--rules"])
+        .arg(&rules)
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&check.stdout).expect("json");
+    assert_eq!(v["verdict"], "block");
+
+    // Again: everything is already listed, nothing is added.
+    let out = import(&[]);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&deny).expect("read"), after);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("added 0 entries"));
+
+    // A rule set that does not load is never rewritten.
+    std::fs::write(&deny, "bad host line\n").expect("write");
+    let out = import(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&deny).expect("read"),
+        "bad host line\n"
+    );
+
+    // An unknown group is refused.
+    std::fs::write(&deny, "").expect("write");
+    let out = import(&["--group", "nobody"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&deny).expect("read"), "");
+}

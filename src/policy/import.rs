@@ -1315,18 +1315,25 @@ other.example
     }
 
     #[test]
-    fn non_ascii_names_are_skipped_with_the_pattern_message() {
-        let imported = import_list("chätgpt.com\n0.0.0.0 bücher.example\n", ListFormat::Auto);
-        assert_eq!(imported.format, ListFormat::Domains);
-        assert_eq!(imported.skipped.len(), 2);
-        assert!(imported.skipped[0].reason.contains("punycode"));
-        let expected = Pattern::parse("chätgpt.com").err();
-        assert_eq!(Some(imported.skipped[0].reason.clone()), expected);
-
-        let imported = import_list("0.0.0.0 bücher.example\n", ListFormat::Hosts);
-        assert!(imported.skipped[0].reason.contains("punycode"));
-        let imported = import_list("||bücher.example^\n", ListFormat::Adblock);
-        assert!(imported.skipped[0].reason.contains("punycode"));
+    fn international_names_become_punycode() {
+        for (text, format) in [
+            ("bücher.example\n", ListFormat::Domains),
+            ("0.0.0.0 bücher.example\n", ListFormat::Hosts),
+            ("||bücher.example^\n", ListFormat::Adblock),
+        ] {
+            let imported = import_list(text, format);
+            assert_eq!(
+                shown(&imported),
+                owned(&[(1, "xn--bcher-kva.example")]),
+                "{text}"
+            );
+        }
+        let imported = import_list("a\u{e000}b.example\n", ListFormat::Domains);
+        assert_eq!(imported.skipped.len(), 1);
+        assert_eq!(
+            Some(imported.skipped[0].reason.clone()),
+            Pattern::parse("a\u{e000}b.example").err()
+        );
     }
 
     #[test]

@@ -283,3 +283,18 @@ impl RuleSet {
         out
     }
 }
+
+impl RuleSet {
+    /// True when a deny entry of the site (or of `group`) already blocks every host `p`
+    /// covers: importing `p` again would change nothing.
+    pub fn deny_covers(&self, p: &Pattern, group: Option<&str>) -> bool {
+        match group {
+            None => covered_or_equal(&self.map, p, DENY).is_some(),
+            Some(g) => self
+                .groups
+                .iter()
+                .find(|r| &*r.name == g)
+                .is_some_and(|r| covered_or_equal(&r.map, p, DENY).is_some()),
+        }
+    }
+}

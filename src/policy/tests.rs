@@ -471,5 +471,8 @@ fn docs_catalog_md_is_generated_from_the_catalog() {
         committed == fresh,
         "docs/catalog.md is stale: run `cargo run -- rules docs > docs/catalog.md`"
     );
-    assert!(fresh.contains("| [ChatGPT](#chatgpt) | OpenAI | chat | shared"), "{fresh}");
+    assert!(
+        fresh.contains("| [ChatGPT](#chatgpt) | OpenAI | chat | shared"),
+        "{fresh}"
+    );
 }
