@@ -7,7 +7,8 @@ use std::path::PathBuf;
 /// counts and skips them.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A rule file could not be parsed or failed validation.
+    /// A rule or site file (catalog, allow and deny lists, `groups.toml`, the device
+    /// inventory `devices.toml`) could not be parsed or failed validation.
     #[error("{}:{line}: {message}", path.display())]
     Rule {
         /// The file that holds the bad rule.

@@ -16,6 +16,7 @@
 //! |---|---|
 //! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, observations |
 //! | [`policy`] | pure: catalog and site files, client groups, host matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
+//! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`) so reports name a device and its owner; `devices::load` reads the sources |
 //! | [`incident`] | pure: groups flagged/blocked observations per client and service |
 //! | [`capture`] | shell: reads pcap/pcapng files with libpcap |
 //! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
@@ -24,6 +25,7 @@
 
 pub mod capture;
 pub mod detect;
+pub mod devices;
 pub mod error;
 pub mod incident;
 pub mod policy;

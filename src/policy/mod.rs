@@ -324,13 +324,15 @@ const CATEGORIES: &[&str] = &[
     "bypass",
 ];
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset.min(text.len()))
         .map_or(0, |t| t.bytes().filter(|&b| b == b'\n').count())
         + 1
 }
 
-fn rule_err(path: &Path, line: usize, message: impl Into<String>) -> Error {
+/// An [`Error::Rule`] for `path` at `line`.
+pub(crate) fn rule_err(path: &Path, line: usize, message: impl Into<String>) -> Error {
     Error::Rule {
         path: path.to_path_buf(),
         line,
