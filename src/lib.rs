@@ -18,6 +18,7 @@
 //! | [`policy`] | pure: catalog and site files, client groups, host matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
 //! | [`incident`] | pure: groups flagged/blocked observations per client and service |
 //! | [`capture`] | shell: reads pcap/pcapng files with libpcap |
+//! | [`store`] | shell: the SQLite incident store: hash-chained incidents and acks, activity, daily usage, retention |
 //! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
 //! | [`rules_import`] | `aiwarden rules import`: appends block lists to site/deny.list, atomically |
 //! | [`error`] | the one error enum |
@@ -29,5 +30,6 @@ pub mod incident;
 pub mod policy;
 pub mod replay;
 pub mod rules_import;
+pub mod store;
 
 pub use error::{Error, Result};
