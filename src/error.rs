@@ -37,6 +37,31 @@ pub enum Error {
         /// What libpcap said.
         message: String,
     },
+    /// The incident store could not be opened, read or written.
+    #[error("store {}: {message}", path.display())]
+    Store {
+        /// The SQLite file.
+        path: PathBuf,
+        /// What failed and SQLite's reason, in lowercase.
+        message: String,
+    },
+    /// The incident store was written by a newer aiwarden whose schema this one does not know.
+    #[error(
+        "store {}: schema version {found} is newer than this aiwarden understands ({supported}); \
+         run the newer aiwarden or restore a backup of the store",
+        path.display()
+    )]
+    StoreVersion {
+        /// The SQLite file.
+        path: PathBuf,
+        /// `PRAGMA user_version` in the file.
+        found: i32,
+        /// The newest version this build reads and writes.
+        supported: i32,
+    },
+    /// An acknowledgement or update names an incident that is not in the store.
+    #[error("no incident {0} in the store")]
+    NoSuchIncident(i64),
     /// A command-line value is invalid.
     #[error("invalid argument: {0}")]
     Usage(String),
@@ -53,8 +78,9 @@ impl Error {
             | Error::Rules(_)
             | Error::Io { .. }
             | Error::Capture { .. }
-            | Error::Usage(_) => 2,
-            Error::Output(_) => 1,
+            | Error::Usage(_)
+            | Error::NoSuchIncident(_) => 2,
+            Error::Output(_) | Error::Store { .. } | Error::StoreVersion { .. } => 1,
         }
     }
 }

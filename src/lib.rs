@@ -19,6 +19,7 @@
 //! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`) so reports name a device and its owner; `devices::load` reads the sources |
 //! | [`incident`] | pure: groups flagged/blocked observations per client and service |
 //! | [`capture`] | shell: reads pcap/pcapng files with libpcap |
+//! | [`store`] | shell: the SQLite incident store: hash-chained incidents and acks, activity, daily usage, retention |
 //! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
 //! | [`rules_import`] | `aiwarden rules import`: appends block lists to site/deny.list, atomically |
 //! | [`error`] | the one error enum |
@@ -31,5 +32,6 @@ pub mod incident;
 pub mod policy;
 pub mod replay;
 pub mod rules_import;
+pub mod store;
 
 pub use error::{Error, Result};
