@@ -11,6 +11,8 @@ packages=(
   libpcap-dev tcpdump          # capture: the pcap crate links libpcap
   dnsutils                     # dig, for end-to-end DNS tests
   iproute2 nftables            # network namespaces and the firewall shell
+  dnsmasq-base openssl curl    # end-to-end test: upstream DNS, TLS server and client, /metrics
+  systemd                      # systemd-analyze verify of the unit
 )
 missing=()
 for p in "${packages[@]}"; do

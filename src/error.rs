@@ -21,6 +21,16 @@ pub enum Error {
     /// Several rule files are bad; every problem is listed so an admin fixes them in one go.
     #[error("{} rule errors:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Rules(Vec<Error>),
+    /// The daemon's configuration file is invalid.
+    #[error("{}:{line}: {message}", path.display())]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// 1-based line of the problem (0 when the whole file is at fault).
+        line: usize,
+        /// What is wrong, in lowercase.
+        message: String,
+    },
     /// A file or directory could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -62,6 +72,16 @@ pub enum Error {
     /// An acknowledgement or update names an incident that is not in the store.
     #[error("no incident {0} in the store")]
     NoSuchIncident(i64),
+    /// `aiwarden verify` found a row that does not chain.
+    #[error("store {}: chain broken at row {id}: {reason}", path.display())]
+    Tampered {
+        /// The store.
+        path: PathBuf,
+        /// The first broken row.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
     /// A command-line value is invalid.
     #[error("invalid argument: {0}")]
     Usage(String),
@@ -71,16 +91,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error: 2 for bad input, 1 for everything else.
+    /// The process exit code for this error: 2 for bad input, 3 when `verify` finds a broken
+    /// chain, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Rule { .. }
             | Error::Rules(_)
+            | Error::Config { .. }
             | Error::Io { .. }
             | Error::Capture { .. }
             | Error::Usage(_)
             | Error::NoSuchIncident(_) => 2,
             Error::Output(_) | Error::Store { .. } | Error::StoreVersion { .. } => 1,
+            Error::Tampered { .. } => 3,
         }
     }
 }

@@ -22,13 +22,21 @@
 //! | [`store`] | shell: the SQLite incident store: hash-chained incidents and acks, activity, daily usage, retention |
 //! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
 //! | [`rules_import`] | `aiwarden rules import`: appends block lists to site/deny.list, atomically |
+//! | [`config`] | the daemon's configuration file |
+//! | [`daemon`] | `aiwarden run`: capture threads, detection thread, store thread, resolver, metrics, signals |
+//! | [`dns_server`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
+//! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
 //! | [`error`] | the one error enum |
 
 pub mod capture;
+pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod devices;
+pub mod dns_server;
 pub mod error;
 pub mod incident;
+pub mod metrics;
 pub mod policy;
 pub mod replay;
 pub mod rules_import;

@@ -2,15 +2,17 @@
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use aiwarden::config::Config;
 use aiwarden::policy::import::ListFormat;
 use aiwarden::policy::{Client, Mac, Mode, RuleSet};
 use aiwarden::replay::{self, Format};
 use aiwarden::rules_import;
+use aiwarden::store::{ListFilter, Store};
 use aiwarden::Error;
 
 /// Sees, decides on and records attempts to reach AI services from a clinic network.
@@ -50,10 +52,84 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Run the daemon: live capture, filtering DNS, incident store, metrics.
+    Run {
+        /// The configuration file.
+        #[arg(long, default_value = "/etc/aiwarden/aiwarden.toml")]
+        config: PathBuf,
+    },
+    /// Validate the configuration and the rules it names (for ExecStartPre=).
+    Check {
+        /// The configuration file.
+        #[arg(long, default_value = "/etc/aiwarden/aiwarden.toml")]
+        config: PathBuf,
+    },
+    /// Check the incident store's hash chain; names the first broken row.
+    Verify {
+        /// The configuration file (for the store path).
+        #[arg(long, default_value = "/etc/aiwarden/aiwarden.toml")]
+        config: PathBuf,
+        /// The store file itself, instead of --config.
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// List and acknowledge incidents (staff-training follow-up).
+    Incidents {
+        #[command(subcommand)]
+        command: IncidentsCommand,
+    },
     /// Validate and explain rule files.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsCommand {
+    /// List incidents, newest first.
+    List {
+        /// Only incidents first seen at or after this time (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this device: IP, MAC, DHCP host name or inventory label.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only this service id.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only incidents nobody has acknowledged.
+        #[arg(long)]
+        unacked: bool,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file (for the store path).
+        #[arg(long, default_value = "/etc/aiwarden/aiwarden.toml")]
+        config: PathBuf,
+        /// The store file itself, instead of --config.
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
+    /// Record that the staff member behind an incident was trained.
+    Ack {
+        /// The incident id.
+        id: i64,
+        /// Who followed up.
+        #[arg(long)]
+        by: String,
+        /// What was done.
+        #[arg(long)]
+        note: String,
+        /// The configuration file (for the store path).
+        #[arg(long, default_value = "/etc/aiwarden/aiwarden.toml")]
+        config: PathBuf,
+        /// The store file itself, instead of --config.
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
 }
 
@@ -168,8 +244,151 @@ fn main() -> ExitCode {
     }
 }
 
+fn store_path(config: &Path, store: Option<PathBuf>) -> aiwarden::Result<PathBuf> {
+    match store {
+        Some(p) => Ok(p),
+        None => Ok(Config::load(config)?.store.path),
+    }
+}
+
+fn parse_time(s: &str) -> aiwarden::Result<i64> {
+    let t = humantime::parse_rfc3339_weak(s)
+        .or_else(|_| humantime::parse_rfc3339_weak(&format!("{s} 00:00:00")))
+        .map_err(|e| {
+            Error::Usage(format!(
+                "time {s:?}: {e} (use e.g. 2026-11-23 or 2026-11-23T09:00:00Z)"
+            ))
+        })?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0))
+}
+
+fn fmt_micros(us: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 fn run(cli: Cli) -> aiwarden::Result<()> {
     match cli.command {
+        Command::Run { config } => aiwarden::daemon::run(Config::load(&config)?),
+        Command::Check { config } => {
+            let (cfg, rules) = aiwarden::daemon::check(&config)?;
+            for w in rules.lint() {
+                println!("{w}");
+            }
+            println!(
+                "{}: ok (mode {}, {} interfaces, dns on {:?}, {} services, {} patterns)",
+                config.display(),
+                if cfg.mode == Mode::Monitor {
+                    "monitor"
+                } else {
+                    "enforce"
+                },
+                cfg.capture.interfaces.len(),
+                cfg.dns.listen,
+                rules.services().count(),
+                rules.pattern_count()
+            );
+            Ok(())
+        }
+        Command::Verify { config, store } => {
+            let path = store_path(&config, store)?;
+            let report = Store::open_read_only(&path)?.verify()?;
+            match &report.first_broken {
+                None => {
+                    println!(
+                        "{}: intact ({} rows{})",
+                        path.display(),
+                        report.rows,
+                        report
+                            .anchor
+                            .map(|a| format!(", from the retention anchor at row {a}"))
+                            .unwrap_or_default()
+                    );
+                    Ok(())
+                }
+                Some(b) => Err(Error::Tampered {
+                    path,
+                    id: b.id,
+                    reason: b.reason.clone(),
+                }),
+            }
+        }
+        Command::Incidents { command } => match command {
+            IncidentsCommand::List {
+                since,
+                device,
+                service,
+                unacked,
+                limit,
+                json,
+                config,
+                store,
+            } => {
+                let path = store_path(&config, store)?;
+                let filter = ListFilter {
+                    since: since.as_deref().map(parse_time).transpose()?,
+                    until: None,
+                    device,
+                    service,
+                    unacked_only: unacked,
+                    limit,
+                };
+                let rows = Store::open_read_only(&path)?.list(&filter)?;
+                let mut out = std::io::stdout().lock();
+                if json {
+                    serde_json::to_writer_pretty(&mut out, &rows).map_err(std::io::Error::from)?;
+                    writeln!(out)?;
+                    return Ok(());
+                }
+                writeln!(
+                    out,
+                    "{:>6} {:<20} {:<28} {:<24} {:<6} {:>5} {:<14} ACK",
+                    "ID", "FIRST SEEN", "DEVICE", "SERVICE", "ACTION", "COUNT", "HOW"
+                )?;
+                for r in &rows {
+                    let i = &r.incident;
+                    let device = i
+                        .label
+                        .clone()
+                        .or_else(|| i.device.clone())
+                        .unwrap_or_else(|| i.client_ip.clone());
+                    writeln!(
+                        out,
+                        "{:>6} {:<20} {:<28} {:<24} {:<6} {:>5} {:<14} {}",
+                        r.id,
+                        fmt_micros(i.ts),
+                        device,
+                        i.service_name,
+                        i.verdict,
+                        r.count,
+                        r.hows.join(" "),
+                        r.acks
+                            .last()
+                            .map(|a| format!("{} ({})", a.by, fmt_micros(a.ts)))
+                            .unwrap_or_else(|| "-".into())
+                    )?;
+                }
+                Ok(())
+            }
+            IncidentsCommand::Ack {
+                id,
+                by,
+                note,
+                config,
+                store,
+            } => {
+                let path = store_path(&config, store)?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as i64)
+                    .unwrap_or(0);
+                let ack = Store::open(&path)?.ack(id, now, &by, &note)?;
+                println!("incident {id} acknowledged by {by} (log row {ack})");
+                Ok(())
+            }
+        },
         Command::Replay {
             files,
             rules,

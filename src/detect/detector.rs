@@ -138,6 +138,12 @@ impl Detector {
         self.tcp.len()
     }
 
+    /// Remembers that `client` was told `addr` is `host` (by the daemon's own resolver,
+    /// which sees answers even when capture misses them).
+    pub fn learn(&mut self, client: IpAddr, addr: IpAddr, host: Host) {
+        self.resolved.put((client, addr), host);
+    }
+
     /// (client, IP) pairs remembered from DNS answers right now.
     pub fn resolved_len(&self) -> usize {
         self.resolved.len()

@@ -1,0 +1,487 @@
+//! The daemon's configuration file: parsed from `&str`, loaded from a path, validated once,
+//! unknown keys rejected with file and line. `config.example.toml` at the top of the
+//! repository documents every option; a test loads it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::policy::Mode;
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// Monitor records; enforce blocks.
+    pub mode: Mode,
+    /// The rules directory (catalog/ and site/).
+    pub rules: PathBuf,
+    /// Live capture.
+    pub capture: Capture,
+    /// The filtering DNS resolver.
+    pub dns: Dns,
+    /// The incident store.
+    pub store: Store,
+    /// Metrics and health.
+    pub metrics: Metrics,
+    /// Device identity.
+    pub devices: Devices,
+    /// Incident grouping window, seconds.
+    pub incident_window_secs: u64,
+}
+
+/// Live capture settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    /// Interfaces to capture on; empty runs the DNS resolver alone.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Kernel ring buffer per interface, MiB.
+    #[serde(default = "default_buffer_mib")]
+    pub buffer_mib: u32,
+    /// Bytes kept per frame.
+    #[serde(default = "default_snaplen")]
+    pub snaplen: u32,
+    /// Frames queued between capture and detection; beyond it frames are dropped and
+    /// counted.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// The BPF filter: what detection needs (DNS, ClientHellos, QUIC Initials).
+    #[serde(default = "default_filter")]
+    pub filter: String,
+}
+
+/// What a blocked name gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockAnswer {
+    /// NXDOMAIN: the name does not exist.
+    Nxdomain,
+    /// An A answer with this address (and `::` for AAAA), e.g. a block page.
+    Address(IpAddr),
+}
+
+/// Which HTTPS/SVCB answers lose their `ech` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StripEch {
+    /// Never.
+    Off,
+    /// Names a rule matches (AI services), so their SNI stays visible.
+    Ai,
+    /// Every answer.
+    All,
+}
+
+/// One upstream resolver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// Plain DNS over UDP, falling back to TCP on truncation.
+    Plain(SocketAddr),
+    /// DNS over TLS, with the name its certificate must carry.
+    Tls {
+        /// Address and port (853).
+        addr: SocketAddr,
+        /// The server name to verify.
+        name: String,
+    },
+}
+
+impl Upstream {
+    /// `9.9.9.9`, `9.9.9.9:53`, `[2620:fe::fe]:53`, `tls://9.9.9.9#dns.quad9.net`,
+    /// `tls://9.9.9.9:853#dns.quad9.net`.
+    pub fn parse(text: &str) -> std::result::Result<Upstream, String> {
+        let addr = |s: &str, port: u16| {
+            s.parse::<SocketAddr>()
+                .or_else(|_| {
+                    s.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
+                        .map(|ip| SocketAddr::new(ip, port))
+                })
+                .map_err(|_| format!("invalid upstream address {s:?}"))
+        };
+        match text.strip_prefix("tls://") {
+            Some(rest) => {
+                let (a, name) = rest.split_once('#').ok_or_else(|| {
+                    format!("upstream {text:?}: DNS over TLS needs the server's name after '#', e.g. tls://9.9.9.9#dns.quad9.net")
+                })?;
+                if name.is_empty() {
+                    return Err(format!("upstream {text:?}: empty server name"));
+                }
+                Ok(Upstream::Tls {
+                    addr: addr(a, 853)?,
+                    name: name.to_string(),
+                })
+            }
+            None => Ok(Upstream::Plain(addr(text, 53)?)),
+        }
+    }
+}
+
+/// The filtering resolver.
+#[derive(Debug, Clone)]
+pub struct Dns {
+    /// Addresses to answer on (UDP and TCP); empty disables the resolver.
+    pub listen: Vec<SocketAddr>,
+    /// Where allowed names are forwarded, tried in order.
+    pub upstreams: Vec<Upstream>,
+    /// What blocked names get.
+    pub block_answer: BlockAnswer,
+    /// TTL of block answers, seconds.
+    pub block_ttl: u32,
+    /// ECH stripping.
+    pub strip_ech: StripEch,
+    /// Cached answers kept.
+    pub cache_size: usize,
+    /// Upstream timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// A PEM file of CA certificates for DNS-over-TLS upstreams (default: the system's).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The incident store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// The SQLite file.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Days incidents are kept (HIPAA documentation: six years).
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+/// Metrics and health endpoint.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Address of `/metrics` and `/healthz`; none disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Where device identity comes from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Devices {
+    /// The admin's inventory (labels, owners).
+    pub inventory: Option<PathBuf>,
+    /// DHCP leases files.
+    #[serde(default)]
+    pub leases: Vec<LeasesFile>,
+    /// The kernel's IPv4 neighbour table.
+    #[serde(default = "default_arp")]
+    pub neighbours: PathBuf,
+    /// Seconds between re-reads.
+    #[serde(default = "default_refresh")]
+    pub refresh_secs: u64,
+}
+
+/// One DHCP leases file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeasesFile {
+    /// `dnsmasq`, `dhcpd` or `kea`.
+    pub format: String,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+fn default_buffer_mib() -> u32 {
+    16
+}
+fn default_snaplen() -> u32 {
+    65_535
+}
+fn default_queue() -> usize {
+    65_536
+}
+fn default_filter() -> String {
+    crate::daemon::DEFAULT_FILTER.to_string()
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("/var/lib/aiwarden/incidents.db")
+}
+fn default_retention() -> u32 {
+    6 * 366
+}
+fn default_arp() -> PathBuf {
+    PathBuf::from("/proc/net/arp")
+}
+fn default_refresh() -> u64 {
+    30
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    mode: Option<toml::Spanned<String>>,
+    rules: Option<PathBuf>,
+    incident_window_secs: Option<u64>,
+    capture: Option<Capture>,
+    dns: Option<RawDns>,
+    store: Option<Store>,
+    metrics: Option<RawMetrics>,
+    devices: Option<Devices>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    #[serde(default)]
+    listen: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    upstreams: Vec<toml::Spanned<String>>,
+    block_answer: Option<toml::Spanned<String>>,
+    block_ttl: Option<u32>,
+    strip_ech: Option<StripEch>,
+    cache_size: Option<usize>,
+    timeout_ms: Option<u64>,
+    ca_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<toml::Spanned<String>>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map_or(0, |t| t.bytes().filter(|&b| b == b'\n').count())
+        + 1
+}
+
+fn socket(s: &str, port: u16) -> std::result::Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, port)))
+        .map_err(|_| format!("invalid address {s:?} (expected e.g. 0.0.0.0:53 or [::]:53)"))
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates `text`, naming `path` in errors. Relative paths in the file
+    /// are taken relative to the file's directory.
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let err = |line: usize, message: String| Error::Config {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| line_of(text, s.start));
+            err(line, e.message().trim().to_lowercase())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        let mode = match raw.mode {
+            None => Mode::Monitor,
+            Some(m) => match m.get_ref().as_str() {
+                "monitor" => Mode::Monitor,
+                "enforce" => Mode::Enforce,
+                other => {
+                    return Err(err(
+                        line_of(text, m.span().start),
+                        format!("mode {other:?}: expected \"monitor\" or \"enforce\""),
+                    ))
+                }
+            },
+        };
+        let capture = raw.capture.unwrap_or(Capture {
+            interfaces: Vec::new(),
+            buffer_mib: default_buffer_mib(),
+            snaplen: default_snaplen(),
+            queue: default_queue(),
+            filter: default_filter(),
+        });
+        if capture.queue == 0 || capture.snaplen < 256 {
+            return Err(err(
+                0,
+                "capture: queue must be above 0 and snaplen at least 256".into(),
+            ));
+        }
+        let d = raw.dns.unwrap_or(RawDns {
+            listen: Vec::new(),
+            upstreams: Vec::new(),
+            block_answer: None,
+            block_ttl: None,
+            strip_ech: None,
+            cache_size: None,
+            timeout_ms: None,
+            ca_file: None,
+        });
+        let mut listen = Vec::new();
+        for l in &d.listen {
+            listen
+                .push(socket(l.get_ref(), 53).map_err(|m| err(line_of(text, l.span().start), m))?);
+        }
+        let mut upstreams = Vec::new();
+        for u in &d.upstreams {
+            upstreams.push(
+                Upstream::parse(u.get_ref()).map_err(|m| err(line_of(text, u.span().start), m))?,
+            );
+        }
+        if !listen.is_empty() && upstreams.is_empty() {
+            return Err(err(
+                d.listen
+                    .first()
+                    .map_or(0, |l| line_of(text, l.span().start)),
+                "dns: listen is set but upstreams is empty: allowed names need somewhere to go"
+                    .into(),
+            ));
+        }
+        let block_answer = match &d.block_answer {
+            None => BlockAnswer::Nxdomain,
+            Some(b) if b.get_ref() == "nxdomain" => BlockAnswer::Nxdomain,
+            Some(b) => BlockAnswer::Address(b.get_ref().parse().map_err(|_| {
+                err(
+                    line_of(text, b.span().start),
+                    format!(
+                        "block_answer {:?}: expected \"nxdomain\" or an address such as \"0.0.0.0\"",
+                        b.get_ref()
+                    ),
+                )
+            })?),
+        };
+        let dns = Dns {
+            listen,
+            upstreams,
+            block_answer,
+            block_ttl: d.block_ttl.unwrap_or(60),
+            strip_ech: d.strip_ech.unwrap_or(StripEch::Ai),
+            cache_size: d.cache_size.unwrap_or(20_000),
+            timeout_ms: d.timeout_ms.unwrap_or(2_000),
+            ca_file: d.ca_file.map(rel),
+        };
+        let metrics = match raw.metrics.and_then(|m| m.listen) {
+            None => Metrics {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 9747))),
+            },
+            Some(l) if l.get_ref() == "off" => Metrics { listen: None },
+            Some(l) => Metrics {
+                listen: Some(
+                    socket(l.get_ref(), 9747).map_err(|m| err(line_of(text, l.span().start), m))?,
+                ),
+            },
+        };
+        let mut store = raw.store.unwrap_or(Store {
+            path: default_store_path(),
+            retention_days: default_retention(),
+        });
+        store.path = rel(store.path);
+        if store.retention_days == 0 {
+            return Err(err(0, "store: retention_days must be at least 1".into()));
+        }
+        let mut devices = raw.devices.unwrap_or(Devices {
+            inventory: None,
+            leases: Vec::new(),
+            neighbours: default_arp(),
+            refresh_secs: default_refresh(),
+        });
+        devices.inventory = devices.inventory.map(rel);
+        for l in &mut devices.leases {
+            if !["dnsmasq", "dhcpd", "kea"].contains(&l.format.as_str()) {
+                return Err(err(
+                    0,
+                    format!(
+                        "devices.leases: format {:?}: expected dnsmasq, dhcpd or kea",
+                        l.format
+                    ),
+                ));
+            }
+            l.path = rel(l.path.clone());
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            mode,
+            rules: rel(raw.rules.unwrap_or_else(|| PathBuf::from("rules"))),
+            capture,
+            dns,
+            store,
+            metrics,
+            devices,
+            incident_window_secs: raw.incident_window_secs.unwrap_or(600),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/etc/aiwarden/aiwarden.toml"), text)
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let c = Config::load(&p).expect("config.example.toml is valid");
+        assert_eq!(c.mode, Mode::Monitor);
+        assert!(!c.dns.listen.is_empty());
+        assert!(!c.dns.upstreams.is_empty());
+        assert_eq!(c.store.retention_days, 2196);
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse("rules = \"rules\"\n[store]\npath = \"db/incidents.db\"\n").expect("ok");
+        assert_eq!(c.rules, Path::new("/etc/aiwarden/rules"));
+        assert_eq!(c.store.path, Path::new("/etc/aiwarden/db/incidents.db"));
+        assert_eq!(c.mode, Mode::Monitor);
+        assert_eq!(c.dns.block_answer, BlockAnswer::Nxdomain);
+        assert_eq!(c.dns.strip_ech, StripEch::Ai);
+        assert_eq!(
+            c.metrics.listen,
+            Some("127.0.0.1:9747".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn upstream_forms() {
+        assert_eq!(
+            Upstream::parse("9.9.9.9"),
+            Ok(Upstream::Plain("9.9.9.9:53".parse().expect("addr")))
+        );
+        assert_eq!(
+            Upstream::parse("tls://[2620:fe::fe]#dns.quad9.net"),
+            Ok(Upstream::Tls {
+                addr: "[2620:fe::fe]:853".parse().expect("addr"),
+                name: "dns.quad9.net".into()
+            })
+        );
+        assert!(Upstream::parse("tls://9.9.9.9").is_err());
+        assert!(Upstream::parse("dns.quad9.net").is_err());
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let cases = [
+            ("mode = \"enforce\"\n\n[dns]\nlisten = [\"0.0.0.0:53\"]\nupstream = [\"9.9.9.9\"]\n", ":5: unknown field `upstream`"),
+            ("mode = \"block\"\n", ":1: mode \"block\": expected \"monitor\" or \"enforce\""),
+            ("[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"9.9.9.9\", \"tls://1.1.1.1\"]\n", ":3: upstream \"tls://1.1.1.1\": DNS over TLS needs"),
+            ("[dns]\nlisten = [\"0.0.0.0:53\"]\n", ":2: dns: listen is set but upstreams is empty"),
+            ("[dns]\nlisten = [\"localhost:53\"]\nupstreams = [\"9.9.9.9\"]\n", ":2: invalid address \"localhost:53\""),
+            ("[dns]\nupstreams = [\"9.9.9.9\"]\nblock_answer = \"sinkhole\"\n", ":3: block_answer \"sinkhole\""),
+            ("[capture]\ninterfaces = \"eth0\"\n", ":2: invalid type: string \"eth0\", expected a sequence"),
+            ("[metrics]\nlisten = \"nowhere\"\n", ":2: invalid address \"nowhere\""),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).expect_err(text).to_string();
+            assert!(
+                e.starts_with("/etc/aiwarden/aiwarden.toml") && e.contains(want),
+                "{text:?}: {e}"
+            );
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The resolver against a fake upstream on loopback: blocks, canaries, forwarding, the
+//! cache, ECH stripping, truncation, TCP, SERVFAIL and DNS over TLS.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hickory_proto::rr::rdata::svcb::{EchConfigList, SvcParamValue, SVCB};
+use hickory_proto::rr::rdata::HTTPS;
+
+use super::*;
+use crate::policy::RuleSet;
+
+/// A fake upstream answering from a fixed table over UDP and TCP; counts questions.
+struct Upstream {
+    addr: SocketAddr,
+    asked: Arc<AtomicUsize>,
+}
+
+fn answer_for(q: &Message) -> Message {
+    let mut r = Message::response(q.metadata.id, OpCode::Query);
+    r.queries = q.queries.clone();
+    r.metadata.recursion_available = true;
+    let query = &q.queries[0];
+    let name = query.name().clone();
+    match (
+        name.to_ascii().to_ascii_lowercase().as_str(),
+        query.query_type(),
+    ) {
+        ("allowed.example.", RecordType::A) => {
+            r.answers.push(Record::from_rdata(
+                name,
+                300,
+                RData::A(A::new(198, 51, 100, 7)),
+            ));
+        }
+        ("big.example.", RecordType::A) => {
+            for i in 0..60u8 {
+                r.answers.push(Record::from_rdata(
+                    name.clone(),
+                    300,
+                    RData::A(A::new(10, 1, 0, i)),
+                ));
+            }
+        }
+        (n @ ("claude.ai." | "plain.example."), RecordType::HTTPS) => {
+            let _ = n;
+            let svcb = SVCB::new(
+                1,
+                Name::root(),
+                vec![
+                    (
+                        SvcParamKey::Alpn,
+                        SvcParamValue::Alpn(hickory_proto::rr::rdata::svcb::Alpn(
+                            vec!["h2".into()],
+                        )),
+                    ),
+                    (
+                        SvcParamKey::EchConfigList,
+                        SvcParamValue::EchConfigList(EchConfigList(vec![0, 4, 1, 2, 3, 4])),
+                    ),
+                ],
+            );
+            r.answers
+                .push(Record::from_rdata(name, 300, RData::HTTPS(HTTPS(svcb))));
+        }
+        ("claude.ai.", RecordType::A) => {
+            r.answers.push(Record::from_rdata(
+                name,
+                300,
+                RData::A(A::new(160, 79, 104, 10)),
+            ));
+        }
+        ("broken.example.", _) => r.metadata.response_code = ResponseCode::ServFail,
+        _ => r.metadata.response_code = ResponseCode::NXDomain,
+    }
+    r
+}
+
+async fn upstream() -> Upstream {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let addr = udp.local_addr().expect("addr");
+    let tcp = TcpListener::bind(addr).await.expect("bind tcp");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let n = asked.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((len, peer)) = udp.recv_from(&mut buf).await {
+            n.fetch_add(1, Ordering::SeqCst);
+            let q = Message::from_vec(&buf[..len]).expect("query");
+            let mut r = answer_for(&q);
+            let bytes = r.to_vec().expect("encode");
+            if bytes.len() > 512 {
+                r.answers.clear();
+                r.metadata.truncation = true;
+            }
+            let _ = udp.send_to(&r.to_vec().expect("encode"), peer).await;
+        }
+    });
+    let n = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = tcp.accept().await {
+            n.fetch_add(1, Ordering::SeqCst);
+            let mut len = [0u8; 2];
+            c.read_exact(&mut len).await.expect("len");
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            c.read_exact(&mut q).await.expect("q");
+            let r = answer_for(&Message::from_vec(&q).expect("q"))
+                .to_vec()
+                .expect("r");
+            c.write_all(&(r.len() as u16).to_be_bytes())
+                .await
+                .expect("w");
+            c.write_all(&r).await.expect("w");
+        }
+    });
+    Upstream { addr, asked }
+}
+
+fn rules() -> Arc<Live> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rs = RuleSet::load_dir(&root).expect("shipped rules");
+    Arc::new(Live::new(&root, rs))
+}
+
+fn config(up: SocketAddr) -> Dns {
+    Dns {
+        listen: vec![],
+        upstreams: vec![crate::config::Upstream::Plain(up)],
+        block_answer: BlockAnswer::Nxdomain,
+        block_ttl: 60,
+        strip_ech: StripEch::Ai,
+        cache_size: 100,
+        timeout_ms: 1_000,
+        ca_file: None,
+    }
+}
+
+fn resolver(cfg: Dns, mode: Mode) -> (Arc<Resolver>, std::sync::mpsc::Receiver<DnsEvent>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(100);
+    let identify: Identify = Arc::new(|_| (None, None));
+    let r = Resolver::new(
+        cfg,
+        mode,
+        rules(),
+        identify,
+        Some(tx),
+        true,
+        Arc::new(Metrics::new()),
+    )
+    .expect("resolver");
+    (Arc::new(r), rx)
+}
+
+fn query(name: &str, qtype: RecordType, id: u16, edns: bool) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    if edns {
+        m.edns = Some(reply_edns(false));
+    }
+    m.to_vec().expect("encode")
+}
+
+const CLIENT: &str = "10.0.0.22:40000";
+const SERVER: &str = "10.0.0.1:53";
+
+async fn ask(r: &Resolver, name: &str, qtype: RecordType) -> Message {
+    let bytes = r
+        .handle(
+            &query(name, qtype, 0x4242, true),
+            CLIENT.parse().expect("addr"),
+            SERVER.parse().expect("addr"),
+            true,
+        )
+        .await
+        .expect("a reply");
+    let m = Message::from_vec(&bytes).expect("reply parses");
+    assert_eq!(m.metadata.id, 0x4242);
+    m
+}
+
+#[tokio::test]
+async fn blocks_with_nxdomain_and_reports_the_client() {
+    let up = upstream().await;
+    let (r, events) = resolver(config(up.addr), Mode::Enforce);
+    let m = ask(&r, "chatgpt.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(matches!(m.authorities[0].data, RData::SOA(_)));
+    assert_eq!(
+        up.asked.load(Ordering::SeqCst),
+        0,
+        "blocked names never go upstream"
+    );
+    match events.try_recv().expect("an event") {
+        DnsEvent::Query(o) => {
+            assert_eq!(o.host.as_str(), "chatgpt.com");
+            assert_eq!(o.client, CLIENT.parse::<SocketAddr>().expect("addr"));
+            assert_eq!(o.qtype.as_deref(), Some("A"));
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+}
+
+#[tokio::test]
+async fn block_address_and_monitor_mode() {
+    let up = upstream().await;
+    let mut cfg = config(up.addr);
+    cfg.block_answer = BlockAnswer::Address("192.0.2.1".parse().expect("ip"));
+    let (r, _) = resolver(cfg.clone(), Mode::Enforce);
+    let m = ask(&r, "www.perplexity.ai.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(192, 0, 2, 1)));
+    let m = ask(&r, "www.perplexity.ai.", RecordType::AAAA).await;
+    assert_eq!(m.answers[0].data, RData::AAAA(AAAA(Ipv6Addr::UNSPECIFIED)));
+    // Monitor mode forwards (the upstream says NXDOMAIN for this name) and reports.
+    let (r, events) = resolver(cfg, Mode::Monitor);
+    let m = ask(&r, "claude.ai.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(160, 79, 104, 10)));
+    assert!(matches!(events.try_recv(), Ok(DnsEvent::Query(_))));
+}
+
+#[tokio::test]
+async fn canaries_get_nxdomain_in_every_mode() {
+    let up = upstream().await;
+    for mode in [Mode::Monitor, Mode::Enforce] {
+        let (r, events) = resolver(config(up.addr), mode);
+        for name in [
+            "use-application-dns.net.",
+            "mask.icloud.com.",
+            "mask-h2.icloud.com.",
+            "_dns.resolver.arpa.",
+        ] {
+            let m = ask(&r, name, RecordType::A).await;
+            assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{name}");
+        }
+        assert!(events.try_recv().is_err(), "canaries are not incidents");
+    }
+    assert_eq!(up.asked.load(Ordering::SeqCst), 0);
+    assert!(is_canary("use-application-dns.net"));
+    assert!(!is_canary("notuse-application-dns.net"));
+}
+
+#[tokio::test]
+async fn forwards_caches_and_teaches_the_detector() {
+    let up = upstream().await;
+    let (r, events) = resolver(config(up.addr), Mode::Enforce);
+    let m = ask(&r, "allowed.example.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+    assert!(m.metadata.recursion_available);
+    // The same name in other letter case, another id: from the cache, with its own question.
+    let bytes = r
+        .handle(
+            &query("ALLOWED.example.", RecordType::A, 7, true),
+            CLIENT.parse().expect("addr"),
+            SERVER.parse().expect("addr"),
+            true,
+        )
+        .await
+        .expect("reply");
+    let m = Message::from_vec(&bytes).expect("parses");
+    assert_eq!(m.metadata.id, 7);
+    assert_eq!(m.queries[0].name().to_ascii(), "ALLOWED.example.");
+    assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+    assert_eq!(
+        up.asked.load(Ordering::SeqCst),
+        1,
+        "second answer came from the cache"
+    );
+    let learned: Vec<_> = events.try_iter().collect();
+    assert_eq!(learned.len(), 2);
+    assert!(matches!(&learned[0], DnsEvent::Answer { host, addrs, .. }
+        if host.as_str() == "allowed.example" && addrs == &vec!["198.51.100.7".parse::<IpAddr>().expect("ip")]));
+    // A name the upstream says does not exist: NXDOMAIN passed through.
+    let m = ask(&r, "nothing.example.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn strips_ech_from_ai_hosts_only() {
+    let up = upstream().await;
+    let (r, _) = resolver(config(up.addr), Mode::Monitor);
+    let ech = |m: &Message| {
+        m.answers.iter().any(|rec| match &rec.data {
+            RData::HTTPS(h) => {
+                h.0.svc_params
+                    .iter()
+                    .any(|(k, _)| *k == SvcParamKey::EchConfigList)
+            }
+            _ => false,
+        })
+    };
+    let m = ask(&r, "claude.ai.", RecordType::HTTPS).await;
+    assert!(!m.answers.is_empty());
+    assert!(!ech(&m), "ech removed for an AI host");
+    assert!(
+        matches!(&m.answers[0].data, RData::HTTPS(h) if h.0.svc_params.iter().any(|(k, _)| *k == SvcParamKey::Alpn)),
+        "other parameters kept"
+    );
+    let m = ask(&r, "plain.example.", RecordType::HTTPS).await;
+    assert!(ech(&m), "kept for hosts no rule matches (strip_ech = ai)");
+    let mut cfg = config(up.addr);
+    cfg.strip_ech = StripEch::All;
+    let (r, _) = resolver(cfg, Mode::Monitor);
+    assert!(!ech(&ask(&r, "plain.example.", RecordType::HTTPS).await));
+}
+
+#[tokio::test]
+async fn truncates_for_udp_and_answers_whole_over_tcp() {
+    let up = upstream().await;
+    let (r, _) = resolver(config(up.addr), Mode::Enforce);
+    // The upstream truncates over UDP; the resolver retries over TCP and gets all 60.
+    let client: SocketAddr = CLIENT.parse().expect("addr");
+    let server: SocketAddr = SERVER.parse().expect("addr");
+    let bytes = r
+        .handle(
+            &query("big.example.", RecordType::A, 1, false),
+            client,
+            server,
+            true,
+        )
+        .await
+        .expect("reply");
+    let m = Message::from_vec(&bytes).expect("parses");
+    assert!(m.metadata.truncation, "no EDNS: 512 bytes is the limit");
+    let bytes = r
+        .handle(
+            &query("big.example.", RecordType::A, 2, false),
+            client,
+            server,
+            false,
+        )
+        .await
+        .expect("reply");
+    let m = Message::from_vec(&bytes).expect("parses");
+    assert_eq!(m.answers.len(), 60);
+}
+
+#[tokio::test]
+async fn servfail_formerr_and_refused() {
+    let (r, _) = resolver(config("127.0.0.1:9".parse().expect("addr")), Mode::Enforce);
+    let mut cfg = config("127.0.0.1:9".parse().expect("addr"));
+    cfg.timeout_ms = 200;
+    let (r2, _) = resolver(cfg, Mode::Enforce);
+    let m = ask(&r2, "allowed.example.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    let client: SocketAddr = CLIENT.parse().expect("addr");
+    let server: SocketAddr = SERVER.parse().expect("addr");
+    let garbage = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0xff];
+    let m = Message::from_vec(
+        &r.handle(&garbage, client, server, true)
+            .await
+            .expect("reply"),
+    )
+    .expect("parses");
+    assert_eq!(
+        (m.metadata.id, m.metadata.response_code),
+        (0x1234, ResponseCode::FormErr)
+    );
+    let m = Message::from_vec(
+        &r.handle(
+            &query("x.example.", RecordType::ANY, 5, false),
+            client,
+            server,
+            true,
+        )
+        .await
+        .expect("reply"),
+    )
+    .expect("parses");
+    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
+    assert!(r.handle(&[1, 2, 3], client, server, true).await.is_none());
+}
+
+#[tokio::test]
+async fn udp_and_tcp_sockets_serve() {
+    let up = upstream().await;
+    let (r, _) = resolver(config(up.addr), Mode::Enforce);
+    let sockets = bind(&["127.0.0.1:0".parse().expect("addr")])
+        .await
+        .expect("bind");
+    let (udp, tcp) = sockets.into_iter().next().expect("one");
+    let addr = udp.local_addr().expect("addr");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let t1 = tokio::spawn(r.clone().serve_udp(udp, rx.clone()));
+    let t2 = tokio::spawn(r.clone().serve_tcp(tcp, rx));
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    c.send_to(&query("chatgpt.com.", RecordType::A, 9, false), addr)
+        .await
+        .expect("send");
+    let mut buf = [0u8; 1500];
+    let (n, _) = c.recv_from(&mut buf).await.expect("recv");
+    assert_eq!(
+        Message::from_vec(&buf[..n])
+            .expect("parses")
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let q = query("allowed.example.", RecordType::A, 10, false);
+    let q_msg = Message::from_vec(&q).expect("q");
+    let m = stream_exchange(&mut s, &q, &q_msg)
+        .await
+        .expect("tcp answer");
+    assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+    let _ = stop.send(true);
+    t1.await.expect("udp task");
+    t2.await.expect("tcp task");
+}
+
+#[tokio::test]
+async fn forwards_over_tls() {
+    // A DNS-over-TLS upstream on loopback with a certificate for dns.test.
+    let up = upstream().await;
+    let cert = rcgen::generate_simple_self_signed(vec!["dns.test".to_string()]).expect("cert");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca: PathBuf = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).expect("write");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let server_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let tls_addr = listener.local_addr().expect("addr");
+    let plain = up.addr;
+    tokio::spawn(async move {
+        while let Ok((c, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(c).await else {
+                    return;
+                };
+                let mut len = [0u8; 2];
+                s.read_exact(&mut len).await.expect("len");
+                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                s.read_exact(&mut q).await.expect("q");
+                // Relay to the plain fake, to answer from the same table.
+                let qm = Message::from_vec(&q).expect("q");
+                let r = udp_exchange(plain, &q, &qm)
+                    .await
+                    .expect("fake answers")
+                    .to_vec()
+                    .expect("r");
+                s.write_all(&(r.len() as u16).to_be_bytes())
+                    .await
+                    .expect("w");
+                s.write_all(&r).await.expect("w");
+                s.flush().await.expect("flush");
+            });
+        }
+    });
+    let mut cfg = config(up.addr);
+    cfg.upstreams = vec![crate::config::Upstream::Tls {
+        addr: tls_addr,
+        name: "dns.test".into(),
+    }];
+    cfg.ca_file = Some(ca.clone());
+    let (r, _) = resolver(cfg.clone(), Mode::Enforce);
+    let m = ask(&r, "allowed.example.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+    // A certificate for another name is refused: SERVFAIL, never an unverified answer.
+    cfg.upstreams = vec![crate::config::Upstream::Tls {
+        addr: tls_addr,
+        name: "other.test".into(),
+    }];
+    let (r, _) = resolver(cfg, Mode::Enforce);
+    let m = ask(&r, "allowed.example.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}

@@ -1,0 +1,266 @@
+//! Prometheus metrics of the daemon, and the small HTTP listener that serves `/metrics`
+//! and `/healthz`. Labels are bounded sets (service ids, verdicts, protocols, results);
+//! client addresses never become labels.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Every metric the daemon exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Frames seen by detection.
+    pub packets: IntCounter,
+    /// Bytes of those frames.
+    pub bytes: IntCounter,
+    /// Frames lost: `kernel` (the capture ring overflowed), `interface` (the driver),
+    /// `queue` (detection fell behind and capture dropped rather than wait).
+    pub capture_dropped: IntCounterVec,
+    /// Detections by service, verdict and protocol.
+    pub detections: IntCounterVec,
+    /// DNS queries by result: `forwarded`, `cached`, `blocked`, `canary`, `servfail`,
+    /// `refused`, `formerr`.
+    pub dns_queries: IntCounterVec,
+    /// DNS answers whose `ech` parameter was removed.
+    pub dns_ech_stripped: IntCounter,
+    /// Incidents recorded, by verdict.
+    pub incidents: IntCounterVec,
+    /// Incidents the store could not write (kept in memory and retried).
+    pub store_errors: IntCounter,
+    /// Events dropped between the resolver and detection.
+    pub events_dropped: IntCounter,
+    /// The rule set version in force.
+    pub rules_version: IntGauge,
+    /// Reloads by result (`ok`, `error`).
+    pub rules_reloads: IntCounterVec,
+    /// 1 when the last reload succeeded, 0 when it failed (the old rules stay in force).
+    pub rules_last_reload_ok: IntGauge,
+    /// Loaded rule counts: `services`, `patterns`.
+    pub rules_loaded: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(c.clone()));
+    c
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let rules_version = IntGauge::new(
+            "aiwarden_rules_version",
+            "rule set version in force (1 = first load)",
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        let _ = r.register(Box::new(rules_version.clone()));
+        let rules_last_reload_ok = IntGauge::new(
+            "aiwarden_rules_last_reload_success",
+            "1 when the last rules reload succeeded, 0 when it failed and the old rules stayed",
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        rules_last_reload_ok.set(1);
+        let _ = r.register(Box::new(rules_last_reload_ok.clone()));
+        let rules_loaded = IntGaugeVec::new(
+            Opts::new(
+                "aiwarden_rules_loaded",
+                "services and patterns in the rule set in force",
+            ),
+            &["kind"],
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        let _ = r.register(Box::new(rules_loaded.clone()));
+        Metrics {
+            packets: counter(&r, "aiwarden_packets_total", "frames seen by detection"),
+            bytes: counter(
+                &r,
+                "aiwarden_bytes_total",
+                "bytes of frames seen by detection",
+            ),
+            capture_dropped: counter_vec(
+                &r,
+                "aiwarden_capture_dropped_total",
+                "frames lost before detection, by where",
+                &["where"],
+            ),
+            detections: counter_vec(
+                &r,
+                "aiwarden_detections_total",
+                "AI service detections by service, verdict and protocol",
+                &["service", "verdict", "proto"],
+            ),
+            dns_queries: counter_vec(
+                &r,
+                "aiwarden_dns_queries_total",
+                "DNS queries answered, by result",
+                &["result"],
+            ),
+            dns_ech_stripped: counter(
+                &r,
+                "aiwarden_dns_ech_stripped_total",
+                "HTTPS/SVCB answers whose ech parameter was removed",
+            ),
+            incidents: counter_vec(
+                &r,
+                "aiwarden_incidents_total",
+                "incidents recorded, by verdict",
+                &["verdict"],
+            ),
+            store_errors: counter(
+                &r,
+                "aiwarden_store_errors_total",
+                "failed writes to the incident store",
+            ),
+            events_dropped: counter(
+                &r,
+                "aiwarden_events_dropped_total",
+                "resolver events dropped because detection fell behind",
+            ),
+            rules_version,
+            rules_reloads: counter_vec(
+                &r,
+                "aiwarden_rules_reloads_total",
+                "rule reloads by result",
+                &["result"],
+            ),
+            rules_last_reload_ok,
+            rules_loaded,
+            registry: r,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` is set. `healthy` is
+/// what `/healthz` reports.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    healthy: Arc<AtomicBool>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (mut conn, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let metrics = metrics.clone();
+        let healthy = healthy.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let mut n = 0;
+            // Read until the end of the request head (or the buffer is full).
+            while n < buf.len() {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    conn.read(&mut buf[n..]),
+                )
+                .await
+                {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(k)) => {
+                        n += k;
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            let (status, ctype, body) = match path {
+                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+                "/healthz" if healthy.load(Ordering::Relaxed) => {
+                    ("200 OK", "text/plain", "ok\n".to_string())
+                }
+                "/healthz" => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "unhealthy\n".to_string(),
+                ),
+                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(resp.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
+
+/// Binds the metrics address.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn serves_metrics_and_health() {
+        let m = Arc::new(Metrics::new());
+        m.dns_queries.with_label_values(&["blocked"]).inc();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let healthy = Arc::new(AtomicBool::new(true));
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve(listener, m.clone(), healthy.clone(), rx));
+        let get = |path: &'static str| async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .expect("write");
+            let mut s = String::new();
+            c.read_to_string(&mut s).await.expect("read");
+            s
+        };
+        let body = get("/metrics").await;
+        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+        assert!(
+            body.contains("aiwarden_dns_queries_total{result=\"blocked\"} 1"),
+            "{body}"
+        );
+        assert!(get("/healthz").await.ends_with("ok\n"));
+        healthy.store(false, Ordering::Relaxed);
+        assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
+        assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+        let _ = tx.send(true);
+        task.await.expect("stops");
+    }
+}

@@ -1,0 +1,540 @@
+//! End to end in network namespaces this test creates: client ↔ gateway ↔ upstream.
+//!
+//! ```text
+//!  aw-c-PID (client)         aw-g-PID (gateway: aiwarden run)      aw-u-PID (upstream)
+//!  c0 10.77.1.2  ─────────── g0 10.77.1.1   g1 10.77.2.1 ─────────── u0 10.77.2.2
+//!  dig, openssl s_client     capture on g0, DNS on 10.77.1.1:53      dnsmasq :53, openssl s_server :443
+//! ```
+//!
+//! Real `dig` queries get the block answer, the upstream's answer, NXDOMAIN for canaries and
+//! an HTTPS record without `ech`; a real TLS handshake to a server presenting claude.ai is
+//! detected live; incidents carry the client's MAC; `/metrics` shows the counts; a bad rules
+//! edit keeps the old rules; SIGKILL during a burst of incidents leaves a store that
+//! verifies, and a restarted daemon keeps appending to the same chain.
+//!
+//! Needs root (namespaces); skips with a printed reason otherwise.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aiwarden");
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = run(Command::new(args[0]).args(&args[1..]));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Namespaces and processes this test made; removed and stopped on drop, by PID.
+struct Net {
+    client: String,
+    gateway: String,
+    upstream: String,
+    children: Vec<Child>,
+}
+
+impl Net {
+    fn exec(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(args);
+        c
+    }
+
+    fn in_ns(&self, ns: &str, args: &[&str]) -> String {
+        String::from_utf8_lossy(&run(&mut self.exec(ns, args)).stdout).into_owned()
+    }
+
+    fn spawn(&mut self, ns: &str, args: &[&str], log: &Path) -> u32 {
+        let f = std::fs::File::create(log).expect("log file");
+        let child = self
+            .exec(ns, args)
+            .stdout(f.try_clone().expect("clone"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    fn dig(&self, args: &[&str]) -> String {
+        let mut a = vec!["dig", "@10.77.1.1", "+time=2", "+tries=1"];
+        a.extend_from_slice(args);
+        self.in_ns(&self.client.clone(), &a)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.client, &self.gateway, &self.upstream] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn setup() -> Net {
+    let pid = std::process::id();
+    let net = Net {
+        client: format!("aw-c-{pid}"),
+        gateway: format!("aw-g-{pid}"),
+        upstream: format!("aw-u-{pid}"),
+        children: Vec::new(),
+    };
+    for ns in [&net.client, &net.gateway, &net.upstream] {
+        sh(&["ip", "netns", "add", ns]);
+        sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+    }
+    let (c, g, u) = (&net.client, &net.gateway, &net.upstream);
+    sh(&[
+        "ip", "link", "add", "c0", "netns", c, "type", "veth", "peer", "g0", "netns", g,
+    ]);
+    sh(&[
+        "ip", "link", "add", "g1", "netns", g, "type", "veth", "peer", "u0", "netns", u,
+    ]);
+    for (ns, dev, addr) in [
+        (c, "c0", "10.77.1.2/24"),
+        (g, "g0", "10.77.1.1/24"),
+        (g, "g1", "10.77.2.1/24"),
+        (u, "u0", "10.77.2.2/24"),
+    ] {
+        sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+        sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+    }
+    sh(&["ip", "-n", c, "route", "add", "default", "via", "10.77.1.1"]);
+    sh(&["ip", "-n", u, "route", "add", "default", "via", "10.77.2.1"]);
+    net.in_ns(g, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    net
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn copy_rules(to: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for sub in ["catalog", "site"] {
+        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(root.join(sub)).expect("rules") {
+            let p = e.expect("entry").path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+}
+
+fn incidents(store: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .args(["incidents", "list", "--json", "--store"])
+        .arg(store)
+        .output()
+        .expect("incidents list");
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
+}
+
+fn metrics(net: &Net) -> String {
+    net.in_ns(
+        &net.gateway.clone(),
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            "http://127.0.0.1:9747/metrics",
+        ],
+    )
+}
+
+fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
+    let gw = net.gateway.clone();
+    let pid = net.spawn(
+        &gw,
+        &[BIN, "run", "--config", config.to_str().expect("utf8")],
+        log,
+    );
+    wait_for("the daemon's resolver", Duration::from_secs(20), || {
+        net.exec(
+            &net.client,
+            &[
+                "dig",
+                "@10.77.1.1",
+                "+time=1",
+                "+tries=1",
+                "allowed.example",
+            ],
+        )
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("198.51.100.7"))
+        .unwrap_or(false)
+    });
+    pid
+}
+
+#[test]
+fn gateway_end_to_end() {
+    if !is_root() {
+        println!("skipped: needs root to create network namespaces (CI runs it as root)");
+        return;
+    }
+    for tool in ["ip", "dig", "dnsmasq", "openssl", "curl"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false),
+            "{tool} is missing: run scripts/setup-debian.sh"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut net = setup();
+    let (client, upstream) = (net.client.clone(), net.upstream.clone());
+
+    // Upstream: dnsmasq with fixed answers (an HTTPS record with ech among them), and a TLS
+    // server presenting claude.ai.
+    let https = "000100000100030268320005000401020304"; // 1 . alpn=h2 ech=AQIDBA==
+    let dnsmasq_pid = net.spawn(
+        &upstream,
+        &[
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--log-facility=-",
+            "--listen-address=10.77.2.2",
+            "--bind-interfaces",
+            "--user=root",
+            "--pid-file=",
+            "--address=/allowed.example/198.51.100.7",
+            "--address=/bedrock-runtime.us-east-1.amazonaws.com/203.0.113.9",
+            &format!("--dns-rr=bedrock-runtime.us-east-1.amazonaws.com,65,{https}"),
+        ],
+        &d.join("dnsmasq.log"),
+    );
+    let _ = dnsmasq_pid;
+    run(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=claude.ai",
+        "-addext",
+        "subjectAltName=DNS:claude.ai",
+        "-keyout",
+        d.join("key.pem").to_str().expect("utf8"),
+        "-out",
+        d.join("cert.pem").to_str().expect("utf8"),
+    ]));
+    net.spawn(
+        &upstream,
+        &[
+            "openssl",
+            "s_server",
+            "-quiet",
+            "-accept",
+            "10.77.2.2:443",
+            "-cert",
+            d.join("cert.pem").to_str().expect("utf8"),
+            "-key",
+            d.join("key.pem").to_str().expect("utf8"),
+        ],
+        &d.join("s_server.log"),
+    );
+    wait_for("dnsmasq", Duration::from_secs(10), || {
+        net.exec(
+            &upstream,
+            &[
+                "dig",
+                "@10.77.2.2",
+                "+time=1",
+                "+tries=1",
+                "allowed.example",
+            ],
+        )
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("198.51.100.7"))
+        .unwrap_or(false)
+    });
+    // The premise of the ECH check: the upstream's answer has it.
+    let raw = net.in_ns(
+        &upstream,
+        &[
+            "dig",
+            "@10.77.2.2",
+            "HTTPS",
+            "bedrock-runtime.us-east-1.amazonaws.com",
+        ],
+    );
+    assert!(raw.contains("ech="), "{raw}");
+
+    // The daemon, in enforce mode, capturing on the gateway's client side.
+    let rules = d.join("rules");
+    copy_rules(&rules);
+    let store = d.join("incidents.db");
+    let config = d.join("aiwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"mode = "enforce"
+rules = "{rules}"
+incident_window_secs = 600
+[capture]
+interfaces = ["g0"]
+[dns]
+listen = ["10.77.1.1:53"]
+upstreams = ["10.77.2.2"]
+[store]
+path = "{store}"
+[metrics]
+listen = "127.0.0.1:9747"
+[devices]
+refresh_secs = 1
+"#,
+            rules = rules.display(),
+            store = store.display()
+        ),
+    )
+    .expect("config");
+    let check = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check");
+    assert!(check.status.success(), "{check:?}");
+    let log = d.join("daemon.log");
+    start_daemon(&mut net, &config, &log);
+
+    let client_mac = net
+        .in_ns(&client, &["cat", "/sys/class/net/c0/address"])
+        .trim()
+        .to_string();
+
+    // 1. A consumer AI name gets the block answer; the incident names the client's MAC.
+    let out = net.dig(&["chatgpt.com"]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+    wait_for("the chatgpt incident", Duration::from_secs(10), || {
+        incidents(&store).iter().any(|i| {
+            i["service"] == "chatgpt"
+                && i["client_ip"] == "10.77.1.2"
+                && i["client_mac"] == client_mac.as_str()
+        })
+    });
+
+    // 2. An allowed name is answered from the upstream.
+    let out = net.dig(&["+short", "allowed.example"]);
+    assert_eq!(out.trim(), "198.51.100.7");
+
+    // 3. Canaries get NXDOMAIN.
+    for canary in ["use-application-dns.net", "mask.icloud.com"] {
+        let out = net.dig(&[canary]);
+        assert!(out.contains("status: NXDOMAIN"), "{canary}: {out}");
+    }
+
+    // 4. The HTTPS record of an AI host comes back without ech, other parameters kept.
+    let out = net.dig(&["HTTPS", "bedrock-runtime.us-east-1.amazonaws.com"]);
+    assert!(
+        out.contains("alpn=\"h2\"") || out.contains("alpn=h2"),
+        "{out}"
+    );
+    assert!(!out.contains("ech="), "{out}");
+
+    // 5. A real TLS handshake to a server presenting claude.ai, by address (no DNS): seen live.
+    let mut s_client = net
+        .exec(
+            &client,
+            &[
+                "openssl",
+                "s_client",
+                "-connect",
+                "10.77.2.2:443",
+                "-servername",
+                "claude.ai",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    if let Some(mut stdin) = s_client.stdin.take() {
+        let _ = stdin.write_all(b"Q\n");
+    }
+    let done = s_client.wait_with_output().expect("s_client finishes");
+    assert!(
+        String::from_utf8_lossy(&done.stdout).contains("CN = claude.ai")
+            || String::from_utf8_lossy(&done.stdout).contains("CN=claude.ai"),
+        "handshake with the claude.ai server"
+    );
+    wait_for("the live TLS detection", Duration::from_secs(10), || {
+        incidents(&store).iter().any(|i| {
+            i["service"] == "claude"
+                && i["hows"].as_array().is_some_and(|h| {
+                    h.iter()
+                        .any(|x| x.as_str().is_some_and(|s| s.starts_with("tls")))
+                })
+        })
+    });
+
+    // 6. /metrics shows the counts.
+    let m = metrics(&net);
+    for want in [
+        "aiwarden_dns_queries_total{result=\"blocked\"}",
+        "aiwarden_dns_queries_total{result=\"canary\"} 2",
+        "aiwarden_dns_ech_stripped_total 1",
+        "aiwarden_detections_total{proto=\"tls\",service=\"claude\",verdict=\"block\"} 1",
+        // Once: the resolver reports the query; the captured copy is not counted again.
+        "aiwarden_detections_total{proto=\"dns\",service=\"chatgpt\",verdict=\"block\"} 1",
+        "aiwarden_rules_version 1",
+    ] {
+        assert!(m.contains(want), "{want} missing from\n{m}");
+    }
+    assert!(
+        !m.contains("10.77.1.2"),
+        "client addresses never become labels"
+    );
+    for l in m.lines().filter(|l| {
+        l.starts_with("aiwarden_dns")
+            || l.starts_with("aiwarden_detections")
+            || l.starts_with("aiwarden_incidents")
+    }) {
+        println!("metrics: {l}");
+    }
+    for i in incidents(&store) {
+        println!(
+            "incident {}: {} {} {} {} how={} mac={}",
+            i["id"],
+            i["client_ip"],
+            i["service"],
+            i["verdict"],
+            i["host"],
+            i["how"],
+            i["client_mac"]
+        );
+    }
+
+    // 7. A bad rules edit keeps the old rules; a good one is picked up.
+    let deny = rules.join("site/deny.list");
+    std::fs::write(&deny, "free-ai.example\nbad entry here\n").expect("write");
+    wait_for("the failed reload", Duration::from_secs(10), || {
+        metrics(&net).contains("aiwarden_rules_last_reload_success 0")
+    });
+    // The half-written file's first line is not in force: the upstream answers (NXDOMAIN
+    // from dnsmasq has no aiwarden SOA).
+    let out = net.dig(&["free-ai.example"]);
+    assert!(!out.contains("aiwarden.invalid"), "{out}");
+    let out = net.dig(&["chatgpt.com"]);
+    assert!(
+        out.contains("aiwarden.invalid"),
+        "old rules still block: {out}"
+    );
+    let daemon_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        daemon_log.contains("deny.list:2"),
+        "the log names file and line:\n{daemon_log}"
+    );
+    std::fs::write(&deny, "free-ai.example\n").expect("write");
+    wait_for("the good reload", Duration::from_secs(10), || {
+        metrics(&net).contains("aiwarden_rules_version 2")
+    });
+    assert!(net.dig(&["free-ai.example"]).contains("aiwarden.invalid"));
+
+    // 8. SIGKILL while incidents are being written: the store still verifies, and a
+    // restarted daemon appends to the same chain.
+    // One deny entry per name, so every query of the burst opens its own incident.
+    let per_name: String = (0..300).map(|i| format!("svc{i}.example\n")).collect();
+    std::fs::write(&deny, format!("free-ai.example\n{per_name}")).expect("write");
+    wait_for("the burst rules", Duration::from_secs(10), || {
+        metrics(&net).contains("aiwarden_rules_version 3")
+    });
+    let queries: String = (0..300).map(|i| format!("svc{i}.example A\n")).collect();
+    let qfile = d.join("queries.txt");
+    std::fs::write(&qfile, queries).expect("write");
+    let burst = net
+        .exec(
+            &client,
+            &[
+                "dig",
+                "@10.77.1.1",
+                "+time=1",
+                "+tries=1",
+                "-f",
+                qfile.to_str().expect("utf8"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("burst");
+    wait_for("incidents from the burst", Duration::from_secs(20), || {
+        incidents(&store).len() > 20
+    });
+    // Kill the daemon (the last child started).
+    let daemon = net.children.last_mut().expect("daemon");
+    daemon.kill().expect("SIGKILL");
+    let _ = daemon.wait();
+    let mut burst = burst;
+    let _ = burst.kill();
+    let _ = burst.wait();
+    let before = incidents(&store).len();
+    let v = Command::new(BIN)
+        .args(["verify", "--store"])
+        .arg(&store)
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "verify after SIGKILL: {v:?}");
+    start_daemon(&mut net, &config, &d.join("daemon2.log"));
+    assert!(net.dig(&["svc299.example"]).contains("status: NXDOMAIN"));
+    assert!(net.dig(&["mistral.ai"]).contains("status: NXDOMAIN"));
+    wait_for(
+        "incidents after the restart",
+        Duration::from_secs(10),
+        || incidents(&store).len() > before,
+    );
+    let v = Command::new(BIN)
+        .args(["verify", "--store"])
+        .arg(&store)
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "verify after restart: {v:?}");
+    println!(
+        "after SIGKILL and restart: {} incidents; {}",
+        incidents(&store).len(),
+        String::from_utf8_lossy(&v.stdout).trim()
+    );
+}
