@@ -431,6 +431,9 @@ mod tests {
         assert!(!c.dns.listen.is_empty());
         assert!(!c.dns.upstreams.is_empty());
         assert_eq!(c.store.retention_days, 2196);
+        let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("devices.example.toml");
+        let inv = crate::devices::Inventory::load(&inv).expect("devices.example.toml is valid");
+        assert_eq!(inv.devices().len(), 3);
     }
 
     #[test]

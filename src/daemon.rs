@@ -211,8 +211,10 @@ async fn run_async(cfg: Config) -> Result<()> {
 
     // Capture threads.
     let mut captures = Vec::new();
+    let mut breakers = Vec::new();
     for iface in &cfg.capture.interfaces {
-        let cap = open_live(iface, &cfg)?;
+        let mut cap = open_live(iface, &cfg)?;
+        breakers.push(cap.breakloop_handle());
         let tx = input_tx.clone();
         let stop = stop.clone();
         let metrics = metrics.clone();
@@ -346,6 +348,10 @@ async fn run_async(cfg: Config) -> Result<()> {
     notify("STOPPING=1");
     let _ = shutdown_tx.send(true);
     stop.store(true, Ordering::Relaxed);
+    // libpcap may wait in poll() for a packet that never comes; breakloop wakes it.
+    for b in &breakers {
+        b.breakloop();
+    }
     for t in tasks {
         let _ = t.await;
     }
@@ -474,6 +480,7 @@ fn capture_loop(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::NoMorePackets) => return,
             Err(e) => {
                 tracing::error!(iface, error = %e, "capture stopped");
                 return;

@@ -325,12 +325,25 @@ path = "{store}"
 listen = "127.0.0.1:9747"
 [devices]
 refresh_secs = 1
+inventory = "{inventory}"
 "#,
             rules = rules.display(),
-            store = store.display()
+            store = store.display(),
+            inventory = d.join("devices.toml").display()
         ),
     )
     .expect("config");
+    let client_mac = net
+        .in_ns(&client, &["cat", "/sys/class/net/c0/address"])
+        .trim()
+        .to_string();
+    std::fs::write(
+        d.join("devices.toml"),
+        format!(
+            "[[device]]\nmac = \"{client_mac}\"\nlabel = \"Front desk PC 1\"\nowner = \"Alice\"\n"
+        ),
+    )
+    .expect("inventory");
     let check = Command::new(BIN)
         .args(["check", "--config"])
         .arg(&config)
@@ -340,11 +353,6 @@ refresh_secs = 1
     let log = d.join("daemon.log");
     start_daemon(&mut net, &config, &log);
 
-    let client_mac = net
-        .in_ns(&client, &["cat", "/sys/class/net/c0/address"])
-        .trim()
-        .to_string();
-
     // 1. A consumer AI name gets the block answer; the incident names the client's MAC.
     let out = net.dig(&["chatgpt.com"]);
     assert!(out.contains("status: NXDOMAIN"), "{out}");
@@ -353,6 +361,7 @@ refresh_secs = 1
             i["service"] == "chatgpt"
                 && i["client_ip"] == "10.77.1.2"
                 && i["client_mac"] == client_mac.as_str()
+                && i["label"] == "Front desk PC 1"
         })
     });
 
@@ -537,4 +546,31 @@ refresh_secs = 1
         incidents(&store).len(),
         String::from_utf8_lossy(&v.stdout).trim()
     );
+
+    // 9. SIGTERM: a graceful stop that flushes what is queued and exits 0.
+    assert!(net.dig(&["deepseek.com"]).contains("aiwarden.invalid"));
+    let daemon = net.children.last_mut().expect("daemon");
+    run(Command::new("kill").args(["-TERM", &daemon.id().to_string()]));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+    assert!(
+        incidents(&store).iter().any(|i| i["service"] == "deepseek"),
+        "the last incident was flushed before exit"
+    );
+    let v = Command::new(BIN)
+        .args(["verify", "--store"])
+        .arg(&store)
+        .output()
+        .expect("verify");
+    assert!(v.status.success(), "verify after SIGTERM: {v:?}");
 }
