@@ -51,7 +51,9 @@ enum Input {
         link: LinkType,
         data: Vec<u8>,
     },
-    Dns(DnsEvent),
+    /// Boxed: std's bounded channel allocates every slot up front, so the queue's memory is
+    /// capacity × the largest variant.
+    Dns(Box<DnsEvent>),
 }
 
 /// What reaches the store thread.
@@ -162,7 +164,7 @@ async fn run_async(cfg: Config) -> Result<()> {
     };
 
     let (input_tx, input_rx) = std::sync::mpsc::sync_channel::<Input>(cfg.capture.queue);
-    let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<StoreOp>(65_536);
+    let (store_tx, store_rx) = std::sync::mpsc::sync_channel::<StoreOp>(16_384);
     let stop = Arc::new(AtomicBool::new(false));
     let beats = Arc::new(Beats::default());
     let healthy = Arc::new(AtomicBool::new(true));
@@ -233,7 +235,7 @@ async fn run_async(cfg: Config) -> Result<()> {
         let sockets = dns_server::bind(&cfg.dns.listen).await.map_err(|e| {
             Error::Usage(format!("dns: cannot listen on {:?}: {e}", cfg.dns.listen))
         })?;
-        let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<DnsEvent>(65_536);
+        let (ev_tx, ev_rx) = std::sync::mpsc::sync_channel::<DnsEvent>(8_192);
         let resolver = Arc::new(Resolver::new(
             cfg.dns.clone(),
             cfg.mode,
@@ -250,7 +252,7 @@ async fn run_async(cfg: Config) -> Result<()> {
             .name("aiwarden-dns-events".into())
             .spawn(move || {
                 for ev in ev_rx {
-                    if let Err(TrySendError::Full(_)) = tx.try_send(Input::Dns(ev)) {
+                    if let Err(TrySendError::Full(_)) = tx.try_send(Input::Dns(Box::new(ev))) {
                         m.events_dropped.inc();
                     }
                 }
@@ -548,17 +550,19 @@ fn detection_loop(
                 });
                 obs
             }
-            Input::Dns(DnsEvent::Answer {
-                client,
-                host,
-                addrs,
-            }) => {
-                for a in addrs {
-                    detector.learn(client, a, host.clone());
+            Input::Dns(ev) => match *ev {
+                DnsEvent::Answer {
+                    client,
+                    host,
+                    addrs,
+                } => {
+                    for a in addrs {
+                        detector.learn(client, a, host.clone());
+                    }
+                    Vec::new()
                 }
-                Vec::new()
-            }
-            Input::Dns(DnsEvent::Query(o)) => vec![o],
+                DnsEvent::Query(o) => vec![o],
+            },
         };
         if observations.is_empty() {
             continue;

@@ -81,8 +81,40 @@ struct Key {
     dnssec_ok: bool,
 }
 
+impl Key {
+    fn hash(name: &str, qtype: u16, qclass: u16, edns: bool, dnssec_ok: bool) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = FxBuildHasher.build_hasher();
+        name.hash(&mut h);
+        (qtype, qclass, edns, dnssec_ok).hash(&mut h);
+        h.finish()
+    }
+
+    fn id(&self) -> u64 {
+        Key::hash(
+            &self.name,
+            self.qtype,
+            self.qclass,
+            self.edns,
+            self.dnssec_ok,
+        )
+    }
+
+    fn is(&self, name: &str, qtype: u16, qclass: u16, edns: bool, dnssec_ok: bool) -> bool {
+        &*self.name == name
+            && self.qtype == qtype
+            && self.qclass == qclass
+            && self.edns == edns
+            && self.dnssec_ok == dnssec_ok
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
+    /// What it answers.
+    key: Key,
+    /// Addresses in the answer, for the detector.
+    addrs: Vec<IpAddr>,
     /// The answer as received (ECH already stripped), id 0.
     msg: Message,
     stored: Instant,
@@ -93,13 +125,21 @@ struct Entry {
     encoded_age: u32,
 }
 
+/// The per-result query counters, resolved once (a label lookup per query would cost more
+/// than answering from the cache).
+#[derive(Debug, Clone)]
+struct Counters {
+    cached: prometheus::IntCounter,
+}
+
 /// The resolver: policy, cache and upstreams. Shared by every socket task.
 pub struct Resolver {
     cfg: Dns,
     mode: Mode,
     rules: Arc<Live>,
     identify: Identify,
-    cache: Mutex<LruCache<Key, Entry, FxBuildHasher>>,
+    cache: Mutex<LruCache<u64, Entry, FxBuildHasher>>,
+    counters: Counters,
     tls: Option<tokio_rustls::TlsConnector>,
     events: Option<Events>,
     learn: bool,
@@ -227,6 +267,9 @@ impl Resolver {
         let cap = NonZeroUsize::new(cfg.cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
         Ok(Resolver {
             cache: Mutex::new(LruCache::with_hasher(cap, FxBuildHasher)),
+            counters: Counters {
+                cached: metrics.dns_queries.with_label_values(&["cached"]),
+            },
             cfg,
             mode,
             rules,
@@ -475,10 +518,14 @@ impl Resolver {
 
     fn cached(&self, asked: &Asked, udp: bool) -> Option<Vec<u8>> {
         let mut cache = self.cache.lock().ok()?;
-        let e = cache.get_mut(&asked.key)?;
+        let id = asked.key.id();
+        let e = cache.get_mut(&id)?;
+        if e.key != asked.key {
+            return None;
+        }
         let age = e.stored.elapsed().as_secs() as u32;
         if age >= e.ttl {
-            cache.pop(&asked.key);
+            cache.pop(&id);
             return None;
         }
         if age != e.encoded_age {
@@ -497,7 +544,7 @@ impl Resolver {
         {
             return None;
         }
-        self.count("cached");
+        self.counters.cached.inc();
         out[..2].copy_from_slice(&asked.msg.metadata.id.to_be_bytes());
         out[12..12 + qlen].copy_from_slice(&asked.question);
         let m = &asked.msg.metadata;
@@ -509,8 +556,86 @@ impl Resolver {
 
     fn cached_addrs(&self, asked: &Asked) -> Option<Vec<IpAddr>> {
         let mut cache = self.cache.lock().ok()?;
-        let a = addrs_of(&cache.get(&asked.key)?.msg);
+        let a = cache.get(&asked.key.id())?.addrs.clone();
         (!a.is_empty()).then_some(a)
+    }
+
+    /// The hot path: a plain query for a name no rule matches, answered from the cache into
+    /// `out` with no parse by hickory and no allocation. False when the query needs the
+    /// full path (a rule matches, a canary, a miss, anything unusual).
+    fn answer_cached(&self, bytes: &[u8], client: SocketAddr, out: &mut Vec<u8>) -> bool {
+        let mut name_buf = [0u8; 256];
+        let Some(w) = wire_query(bytes, &mut name_buf) else {
+            return false;
+        };
+        if w.name.is_empty() || is_canary(w.name) {
+            return false;
+        }
+        {
+            let rules = self.rules.guard();
+            let identity;
+            let who = if rules.needs_device_identity() {
+                identity = (self.identify)(client.ip());
+                Client {
+                    ip: Some(client.ip()),
+                    mac: identity.0,
+                    device: identity.1.as_deref(),
+                }
+            } else {
+                Client::ip(client.ip())
+            };
+            let d = rules.judge(w.name, &who, self.mode);
+            if d.service.is_some() || d.rule.is_some() {
+                return false;
+            }
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return false;
+        };
+        let id = Key::hash(w.name, w.qtype, w.qclass, w.edns, w.dnssec_ok);
+        let Some(e) = cache.get_mut(&id) else {
+            return false;
+        };
+        if !e.key.is(w.name, w.qtype, w.qclass, w.edns, w.dnssec_ok) {
+            return false;
+        }
+        let age = e.stored.elapsed().as_secs() as u32;
+        if age >= e.ttl {
+            return false;
+        }
+        if age != e.encoded_age {
+            match aged(&e.msg, age).to_vec() {
+                Ok(b) => {
+                    e.bytes = b;
+                    e.encoded_age = age;
+                }
+                Err(_) => return false,
+            }
+        }
+        let qlen = w.question.len();
+        if e.bytes.len() < 12 + qlen
+            || question_len(&e.bytes) != Some(qlen)
+            || e.bytes.len() > w.max_payload
+        {
+            return false;
+        }
+        out.clear();
+        out.extend_from_slice(&e.bytes);
+        let addrs = (self.learn && !e.addrs.is_empty()).then(|| e.addrs.clone());
+        drop(cache);
+        out[..2].copy_from_slice(&w.id.to_be_bytes());
+        out[12..12 + qlen].copy_from_slice(w.question);
+        out[2] = (out[2] & !0x01) | (w.flags[0] & 0x01);
+        out[3] = (out[3] & !0x10) | (w.flags[1] & 0x10);
+        self.counters.cached.inc();
+        if let (Some(addrs), Ok(host)) = (addrs, Host::parse(w.name.as_bytes())) {
+            self.emit(DnsEvent::Answer {
+                client: client.ip(),
+                host,
+                addrs,
+            });
+        }
+        true
     }
 
     /// Forwards, caches and answers.
@@ -556,8 +681,10 @@ impl Resolver {
                 .map(|e| reply_edns(e.flags().dnssec_ok));
             if let (Ok(bytes), Ok(mut cache)) = (stored.to_vec(), self.cache.lock()) {
                 cache.put(
-                    asked.key.clone(),
+                    asked.key.id(),
                     Entry {
+                        key: asked.key.clone(),
+                        addrs: addrs_of(&stored),
                         msg: stored,
                         stored: Instant::now(),
                         ttl,
@@ -652,6 +779,7 @@ impl Resolver {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 53)));
         let mut buf = vec![0u8; 4096];
+        let mut out = Vec::with_capacity(4096);
         loop {
             let (n, peer) = tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
@@ -663,6 +791,10 @@ impl Resolver {
                 },
                 _ = shutdown.changed() => return,
             };
+            if self.answer_cached(&buf[..n], peer, &mut out) {
+                let _ = socket.send_to(&out, peer).await;
+                continue;
+            }
             match self.answer_now(&buf[..n], peer, server, true) {
                 Ok(Some(reply)) => {
                     let _ = socket.send_to(&reply, peer).await;
@@ -737,6 +869,102 @@ fn reply_edns(dnssec_ok: bool) -> Edns {
     out.set_max_payload(1232);
     out.set_dnssec_ok(dnssec_ok);
     out
+}
+
+/// A query as read from the wire by [`wire_query`].
+struct WireQuery<'a> {
+    id: u16,
+    flags: [u8; 2],
+    /// Lowercase, dotted, no trailing dot.
+    name: &'a str,
+    /// The question section as the client wrote it.
+    question: &'a [u8],
+    qtype: u16,
+    qclass: u16,
+    edns: bool,
+    dnssec_ok: bool,
+    max_payload: usize,
+}
+
+/// Reads a plain query (one question, no answers, at most an OPT record) without
+/// allocating; `None` for anything else, which then takes the full path.
+fn wire_query<'a>(b: &'a [u8], name_buf: &'a mut [u8; 256]) -> Option<WireQuery<'a>> {
+    let h = b.get(..12)?;
+    let (flags, qd, an, ns, ar) = (
+        [h[2], h[3]],
+        u16::from_be_bytes([h[4], h[5]]),
+        u16::from_be_bytes([h[6], h[7]]),
+        u16::from_be_bytes([h[8], h[9]]),
+        u16::from_be_bytes([h[10], h[11]]),
+    );
+    // QR = 0, opcode QUERY, one question, nothing else but an optional OPT.
+    if flags[0] & 0xf8 != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
+        return None;
+    }
+    let mut i = 12;
+    let mut n = 0;
+    loop {
+        let l = usize::from(*b.get(i)?);
+        i += 1;
+        if l == 0 {
+            break;
+        }
+        if l > 63 || n + l + 1 > 253 {
+            return None;
+        }
+        if n > 0 {
+            name_buf[n] = b'.';
+            n += 1;
+        }
+        for &c in b.get(i..i + l)? {
+            if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+                return None;
+            }
+            name_buf[n] = c.to_ascii_lowercase();
+            n += 1;
+        }
+        i += l;
+    }
+    let q = b.get(i..i + 4)?;
+    let (qtype, qclass) = (
+        u16::from_be_bytes([q[0], q[1]]),
+        u16::from_be_bytes([q[2], q[3]]),
+    );
+    let question = b.get(12..i + 4)?;
+    i += 4;
+    // AXFR, IXFR, ANY and odd classes take the full path (refused there).
+    if matches!(qtype, 251..=255) || qclass != 1 {
+        return None;
+    }
+    let (mut edns, mut dnssec_ok, mut max_payload) = (false, false, 512);
+    if ar == 1 {
+        // OPT: root owner, type 41, class = payload size, TTL = ext-rcode, version, flags.
+        let o = b.get(i..i + 11)?;
+        if o[0] != 0 || u16::from_be_bytes([o[1], o[2]]) != 41 || o[6] != 0 {
+            return None;
+        }
+        let rdlen = usize::from(u16::from_be_bytes([o[9], o[10]]));
+        if i + 11 + rdlen != b.len() {
+            return None;
+        }
+        edns = true;
+        dnssec_ok = o[7] & 0x80 != 0;
+        max_payload = usize::from(u16::from_be_bytes([o[3], o[4]])).max(512);
+    } else if i != b.len() {
+        return None;
+    }
+    let name = std::str::from_utf8(&name_buf[..n]).ok()?;
+    Some(WireQuery {
+        id: u16::from_be_bytes([h[0], h[1]]),
+        flags,
+        name,
+        question,
+        qtype,
+        qclass,
+        edns,
+        dnssec_ok,
+        max_payload,
+    })
 }
 
 /// Length of the question section of a message with one question.

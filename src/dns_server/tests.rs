@@ -395,6 +395,24 @@ async fn udp_and_tcp_sockets_serve() {
             .response_code,
         ResponseCode::NXDomain
     );
+    // The hot path: the second and third UDP asks come from the cache without a parse, with
+    // their own id and letter case.
+    for (id, name) in [
+        (11, "allowed.example."),
+        (12, "Allowed.Example."),
+        (13, "ALLOWED.EXAMPLE."),
+    ] {
+        c.send_to(&query(name, RecordType::A, id, true), addr)
+            .await
+            .expect("send");
+        let (n, _) = c.recv_from(&mut buf).await.expect("recv");
+        let m = Message::from_vec(&buf[..n]).expect("parses");
+        assert_eq!(m.metadata.id, id);
+        assert_eq!(m.queries[0].name().to_ascii(), name);
+        assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+        assert!(m.edns.is_some());
+    }
+    assert_eq!(up.asked.load(Ordering::SeqCst), 1);
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let q = query("allowed.example.", RecordType::A, 10, false);
     let q_msg = Message::from_vec(&q).expect("q");
@@ -471,4 +489,41 @@ async fn forwards_over_tls() {
     let (r, _) = resolver(cfg, Mode::Enforce);
     let m = ask(&r, "allowed.example.", RecordType::A).await;
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[test]
+fn wire_query_reads_plain_queries_only() {
+    let mut buf = [0u8; 256];
+    let q = query("Www.Example.ORG.", RecordType::AAAA, 77, true);
+    let w = wire_query(&q, &mut buf).expect("plain query");
+    assert_eq!(
+        (w.id, w.name, w.qtype, w.qclass),
+        (77, "www.example.org", 28, 1)
+    );
+    assert!(w.edns && !w.dnssec_ok);
+    assert_eq!(w.max_payload, 1232);
+    assert_eq!(w.question.len(), q.len() - 12 - 11);
+    let mut buf = [0u8; 256];
+    let q = query("example.org.", RecordType::A, 1, false);
+    let w = wire_query(&q, &mut buf).expect("no edns");
+    assert_eq!((w.edns, w.max_payload), (false, 512));
+    // Responses, ANY, trailing bytes and truncated messages take the full path.
+    let mut resp = query("example.org.", RecordType::A, 1, false);
+    resp[2] |= 0x80;
+    assert!(wire_query(&resp, &mut [0u8; 256]).is_none());
+    assert!(wire_query(
+        &query("example.org.", RecordType::ANY, 1, false),
+        &mut [0u8; 256]
+    )
+    .is_none());
+    let mut extra = query("example.org.", RecordType::A, 1, false);
+    extra.push(0);
+    assert!(wire_query(&extra, &mut [0u8; 256]).is_none());
+    let q = query("example.org.", RecordType::A, 1, true);
+    for cut in 0..q.len() {
+        assert!(
+            wire_query(&q[..cut], &mut [0u8; 256]).is_none(),
+            "cut at {cut}"
+        );
+    }
 }

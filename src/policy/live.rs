@@ -53,6 +53,12 @@ impl Live {
         self.current.load_full()
     }
 
+    /// The set in force without touching its reference count: for the hottest paths
+    /// (a cached DNS answer); hold the guard only briefly.
+    pub fn guard(&self) -> arc_swap::Guard<Arc<RuleSet>> {
+        self.current.load()
+    }
+
     /// The version in force.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)

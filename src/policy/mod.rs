@@ -881,6 +881,14 @@ impl RuleSet {
         &self.group_defs
     }
 
+    /// True when some group names members by MAC address or device name, so a decision
+    /// needs more than the client's address.
+    pub fn needs_device_identity(&self) -> bool {
+        self.group_defs
+            .iter()
+            .any(|g| !g.macs.is_empty() || !g.devices.is_empty())
+    }
+
     /// Host patterns loaded (catalog and site lists, group-scoped entries included).
     pub fn pattern_count(&self) -> usize {
         self.catalog.len()
