@@ -332,6 +332,7 @@ impl Resolver {
             name: query
                 .name()
                 .to_ascii()
+                .trim_end_matches('.')
                 .to_ascii_lowercase()
                 .into_boxed_str(),
             qtype: u16::from(query.query_type()),

@@ -39,7 +39,7 @@ names=1000        # distinct cached names
 
 # The upstream.
 dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=$up --port=5300 \
-  --bind-interfaces --user=root --pid-file= --cache-size=0 \
+  --bind-interfaces --user=root --pid-file= --cache-size=0 --local-ttl=3600 \
   --address=/bench.example/192.0.2.1 >/dev/null 2>&1 &
 pids+=($!)
 

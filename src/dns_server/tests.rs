@@ -265,8 +265,42 @@ async fn forwards_caches_and_teaches_the_detector() {
         1,
         "second answer came from the cache"
     );
+    // The hot path answers it too; names a rule matches and unknown names never take it.
+    let client: SocketAddr = CLIENT.parse().expect("addr");
+    let server: SocketAddr = SERVER.parse().expect("addr");
+    let mut out = Vec::new();
+    assert!(r.answer_cached(
+        &query("allowed.EXAMPLE.", RecordType::A, 8, true),
+        client,
+        &mut out
+    ));
+    let m = Message::from_vec(&out).expect("parses");
+    assert_eq!((m.metadata.id, m.answers.len()), (8, 1));
+    assert_eq!(m.queries[0].name().to_ascii(), "allowed.EXAMPLE.");
+    let plain = query("allowed.example.", RecordType::A, 9, false);
+    assert!(
+        !r.answer_cached(&plain, client, &mut out),
+        "no EDNS: another cache entry"
+    );
+    assert!(!r.answer_cached(
+        &query("chatgpt.com.", RecordType::A, 8, true),
+        client,
+        &mut out
+    ));
+    assert!(!r.answer_cached(
+        &query("other.example.", RecordType::A, 8, true),
+        client,
+        &mut out
+    ));
+    // Without EDNS (as dnsperf asks): the first ask fills the cache, the next is hot.
+    r.handle(&plain, client, server, true).await.expect("reply");
+    assert!(
+        r.answer_cached(&plain, client, &mut out),
+        "hot path without EDNS"
+    );
+    // Every answer served, from upstream or cache, hot path or not, teaches the detector.
     let learned: Vec<_> = events.try_iter().collect();
-    assert_eq!(learned.len(), 2);
+    assert_eq!(learned.len(), 5);
     assert!(matches!(&learned[0], DnsEvent::Answer { host, addrs, .. }
         if host.as_str() == "allowed.example" && addrs == &vec!["198.51.100.7".parse::<IpAddr>().expect("ip")]));
     // A name the upstream says does not exist: NXDOMAIN passed through.
