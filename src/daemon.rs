@@ -231,6 +231,7 @@ async fn run_async(cfg: Config) -> Result<()> {
 
     // Resolver.
     let mut tasks = Vec::new();
+    let mut udp_threads = Vec::new();
     if !cfg.dns.listen.is_empty() {
         let sockets = dns_server::bind(&cfg.dns.listen).await.map_err(|e| {
             Error::Usage(format!("dns: cannot listen on {:?}: {e}", cfg.dns.listen))
@@ -260,9 +261,17 @@ async fn run_async(cfg: Config) -> Result<()> {
             .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?;
         for (udp, tcp) in sockets {
             tracing::info!(addr = %udp.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dns listening");
-            tasks.push(tokio::spawn(
-                resolver.clone().serve_udp(udp, shutdown_rx.clone()),
-            ));
+            let (me, rt, stop) = (
+                resolver.clone(),
+                tokio::runtime::Handle::current(),
+                stop.clone(),
+            );
+            udp_threads.push(
+                std::thread::Builder::new()
+                    .name("aiwarden-dns-udp".into())
+                    .spawn(move || me.serve_udp(udp, rt, stop))
+                    .map_err(|e| Error::Usage(format!("cannot start a thread: {e}")))?,
+            );
             tasks.push(tokio::spawn(
                 resolver.clone().serve_tcp(tcp, shutdown_rx.clone()),
             ));
@@ -357,6 +366,12 @@ async fn run_async(cfg: Config) -> Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in udp_threads {
+            let _ = t.join();
+        }
+    })
+    .await;
     // The resolver's sender is gone with its tasks; capture threads see `stop`. When every
     // sender is gone, detection drains its queue and returns, then the store flushes.
     for c in captures {

@@ -771,43 +771,57 @@ impl Resolver {
     }
 
     /// Serves UDP on `socket` until `shutdown` changes.
-    pub async fn serve_udp(
+    /// Serves UDP on `socket` from the calling thread until `stop` is set: blocking
+    /// receives and sends, so a cached answer costs two system calls and no wake-up of
+    /// another thread. Queries that go upstream run as tasks on `rt` and send their own
+    /// answers. Give the socket a read timeout so `stop` is noticed.
+    pub fn serve_udp(
         self: Arc<Self>,
-        socket: Arc<UdpSocket>,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        socket: std::net::UdpSocket,
+        rt: tokio::runtime::Handle,
+        stop: Arc<std::sync::atomic::AtomicBool>,
     ) {
         let server = socket
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 53)));
+        let socket = Arc::new(socket);
         let mut buf = vec![0u8; 4096];
         let mut out = Vec::with_capacity(4096);
-        loop {
-            let (n, peer) = tokio::select! {
-                r = socket.recv_from(&mut buf) => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "dns udp recv");
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => return,
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (n, peer) = match socket.recv_from(&mut buf) {
+                Ok(x) => x,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "dns udp recv");
+                    continue;
+                }
             };
             if self.answer_cached(&buf[..n], peer, &mut out) {
-                let _ = socket.send_to(&out, peer).await;
+                let _ = socket.send_to(&out, peer);
                 continue;
             }
             match self.answer_now(&buf[..n], peer, server, true) {
                 Ok(Some(reply)) => {
-                    let _ = socket.send_to(&reply, peer).await;
+                    let _ = socket.send_to(&reply, peer);
                 }
                 Ok(None) => {}
                 Err(up) => {
                     let (asked, strip) = *up;
                     let me = self.clone();
                     let socket = socket.clone();
-                    tokio::spawn(async move {
+                    rt.spawn(async move {
                         let reply = me.answer_upstream(asked, strip, peer, true).await;
-                        let _ = socket.send_to(&reply, peer).await;
+                        // A UDP send does not wait for the peer; it is fine on a task.
+                        let _ = socket.send_to(&reply, peer);
                     });
                 }
             }
@@ -1084,12 +1098,17 @@ fn tls_connector(ca_file: Option<&std::path::Path>) -> crate::Result<tokio_rustl
 }
 
 /// Binds UDP and TCP on every listen address.
-pub async fn bind(listen: &[SocketAddr]) -> std::io::Result<Vec<(Arc<UdpSocket>, TcpListener)>> {
+/// Binds UDP (blocking, with a 200 ms read timeout for shutdown) and TCP on every listen
+/// address.
+pub async fn bind(
+    listen: &[SocketAddr],
+) -> std::io::Result<Vec<(std::net::UdpSocket, TcpListener)>> {
     let mut out = Vec::new();
     for addr in listen {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = std::net::UdpSocket::bind(addr)?;
+        udp.set_read_timeout(Some(Duration::from_millis(200)))?;
         let tcp = TcpListener::bind(udp.local_addr()?).await?;
-        out.push((Arc::new(udp), tcp));
+        out.push((udp, tcp));
     }
     Ok(out)
 }

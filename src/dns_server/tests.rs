@@ -414,7 +414,15 @@ async fn udp_and_tcp_sockets_serve() {
     let (udp, tcp) = sockets.into_iter().next().expect("one");
     let addr = udp.local_addr().expect("addr");
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let t1 = tokio::spawn(r.clone().serve_udp(udp, rx.clone()));
+    let stop_udp = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let t1 = {
+        let (me, rt, stop) = (
+            r.clone(),
+            tokio::runtime::Handle::current(),
+            stop_udp.clone(),
+        );
+        std::thread::spawn(move || me.serve_udp(udp, rt, stop))
+    };
     let t2 = tokio::spawn(r.clone().serve_tcp(tcp, rx));
     let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     c.send_to(&query("chatgpt.com.", RecordType::A, 9, false), addr)
@@ -455,7 +463,10 @@ async fn udp_and_tcp_sockets_serve() {
         .expect("tcp answer");
     assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
     let _ = stop.send(true);
-    t1.await.expect("udp task");
+    stop_udp.store(true, Ordering::SeqCst);
+    tokio::task::spawn_blocking(move || t1.join().expect("udp thread"))
+        .await
+        .expect("joined");
     t2.await.expect("tcp task");
 }
 
