@@ -1,0 +1,139 @@
+//! The daemon's life cycle without root: systemd readiness and watchdog notifications on a
+//! socket this test binds, rules reload on SIGHUP (a bad file keeps the old rules), and a
+//! clean exit on SIGTERM. DNS on a loopback port; no capture.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aiwarden");
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn copy_rules(to: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for sub in ["catalog", "site"] {
+        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(root.join(sub)).expect("rules") {
+            let p = e.expect("entry").path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+}
+
+/// Every notification until `want` arrives (or the deadline passes).
+fn until(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(msg.clone());
+            if msg.contains(want) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut s = String::new();
+    c.read_to_string(&mut s).expect("read");
+    s
+}
+
+#[test]
+fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    copy_rules(&d.join("rules"));
+    let (dns, http) = (free_port(), {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    });
+    let config = d.join("aiwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"enforce\"\nrules = \"rules\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n[store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n"
+        ),
+    )
+    .expect("config");
+    let notify_path = d.join("notify.sock");
+    let sock = UnixDatagram::bind(&notify_path).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env("AIWARDEN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    let mut seen = Vec::new();
+    assert!(until(&sock, "READY=1", &mut seen), "no READY=1: {seen:?}");
+    assert!(
+        until(&sock, "WATCHDOG=1", &mut seen),
+        "no WATCHDOG=1: {seen:?}"
+    );
+
+    // A bad deny list and SIGHUP: refused, the old rules stay, the metric says so.
+    std::fs::write(d.join("rules/site/deny.list"), "ok.example\nbad entry\n").expect("write");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !metrics(http).contains("aiwarden_rules_reloads_total{result=\"error\"}") {
+        assert!(Instant::now() < deadline, "no failed reload in metrics");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = metrics(http);
+    assert!(m.contains("aiwarden_rules_last_reload_success 0"), "{m}");
+    assert!(m.contains("aiwarden_rules_version 1"), "{m}");
+
+    // SIGTERM: STOPPING=1 and a clean exit.
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    assert!(
+        until(&sock, "STOPPING=1", &mut seen),
+        "no STOPPING=1: {seen:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut log);
+    }
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        log.contains("deny.list:2"),
+        "the failed reload names file and line:\n{log}"
+    );
+}
