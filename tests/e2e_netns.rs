@@ -486,12 +486,12 @@ inventory = "{inventory}"
     // 8. SIGKILL while incidents are being written: the store still verifies, and a
     // restarted daemon appends to the same chain.
     // One deny entry per name, so every query of the burst opens its own incident.
-    let per_name: String = (0..300).map(|i| format!("svc{i}.example\n")).collect();
+    let per_name: String = (0..2000).map(|i| format!("svc{i}.example\n")).collect();
     std::fs::write(&deny, format!("free-ai.example\n{per_name}")).expect("write");
     wait_for("the burst rules", Duration::from_secs(10), || {
         metrics(&net).contains("aiwarden_rules_version 3")
     });
-    let queries: String = (0..300).map(|i| format!("svc{i}.example A\n")).collect();
+    let queries: String = (0..2000).map(|i| format!("svc{i}.example A\n")).collect();
     let qfile = d.join("queries.txt");
     std::fs::write(&qfile, queries).expect("write");
     let burst = net
@@ -513,6 +513,9 @@ inventory = "{inventory}"
     wait_for("incidents from the burst", Duration::from_secs(20), || {
         incidents(&store).len() > 20
     });
+    // What a reader saw committed while the burst was still being written.
+    let committed: Vec<serde_json::Value> =
+        incidents(&store).iter().map(|i| i["id"].clone()).collect();
     // Kill the daemon (the last child started).
     let daemon = net.children.last_mut().expect("daemon");
     daemon.kill().expect("SIGKILL");
@@ -520,7 +523,19 @@ inventory = "{inventory}"
     let mut burst = burst;
     let _ = burst.kill();
     let _ = burst.wait();
-    let before = incidents(&store).len();
+    let after_kill: Vec<serde_json::Value> =
+        incidents(&store).iter().map(|i| i["id"].clone()).collect();
+    for id in &committed {
+        assert!(
+            after_kill.contains(id),
+            "incident {id} was committed before the kill and is gone"
+        );
+    }
+    let before = after_kill.len();
+    assert!(
+        before < 2000,
+        "the kill came mid-burst ({before} of 2000 written)"
+    );
     let v = Command::new(BIN)
         .args(["verify", "--store"])
         .arg(&store)
@@ -528,7 +543,7 @@ inventory = "{inventory}"
         .expect("verify");
     assert!(v.status.success(), "verify after SIGKILL: {v:?}");
     start_daemon(&mut net, &config, &d.join("daemon2.log"));
-    assert!(net.dig(&["svc299.example"]).contains("status: NXDOMAIN"));
+    assert!(net.dig(&["svc1999.example"]).contains("status: NXDOMAIN"));
     assert!(net.dig(&["mistral.ai"]).contains("status: NXDOMAIN"));
     wait_for(
         "incidents after the restart",
