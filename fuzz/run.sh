@@ -16,4 +16,4 @@ run() {
 }
 run frame & run tls & wait
 run quic & run dns & wait
-run rules
+run rules & run admin_files & wait

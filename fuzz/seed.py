@@ -4,6 +4,7 @@
 frame: each Ethernet frame, prefixed with the link-type selector byte 0.
 tls:   TCP payloads to port 443.  quic: UDP payloads to port 443 and the RFC vectors.
 dns:   UDP payloads to or from port 53.  rules: the shipped rule files.
+admin_files: the example config, inventory and groups, a hosts file and an adblock list.
 """
 import pathlib
 import struct
@@ -68,3 +69,7 @@ for hexfile in (root / "tests" / "fixtures" / "quic").glob("*.hex"):
 
 for f in list((root / "rules").rglob("*.toml")) + list((root / "rules").rglob("*.list")):
     save("rules", f.name, f.read_bytes())
+for f in [root / "config.example.toml", root / "devices.example.toml", root / "rules/site/groups.toml"]:
+    save("admin_files", f.name, f.read_bytes())
+save("admin_files", "hosts", b"127.0.0.1 localhost\n0.0.0.0 ads.example.com tracker.example\n:: ip6.example\n")
+save("admin_files", "adblock", b"[Adblock Plus 2.0]\n! c\n||ai.example^\n@@||ok.example^\n||x.example^$third-party\nexample.org##.ad\n")
