@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use crate::config::{BlockAnswer, Dns, StripEch, Upstream};
 use crate::detect::{Host, Observation, Proto, Timestamp};
 use crate::metrics::Metrics;
-use crate::policy::{Client, Live, Mac, Mode, Verdict};
+use crate::policy::{Client, Live, Mac, Mode, RuleSet, Verdict};
 
 /// Names that are signals to clients rather than services: answered NXDOMAIN always.
 /// `use-application-dns.net`: Firefox keeps DNS-over-HTTPS off by default. `mask.icloud.com`,
@@ -81,32 +81,53 @@ struct Key {
     dnssec_ok: bool,
 }
 
-impl Key {
-    fn hash(name: &str, qtype: u16, qclass: u16, edns: bool, dnssec_ok: bool) -> u64 {
+/// A cache key borrowed from either reader of a query (hickory's or [`wire_query`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyRef<'a> {
+    name: &'a str,
+    qtype: u16,
+    qclass: u16,
+    edns: bool,
+    dnssec_ok: bool,
+}
+
+impl KeyRef<'_> {
+    /// The cache's map key; the entry keeps the whole [`Key`] to rule out collisions.
+    fn id(self) -> u64 {
         use std::hash::{BuildHasher, Hash, Hasher};
         let mut h = FxBuildHasher.build_hasher();
-        name.hash(&mut h);
-        (qtype, qclass, edns, dnssec_ok).hash(&mut h);
+        self.name.hash(&mut h);
+        (self.qtype, self.qclass, self.edns, self.dnssec_ok).hash(&mut h);
         h.finish()
+    }
+}
+
+impl Key {
+    fn as_ref(&self) -> KeyRef<'_> {
+        KeyRef {
+            name: &self.name,
+            qtype: self.qtype,
+            qclass: self.qclass,
+            edns: self.edns,
+            dnssec_ok: self.dnssec_ok,
+        }
     }
 
     fn id(&self) -> u64 {
-        Key::hash(
-            &self.name,
-            self.qtype,
-            self.qclass,
-            self.edns,
-            self.dnssec_ok,
-        )
+        self.as_ref().id()
     }
+}
 
-    fn is(&self, name: &str, qtype: u16, qclass: u16, edns: bool, dnssec_ok: bool) -> bool {
-        &*self.name == name
-            && self.qtype == qtype
-            && self.qclass == qclass
-            && self.edns == edns
-            && self.dnssec_ok == dnssec_ok
-    }
+/// The parts of a query a cached answer is fitted to.
+struct Fit<'a> {
+    key: KeyRef<'a>,
+    id: u16,
+    recursion_desired: bool,
+    checking_disabled: bool,
+    /// The question section exactly as the client wrote it.
+    question: &'a [u8],
+    /// The client's UDP limit; `None` over TCP.
+    max_payload: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -466,6 +487,7 @@ impl Resolver {
             // Names aiwarden cannot judge (root, odd bytes) are forwarded as they are.
             return self
                 .cached(&asked, udp)
+                .map(|(reply, _)| reply)
                 .map_or_else(|| Err(Box::new((asked, false))), |r| Ok(Some(r)));
         };
         if is_canary(host.as_str()) {
@@ -475,7 +497,7 @@ impl Resolver {
             return Ok(Some(self.reply(&asked, m, udp)));
         }
         let rules = self.rules.current();
-        let (mac, device) = (self.identify)(client.ip());
+        let (mac, device) = self.identity(&rules, client.ip());
         let who = Client {
             ip: Some(client.ip()),
             mac,
@@ -501,27 +523,33 @@ impl Resolver {
             StripEch::Ai => matched,
         };
         match self.cached(&asked, udp) {
-            Some(r) => {
-                if self.learn {
-                    if let Some(addrs) = self.cached_addrs(&asked) {
-                        self.emit(DnsEvent::Answer {
-                            client: client.ip(),
-                            host,
-                            addrs,
-                        });
-                    }
+            Some((reply, addrs)) => {
+                if !addrs.is_empty() {
+                    self.emit(DnsEvent::Answer {
+                        client: client.ip(),
+                        host,
+                        addrs,
+                    });
                 }
-                Ok(Some(r))
+                Ok(Some(reply))
             }
             None => Err(Box::new((asked, strip))),
         }
     }
 
-    fn cached(&self, asked: &Asked, udp: bool) -> Option<Vec<u8>> {
+    /// Copies the cached answer for `fit` into `out` with TTLs aged and the client's id,
+    /// RD and CD bits and question; returns the answer's addresses (empty unless the
+    /// detector learns from answers). `None` on a miss, an expired entry, or an answer
+    /// larger than the client's UDP limit. Both the hot path and the full path use it.
+    fn serve_cached(&self, fit: &Fit<'_>, out: &mut Vec<u8>) -> Option<Vec<IpAddr>> {
+        let qlen = fit.question.len();
+        if qlen == 0 {
+            return None;
+        }
         let mut cache = self.cache.lock().ok()?;
-        let id = asked.key.id();
+        let id = fit.key.id();
         let e = cache.get_mut(&id)?;
-        if e.key != asked.key {
+        if e.key.as_ref() != fit.key {
             return None;
         }
         let age = e.stored.elapsed().as_secs() as u32;
@@ -533,32 +561,54 @@ impl Resolver {
             e.bytes = aged(&e.msg, age).to_vec().ok()?;
             e.encoded_age = age;
         }
-        let mut out = e.bytes.clone();
-        drop(cache);
-        // The cached bytes carry id 0 and the first asker's question; give this client its
-        // own id, flags and question (same name, maybe other letter case).
-        let qlen = asked.question.len();
-        if qlen == 0
-            || out.len() < 12 + qlen
-            || question_len(&out)? != qlen
-            || (udp && out.len() > asked.max_payload)
+        if e.bytes.len() < 12 + qlen
+            || question_len(&e.bytes) != Some(qlen)
+            || fit.max_payload.is_some_and(|max| e.bytes.len() > max)
         {
             return None;
         }
+        out.clear();
+        out.extend_from_slice(&e.bytes);
+        let addrs = if self.learn {
+            e.addrs.clone()
+        } else {
+            Vec::new()
+        };
+        drop(cache);
+        // The cached bytes carry id 0 and the first asker's question; give this client its
+        // own id, flags and question (same name, maybe other letter case).
+        out[..2].copy_from_slice(&fit.id.to_be_bytes());
+        out[12..12 + qlen].copy_from_slice(fit.question);
+        out[2] = (out[2] & !0x01) | u8::from(fit.recursion_desired);
+        out[3] = (out[3] & !0x10) | (u8::from(fit.checking_disabled) << 4);
         self.counters.cached.inc();
-        out[..2].copy_from_slice(&asked.msg.metadata.id.to_be_bytes());
-        out[12..12 + qlen].copy_from_slice(&asked.question);
-        let m = &asked.msg.metadata;
-        // RD and CD as the client set them.
-        out[2] = (out[2] & !0x01) | u8::from(m.recursion_desired);
-        out[3] = (out[3] & !0x10) | (u8::from(m.checking_disabled) << 4);
-        Some(out)
+        Some(addrs)
     }
 
-    fn cached_addrs(&self, asked: &Asked) -> Option<Vec<IpAddr>> {
-        let mut cache = self.cache.lock().ok()?;
-        let a = cache.get(&asked.key.id())?.addrs.clone();
-        (!a.is_empty()).then_some(a)
+    /// [`Resolver::serve_cached`] for a query hickory parsed.
+    fn cached(&self, asked: &Asked, udp: bool) -> Option<(Vec<u8>, Vec<IpAddr>)> {
+        let m = &asked.msg.metadata;
+        let fit = Fit {
+            key: asked.key.as_ref(),
+            id: m.id,
+            recursion_desired: m.recursion_desired,
+            checking_disabled: m.checking_disabled,
+            question: &asked.question,
+            max_payload: udp.then_some(asked.max_payload),
+        };
+        let mut out = Vec::new();
+        let addrs = self.serve_cached(&fit, &mut out)?;
+        Some((out, addrs))
+    }
+
+    /// Who is asking, as far as the rules need to know: the MAC address and device name
+    /// only when some group names members by them.
+    fn identity(&self, rules: &RuleSet, ip: IpAddr) -> (Option<Mac>, Option<String>) {
+        if rules.needs_device_identity() {
+            (self.identify)(ip)
+        } else {
+            (None, None)
+        }
     }
 
     /// The hot path: a plain query for a name no rule matches, answered from the cache into
@@ -574,67 +624,42 @@ impl Resolver {
         }
         {
             let rules = self.rules.guard();
-            let identity;
-            let who = if rules.needs_device_identity() {
-                identity = (self.identify)(client.ip());
-                Client {
-                    ip: Some(client.ip()),
-                    mac: identity.0,
-                    device: identity.1.as_deref(),
-                }
-            } else {
-                Client::ip(client.ip())
+            let (mac, device) = self.identity(&rules, client.ip());
+            let who = Client {
+                ip: Some(client.ip()),
+                mac,
+                device: device.as_deref(),
             };
             let d = rules.judge(w.name, &who, self.mode);
             if d.service.is_some() || d.rule.is_some() {
                 return false;
             }
         }
-        let Ok(mut cache) = self.cache.lock() else {
+        let fit = Fit {
+            key: KeyRef {
+                name: w.name,
+                qtype: w.qtype,
+                qclass: w.qclass,
+                edns: w.edns,
+                dnssec_ok: w.dnssec_ok,
+            },
+            id: w.id,
+            recursion_desired: w.flags[0] & 0x01 != 0,
+            checking_disabled: w.flags[1] & 0x10 != 0,
+            question: w.question,
+            max_payload: Some(w.max_payload),
+        };
+        let Some(addrs) = self.serve_cached(&fit, out) else {
             return false;
         };
-        let id = Key::hash(w.name, w.qtype, w.qclass, w.edns, w.dnssec_ok);
-        let Some(e) = cache.get_mut(&id) else {
-            return false;
-        };
-        if !e.key.is(w.name, w.qtype, w.qclass, w.edns, w.dnssec_ok) {
-            return false;
-        }
-        let age = e.stored.elapsed().as_secs() as u32;
-        if age >= e.ttl {
-            return false;
-        }
-        if age != e.encoded_age {
-            match aged(&e.msg, age).to_vec() {
-                Ok(b) => {
-                    e.bytes = b;
-                    e.encoded_age = age;
-                }
-                Err(_) => return false,
+        if !addrs.is_empty() {
+            if let Ok(host) = Host::parse(w.name.as_bytes()) {
+                self.emit(DnsEvent::Answer {
+                    client: client.ip(),
+                    host,
+                    addrs,
+                });
             }
-        }
-        let qlen = w.question.len();
-        if e.bytes.len() < 12 + qlen
-            || question_len(&e.bytes) != Some(qlen)
-            || e.bytes.len() > w.max_payload
-        {
-            return false;
-        }
-        out.clear();
-        out.extend_from_slice(&e.bytes);
-        let addrs = (self.learn && !e.addrs.is_empty()).then(|| e.addrs.clone());
-        drop(cache);
-        out[..2].copy_from_slice(&w.id.to_be_bytes());
-        out[12..12 + qlen].copy_from_slice(w.question);
-        out[2] = (out[2] & !0x01) | (w.flags[0] & 0x01);
-        out[3] = (out[3] & !0x10) | (w.flags[1] & 0x10);
-        self.counters.cached.inc();
-        if let (Some(addrs), Ok(host)) = (addrs, Host::parse(w.name.as_bytes())) {
-            self.emit(DnsEvent::Answer {
-                client: client.ip(),
-                host,
-                addrs,
-            });
         }
         true
     }
