@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::policy::Mode;
+use crate::policy::{line_of, Mode};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -95,14 +95,7 @@ impl Upstream {
     /// `tls://9.9.9.9:853#dns.quad9.net`.
     pub fn parse(text: &str) -> std::result::Result<Upstream, String> {
         let addr = |s: &str, port: u16| {
-            s.parse::<SocketAddr>()
-                .or_else(|_| {
-                    s.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse::<IpAddr>()
-                        .map(|ip| SocketAddr::new(ip, port))
-                })
-                .map_err(|_| format!("invalid upstream address {s:?}"))
+            socket_addr(s, port).ok_or_else(|| format!("invalid upstream address {s:?}"))
         };
         match text.strip_prefix("tls://") {
             Some(rest) => {
@@ -248,16 +241,20 @@ struct RawMetrics {
     listen: Option<toml::Spanned<String>>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset.min(text.len()))
-        .map_or(0, |t| t.bytes().filter(|&b| b == b'\n').count())
-        + 1
+/// `addr:port`, or an address alone (`9.9.9.9`, `::1`, `[::1]`) with `port`.
+fn socket_addr(s: &str, port: u16) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>().ok().or_else(|| {
+        s.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, port))
+    })
 }
 
 fn socket(s: &str, port: u16) -> std::result::Result<SocketAddr, String> {
-    s.parse::<SocketAddr>()
-        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, port)))
-        .map_err(|_| format!("invalid address {s:?} (expected e.g. 0.0.0.0:53 or [::]:53)"))
+    socket_addr(s, port)
+        .ok_or_else(|| format!("invalid address {s:?} (expected e.g. 0.0.0.0:53 or [::]:53)"))
 }
 
 impl Config {

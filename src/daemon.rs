@@ -29,11 +29,11 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig, LinkType, Observation, Timestamp};
 use crate::devices::{self, DeviceMap};
-use crate::dns_server::{self, DnsEvent, Identify, Resolver};
+use crate::dns_server::{self, now_ts, DnsEvent, Identify, Resolver};
 use crate::error::{Error, Result};
 use crate::incident::{Tracked, Tracker};
 use crate::metrics::Metrics;
-use crate::policy::{Client, Live, Mode, Verdict};
+use crate::policy::{Client, Live, Mode};
 use crate::store::{NewIncident, Store, Touch};
 
 /// Default capture filter: DNS, TCP to the usual TLS ports (ClientHellos), SYNs (so any
@@ -77,13 +77,6 @@ enum StoreOp {
     Forget {
         key: u64,
     },
-}
-
-fn now_ts() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp::from_secs_micros(d.as_secs() as i64, i64::from(d.subsec_micros()))
 }
 
 fn micros(ts: Timestamp) -> i64 {
@@ -681,7 +674,6 @@ fn detection_loop(
                     metrics,
                 ),
             }
-            let _ = Verdict::Allow;
         }
         if last_expire.elapsed() >= Duration::from_secs(5) {
             last_expire = Instant::now();

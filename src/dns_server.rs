@@ -176,7 +176,8 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
-fn now_ts() -> Timestamp {
+/// The wall clock as a [`Timestamp`] (shells only; the core takes time as an argument).
+pub(crate) fn now_ts() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -66,17 +66,11 @@ impl Grouper {
         if decision.verdict == Verdict::Allow {
             return None;
         }
-        let (service, service_name) = match &decision.service {
-            Some(s) => (s.id.to_string(), s.name.to_string()),
-            None => {
-                let rule = decision
-                    .rule
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                (rule.clone(), rule)
-            }
-        };
+        let service = Tracker::service_of(decision);
+        let service_name = decision
+            .service
+            .as_ref()
+            .map_or_else(|| service.clone(), |s| s.name.to_string());
         let key = (obs.client.ip(), service);
         let mut closed = None;
         if let Some(inc) = self.open.get_mut(&key) {

@@ -48,7 +48,8 @@ pub fn run(
     out: &mut impl Write,
     report: &mut impl Write,
 ) -> Result<Summary> {
-    let rules = RuleSet::load_dir(&opts.rules)?;
+    let mut files = RuleSet::read_sources(&opts.rules)?;
+    let rules = RuleSet::from_sources(&files)?;
     if let Some(g) = &opts.group {
         if !rules.groups().iter().any(|d| &d.name == g) {
             return Err(Error::Usage(format!(
@@ -58,16 +59,11 @@ pub fn run(
         }
     }
     let deny_path = opts.rules.join("site").join("deny.list");
-    let old = match std::fs::read_to_string(&deny_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(Error::Io {
-                path: deny_path,
-                source,
-            })
-        }
-    };
+    let old = files
+        .iter()
+        .find(|(p, _)| *p == deny_path)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_default();
     let suffix = opts
         .group
         .as_ref()
@@ -156,51 +152,11 @@ pub fn run(
     }
     new.push_str(&added);
     // The whole rule set must still load with the new list before the file is replaced.
-    let mut files = Vec::new();
-    for (p, t) in rule_sources(&opts.rules)? {
-        if p == deny_path {
-            continue;
-        }
-        files.push((p, t));
-    }
+    files.retain(|(p, _)| *p != deny_path);
     files.push((deny_path.clone(), new.clone()));
     RuleSet::from_sources(&files)?;
     write_atomically(&deny_path, &new)?;
     Ok(summary)
-}
-
-/// Every rule file under `dir` with its text, as [`RuleSet::load_dir`] reads them.
-fn rule_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
-    let mut paths = Vec::new();
-    let catalog = dir.join("catalog");
-    for e in std::fs::read_dir(&catalog).map_err(|source| Error::Io {
-        path: catalog.clone(),
-        source,
-    })? {
-        let p = e
-            .map_err(|source| Error::Io {
-                path: catalog.clone(),
-                source,
-            })?
-            .path();
-        if p.extension().is_some_and(|e| e == "toml") {
-            paths.push(p);
-        }
-    }
-    for name in ["groups.toml", "allow.list"] {
-        let p = dir.join("site").join(name);
-        if p.exists() {
-            paths.push(p);
-        }
-    }
-    paths
-        .into_iter()
-        .map(|p| {
-            std::fs::read_to_string(&p)
-                .map(|t| (p.clone(), t))
-                .map_err(|source| Error::Io { path: p, source })
-        })
-        .collect()
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {

@@ -356,6 +356,11 @@ impl RuleSet {
     /// `dir/site/allow.list` and `dir/site/deny.list` (each may be missing) and validates
     /// them. Every problem in every file is reported.
     pub fn load_dir(dir: &Path) -> Result<RuleSet> {
+        RuleSet::from_sources(&RuleSet::read_sources(dir)?)
+    }
+
+    /// The (path, text) of every rule file [`RuleSet::load_dir`] reads, in its order.
+    pub fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
         let catalog = dir.join("catalog");
         let entries = std::fs::read_dir(&catalog).map_err(|source| Error::Io {
             path: catalog.clone(),
@@ -380,7 +385,7 @@ impl RuleSet {
             })?;
             files.push((p, text));
         }
-        RuleSet::from_sources(&files)
+        Ok(files)
     }
 
     /// Builds a rule set from (path, text) pairs. A path ending in `groups.toml`,
