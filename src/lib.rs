@@ -14,7 +14,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, observations |
+//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, HTTP/1 request heads (plain HTTP and proxy CONNECT), observations |
 //! | [`policy`] | pure: catalog and site files, client groups, host matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
 //! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`) so reports name a device and its owner; `devices::load` reads the sources |
 //! | [`incident`] | pure: groups flagged/blocked observations per client and service |
