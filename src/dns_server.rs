@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::config::{BlockAnswer, Dns, StripEch, Upstream};
+use crate::detect::dns::query::{question_len, read_query};
 use crate::detect::{Host, Observation, Proto, Timestamp};
 use crate::metrics::Metrics;
 use crate::policy::{Client, Live, Mac, Mode, RuleSet, Verdict};
@@ -81,7 +82,7 @@ struct Key {
     dnssec_ok: bool,
 }
 
-/// A cache key borrowed from either reader of a query (hickory's or [`wire_query`]).
+/// A cache key borrowed from either reader of a query (hickory's or [`read_query`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct KeyRef<'a> {
     name: &'a str,
@@ -617,7 +618,7 @@ impl Resolver {
     /// full path (a rule matches, a canary, a miss, anything unusual).
     fn answer_cached(&self, bytes: &[u8], client: SocketAddr, out: &mut Vec<u8>) -> bool {
         let mut name_buf = [0u8; 256];
-        let Some(w) = wire_query(bytes, &mut name_buf) else {
+        let Some(w) = read_query(bytes, &mut name_buf) else {
             return false;
         };
         if w.name.is_empty() || is_canary(w.name) {
@@ -910,120 +911,6 @@ fn reply_edns(dnssec_ok: bool) -> Edns {
     out.set_max_payload(1232);
     out.set_dnssec_ok(dnssec_ok);
     out
-}
-
-/// A query as read from the wire by [`wire_query`].
-struct WireQuery<'a> {
-    id: u16,
-    flags: [u8; 2],
-    /// Lowercase, dotted, no trailing dot.
-    name: &'a str,
-    /// The question section as the client wrote it.
-    question: &'a [u8],
-    qtype: u16,
-    qclass: u16,
-    edns: bool,
-    dnssec_ok: bool,
-    max_payload: usize,
-}
-
-/// Reads a plain query (one question, no answers, at most an OPT record) without
-/// allocating; `None` for anything else, which then takes the full path.
-fn wire_query<'a>(b: &'a [u8], name_buf: &'a mut [u8; 256]) -> Option<WireQuery<'a>> {
-    let h = b.get(..12)?;
-    let (flags, qd, an, ns, ar) = (
-        [h[2], h[3]],
-        u16::from_be_bytes([h[4], h[5]]),
-        u16::from_be_bytes([h[6], h[7]]),
-        u16::from_be_bytes([h[8], h[9]]),
-        u16::from_be_bytes([h[10], h[11]]),
-    );
-    // QR = 0, opcode QUERY, one question, nothing else but an optional OPT.
-    if flags[0] & 0xf8 != 0 || qd != 1 || an != 0 || ns != 0 || ar > 1 {
-        return None;
-    }
-    let mut i = 12;
-    let mut n = 0;
-    loop {
-        let l = usize::from(*b.get(i)?);
-        i += 1;
-        if l == 0 {
-            break;
-        }
-        if l > 63 || n + l + 1 > 253 {
-            return None;
-        }
-        if n > 0 {
-            name_buf[n] = b'.';
-            n += 1;
-        }
-        for &c in b.get(i..i + l)? {
-            if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
-                return None;
-            }
-            name_buf[n] = c.to_ascii_lowercase();
-            n += 1;
-        }
-        i += l;
-    }
-    let q = b.get(i..i + 4)?;
-    let (qtype, qclass) = (
-        u16::from_be_bytes([q[0], q[1]]),
-        u16::from_be_bytes([q[2], q[3]]),
-    );
-    let question = b.get(12..i + 4)?;
-    i += 4;
-    // AXFR, IXFR, ANY and odd classes take the full path (refused there).
-    if matches!(qtype, 251..=255) || qclass != 1 {
-        return None;
-    }
-    let (mut edns, mut dnssec_ok, mut max_payload) = (false, false, 512);
-    if ar == 1 {
-        // OPT: root owner, type 41, class = payload size, TTL = ext-rcode, version, flags.
-        let o = b.get(i..i + 11)?;
-        if o[0] != 0 || u16::from_be_bytes([o[1], o[2]]) != 41 || o[6] != 0 {
-            return None;
-        }
-        let rdlen = usize::from(u16::from_be_bytes([o[9], o[10]]));
-        if i + 11 + rdlen != b.len() {
-            return None;
-        }
-        edns = true;
-        dnssec_ok = o[7] & 0x80 != 0;
-        max_payload = usize::from(u16::from_be_bytes([o[3], o[4]])).max(512);
-    } else if i != b.len() {
-        return None;
-    }
-    let name = std::str::from_utf8(&name_buf[..n]).ok()?;
-    Some(WireQuery {
-        id: u16::from_be_bytes([h[0], h[1]]),
-        flags,
-        name,
-        question,
-        qtype,
-        qclass,
-        edns,
-        dnssec_ok,
-        max_payload,
-    })
-}
-
-/// Length of the question section of a message with one question.
-fn question_len(msg: &[u8]) -> Option<usize> {
-    let mut i = 12;
-    loop {
-        let l = usize::from(*msg.get(i)?);
-        if l == 0 {
-            i += 1;
-            break;
-        }
-        if l & 0xc0 != 0 {
-            return None;
-        }
-        i += 1 + l;
-    }
-    let end = i + 4;
-    (end <= msg.len()).then_some(end - 12)
 }
 
 fn matches(resp: &Message, q: &Message) -> bool {

@@ -536,43 +536,6 @@ async fn forwards_over_tls() {
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
 }
 
-#[test]
-fn wire_query_reads_plain_queries_only() {
-    let mut buf = [0u8; 256];
-    let q = query("Www.Example.ORG.", RecordType::AAAA, 77, true);
-    let w = wire_query(&q, &mut buf).expect("plain query");
-    assert_eq!(
-        (w.id, w.name, w.qtype, w.qclass),
-        (77, "www.example.org", 28, 1)
-    );
-    assert!(w.edns && !w.dnssec_ok);
-    assert_eq!(w.max_payload, 1232);
-    assert_eq!(w.question.len(), q.len() - 12 - 11);
-    let mut buf = [0u8; 256];
-    let q = query("example.org.", RecordType::A, 1, false);
-    let w = wire_query(&q, &mut buf).expect("no edns");
-    assert_eq!((w.edns, w.max_payload), (false, 512));
-    // Responses, ANY, trailing bytes and truncated messages take the full path.
-    let mut resp = query("example.org.", RecordType::A, 1, false);
-    resp[2] |= 0x80;
-    assert!(wire_query(&resp, &mut [0u8; 256]).is_none());
-    assert!(wire_query(
-        &query("example.org.", RecordType::ANY, 1, false),
-        &mut [0u8; 256]
-    )
-    .is_none());
-    let mut extra = query("example.org.", RecordType::A, 1, false);
-    extra.push(0);
-    assert!(wire_query(&extra, &mut [0u8; 256]).is_none());
-    let q = query("example.org.", RecordType::A, 1, true);
-    for cut in 0..q.len() {
-        assert!(
-            wire_query(&q[..cut], &mut [0u8; 256]).is_none(),
-            "cut at {cut}"
-        );
-    }
-}
-
 #[tokio::test]
 async fn mutated_queries_never_panic_or_go_upstream_unchecked() {
     // Flip, cut and splice bytes of real queries (100,000 variants, a fixed PRNG): every

@@ -1,6 +1,8 @@
 //! DNS messages (parsed with hickory-proto) reduced to what detection needs: the question,
 //! the addresses and aliases in the answer, and whether an HTTPS/SVCB answer offers ECH.
 
+pub mod query;
+
 use std::net::IpAddr;
 
 use hickory_proto::op::{Message, MessageType};
