@@ -15,7 +15,9 @@ use etherparse::PacketBuilder;
 
 use aiwarden::detect::packet::{decode, Transport};
 use aiwarden::detect::{quic, Detector, DetectorConfig, LinkType, Timestamp};
-use aiwarden::policy::{Client, Mode, RuleSet};
+use aiwarden::devices::DeviceMap;
+use aiwarden::incident::{judge, Pipeline, DEFAULT_WINDOW_MICROS};
+use aiwarden::policy::{Mode, RuleSet};
 
 fn fixture(name: &str) -> Vec<(LinkType, Vec<u8>)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -185,18 +187,21 @@ fn pipeline(c: &mut Criterion) {
     let frames = clinic_mix(2_000);
     let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
     let rules = rules();
+    // The daemon's and replay's steps: detector, device, rules, incident pipeline.
+    let devices = DeviceMap::default();
     let run = |frames: &[Vec<u8>]| {
         let mut det = Detector::new(DetectorConfig::default());
+        let mut pipeline = Pipeline::new(Mode::Enforce, DEFAULT_WINDOW_MICROS);
         let mut flagged = 0usize;
         for (i, f) in frames.iter().enumerate() {
             for o in det.process(Timestamp::from_micros(i as i64 * 10), LinkType::Ethernet, f) {
-                if rules
-                    .judge(o.host.as_str(), &Client::ip(o.client.ip()), Mode::Enforce)
-                    .service
-                    .is_some()
-                {
+                let ip = o.client.ip();
+                let who = devices.identify_with(ip, o.client_mac.or_else(|| det.mac_of(ip)));
+                let j = judge(&rules, &o, &who.client(), Mode::Enforce);
+                if j.decision.service.is_some() {
                     flagged += 1;
                 }
+                black_box(pipeline.step(&o, &who, &j));
             }
         }
         flagged

@@ -19,6 +19,10 @@ pub struct Config {
     pub mode: Mode,
     /// The rules directory (catalog/ and site/).
     pub rules: PathBuf,
+    /// The admin's site files, when not `rules/site`.
+    pub site: Option<PathBuf>,
+    /// The log filter: a level (`info`) or `tracing` directives (`info,aiwarden=debug`).
+    pub log: String,
     /// Live capture.
     pub capture: Capture,
     /// The filtering DNS resolver.
@@ -192,16 +196,16 @@ fn default_queue() -> usize {
     65_536
 }
 fn default_filter() -> String {
-    crate::daemon::DEFAULT_FILTER.to_string()
+    crate::capture::DEFAULT_FILTER.to_string()
 }
 fn default_store_path() -> PathBuf {
-    PathBuf::from("/var/lib/aiwarden/incidents.db")
+    PathBuf::from(crate::paths::STORE)
 }
 fn default_retention() -> u32 {
     6 * 366
 }
 fn default_arp() -> PathBuf {
-    PathBuf::from("/proc/net/arp")
+    PathBuf::from(crate::paths::ARP)
 }
 fn default_refresh() -> u64 {
     30
@@ -212,6 +216,8 @@ fn default_refresh() -> u64 {
 struct RawConfig {
     mode: Option<toml::Spanned<String>>,
     rules: Option<PathBuf>,
+    site: Option<PathBuf>,
+    log: Option<toml::Spanned<String>>,
     incident_window_secs: Option<u64>,
     capture: Option<Capture>,
     dns: Option<RawDns>,
@@ -258,6 +264,11 @@ fn socket(s: &str, port: u16) -> std::result::Result<SocketAddr, String> {
 }
 
 impl Config {
+    /// Where the rules are read from.
+    pub fn rule_dirs(&self) -> crate::policy::RuleDirs {
+        crate::policy::RuleDirs::with_site(&self.rules, self.site.as_deref())
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
@@ -307,6 +318,23 @@ impl Config {
                 "capture: queue must be above 0 and snaplen at least 256".into(),
             ));
         }
+        if let Err(e) = crate::capture::check_filter(&capture.filter) {
+            let line = text.find("filter").map_or(0, |at| line_of(text, at));
+            return Err(err(line, format!("capture.filter: {e}")));
+        }
+        let log = match raw.log {
+            None => "info".to_string(),
+            Some(l) => {
+                let v = l.get_ref().trim().to_string();
+                if let Err(e) = v.parse::<tracing_subscriber::EnvFilter>() {
+                    return Err(err(
+                        line_of(text, l.span().start),
+                        format!("log {v:?}: {e} (use a level such as \"info\" or \"debug\")"),
+                    ));
+                }
+                v
+            }
+        };
         let d = raw.dns.unwrap_or(RawDns {
             listen: Vec::new(),
             upstreams: Vec::new(),
@@ -401,7 +429,9 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             mode,
-            rules: rel(raw.rules.unwrap_or_else(|| PathBuf::from("rules"))),
+            rules: raw.rules.map_or_else(crate::paths::rules, rel),
+            site: raw.site.map(rel),
+            log,
             capture,
             dns,
             store,

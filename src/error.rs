@@ -82,6 +82,28 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A socket the daemon serves on could not be bound (the address is in use, or not
+    /// this machine's, or the port needs a capability the process lacks).
+    #[error("{what}: cannot listen on {addr}: {source}")]
+    Listen {
+        /// What was to listen there (`dns`, `metrics`).
+        what: &'static str,
+        /// The address.
+        addr: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// A thread, the async runtime or a signal handler could not be set up.
+    #[error("cannot start {name}: {source}")]
+    Thread {
+        /// What was being started.
+        name: String,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// TLS settings for DNS-over-TLS upstreams are unusable.
+    #[error("dns upstream tls: {0}")]
+    Tls(String),
     /// A command-line value is invalid.
     #[error("invalid argument: {0}")]
     Usage(String),
@@ -101,8 +123,13 @@ impl Error {
             | Error::Io { .. }
             | Error::Capture { .. }
             | Error::Usage(_)
+            | Error::Listen { .. }
+            | Error::Tls(_)
             | Error::NoSuchIncident(_) => 2,
-            Error::Output(_) | Error::Store { .. } | Error::StoreVersion { .. } => 1,
+            Error::Output(_)
+            | Error::Thread { .. }
+            | Error::Store { .. }
+            | Error::StoreVersion { .. } => 1,
             Error::Tampered { .. } => 3,
         }
     }

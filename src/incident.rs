@@ -1,198 +1,549 @@
-//! Incidents: flagged or blocked observations grouped per (client, service) while they keep
-//! coming within a window. Pure: time comes from the observations.
+//! The pipeline step, written once: an observation, the device behind it and the rules in
+//! force become a decision, an attempt count, a usage count and an incident record. Pure:
+//! time comes from the observations. `aiwarden run`, `aiwarden replay` and the pipeline
+//! bench all call [`judge`] and [`Pipeline::step`], so the daemon and a replay of the same
+//! frames record the same incidents.
+//!
+//! An incident is a device's use of one flagged or blocked service while it keeps coming
+//! within a window: opened (and recorded at once, so a crash loses nothing) by the first
+//! observation, touched by the later ones. Devices are keyed by MAC address where one is
+//! known (a dual-stack device's IPv4 and rotating IPv6 addresses are one device), by
+//! address only behind a router. Counts are attempts, not packets: a distinct query name
+//! per device per minute, and each distinct connection, so retries and the A/AAAA/HTTPS
+//! trio of one lookup count once.
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::detect::{Observation, Proto, Timestamp};
-use crate::policy::{Decision, Verdict};
+use crate::detect::table::{map, Map};
+use crate::detect::{is_local, Host, Mac, Observation, Proto, Timestamp};
+use crate::devices::Identity;
+use crate::policy::{Client, Decision, Mode, RuleSet, Signal, Tier, Verdict};
 
 /// Default grouping window: 10 minutes.
 pub const DEFAULT_WINDOW_MICROS: u64 = 10 * 60 * 1_000_000;
+/// A query name counts as a new attempt at most once per this long per device.
+pub const ATTEMPT_WINDOW_MICROS: u64 = 60 * 1_000_000;
+/// Host names and `how` values kept per incident, each. Keeps a wildcard rule that matches
+/// endless random subdomains from growing one incident without bound; the count stays
+/// exact.
+pub const MAX_SEEN_PER_INCIDENT: usize = 64;
+/// (device, attempt) pairs remembered to tell a retry from a new attempt.
+const MAX_ATTEMPTS: usize = 131_072;
 
-/// One stretch of a device's use of a flagged or blocked service.
+/// Names that are signals to clients rather than services: the resolver answers them
+/// NXDOMAIN in every mode. `use-application-dns.net`: Firefox keeps DNS-over-HTTPS off.
+/// `mask.icloud.com`, `mask-h2.icloud.com`: Apple devices turn iCloud Private Relay off.
+/// `resolver.arpa` (`_dns.resolver.arpa`, RFC 9462): devices do not discover and switch to
+/// an encrypted resolver. A device asking them is checking the network, not using AI, so
+/// they never make incidents.
+pub const CANARIES: [&str; 4] = [
+    "use-application-dns.net",
+    "mask.icloud.com",
+    "mask-h2.icloud.com",
+    "resolver.arpa",
+];
+
+/// True for a canary name or a name under one.
+pub fn is_canary(host: &str) -> bool {
+    CANARIES.iter().any(|c| {
+        host == *c
+            || (host.len() > c.len()
+                && host.ends_with(c)
+                && host.as_bytes()[host.len() - c.len() - 1] == b'.')
+    })
+}
+
+/// How an observation was seen and decided, as incidents record it: the protocol, then
+/// what qualifies it. Written `tls,unresolved,ech` (the stored and printed form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct How {
+    /// How it was seen.
+    pub proto: Proto,
+    /// No DNS answer to the device explained the server address.
+    pub unresolved: bool,
+    /// Real ECH: the outer SNI was a public name, not the name the device asked for.
+    pub ech: bool,
+    /// A ClientHello without a name.
+    pub no_sni: bool,
+    /// To port 853 (DNS over TLS or QUIC).
+    pub port_853: bool,
+    /// Decided by the server's address, not by a name.
+    pub by_address: bool,
+}
+
+const QUALIFIERS: [&str; 5] = ["unresolved", "ech", "no_sni", "port_853", "addr"];
+
+impl How {
+    /// Just the protocol.
+    pub fn of(proto: Proto) -> How {
+        How {
+            proto,
+            unresolved: false,
+            ech: false,
+            no_sni: false,
+            port_853: false,
+            by_address: false,
+        }
+    }
+
+    fn flags(&self) -> [bool; 5] {
+        [
+            self.unresolved,
+            self.ech,
+            self.no_sni,
+            self.port_853,
+            self.by_address,
+        ]
+    }
+}
+
+impl fmt::Display for How {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.proto.as_str())?;
+        for (q, on) in QUALIFIERS.iter().zip(self.flags()) {
+            if on {
+                write!(f, ",{q}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for How {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<How, String> {
+        let mut parts = s.split(',');
+        let mut how = How::of(parts.next().unwrap_or("").parse()?);
+        for p in parts {
+            match p {
+                "unresolved" => how.unresolved = true,
+                "ech" => how.ech = true,
+                "no_sni" => how.no_sni = true,
+                "port_853" => how.port_853 = true,
+                "addr" => how.by_address = true,
+                _ => return Err(format!("unknown qualifier {p:?} in {s:?}")),
+            }
+        }
+        Ok(how)
+    }
+}
+
+impl Serialize for How {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An observation decided: what the rules said, about which name, seen how.
+#[derive(Debug, Clone)]
+pub struct Judged {
+    /// The rules' decision.
+    pub decision: Decision,
+    /// The name decided on: the name the device asked for when real ECH hid it, else the
+    /// observation's host. `None` for a connection decided by address or signal alone.
+    pub host: Option<Host>,
+    /// How it was seen and decided.
+    pub how: How,
+    /// The ClientHello carried a GREASE ECH extension (counted, never flagged).
+    pub ech_grease: bool,
+}
+
+impl Judged {
+    /// True when some rule or catalog entry matched (an allowed enterprise service too).
+    pub fn matched(&self) -> bool {
+        self.decision.service.is_some() || self.decision.rule.is_some()
+    }
+
+    /// A query the resolver already judged: its decision is the one acted on and stored.
+    pub fn resolved_query(obs: &Observation, decision: Decision) -> Judged {
+        Judged {
+            decision,
+            host: obs.host.clone(),
+            how: How::of(obs.proto),
+            ech_grease: false,
+        }
+    }
+}
+
+/// Decides an observation: by name (the real name behind an ECH public name first, then
+/// the name seen), then by the server's address (a public resolver), then by signal
+/// (port 853; a ClientHello without a name to an unexplained internet address).
+pub fn judge(rules: &RuleSet, obs: &Observation, client: &Client<'_>, mode: Mode) -> Judged {
+    let hello = matches!(obs.proto, Proto::Tls | Proto::Quic);
+    let ech = hello
+        && obs.ech_offered
+        && (obs.asked.is_some()
+            || obs
+                .host
+                .as_ref()
+                .is_some_and(|h| rules.is_ech_public_name(h.as_str())));
+    let mut how = How {
+        proto: obs.proto,
+        unresolved: obs.unresolved,
+        ech,
+        no_sni: hello && obs.host.is_none(),
+        port_853: obs.proto != Proto::Dns && obs.server.port() == 853,
+        by_address: false,
+    };
+    let judged = |decision: Decision, host: Option<&Host>, how: How| Judged {
+        decision,
+        host: host.cloned(),
+        how,
+        ech_grease: hello && obs.ech_offered && !ech,
+    };
+    if obs.proto == Proto::Dns && obs.host.as_ref().is_some_and(|h| is_canary(h.as_str())) {
+        return judged(
+            unmatched(
+                rules,
+                client,
+                "a resolver canary: the device is checking the network",
+            ),
+            obs.host.as_ref(),
+            how,
+        );
+    }
+    let names = if ech { obs.asked.as_ref() } else { None }
+        .into_iter()
+        .chain(obs.host.as_ref());
+    for name in names {
+        let d = rules.judge(name.as_str(), client, mode);
+        if d.service.is_some() || d.rule.is_some() {
+            return judged(d, Some(name), how);
+        }
+    }
+    if let Some(d) = rules.judge_address(obs.server.ip(), client, mode) {
+        how.by_address = true;
+        return judged(d, obs.host.as_ref(), how);
+    }
+    if how.port_853 {
+        if let Some(d) = rules.judge_signal(Signal::Port853, client, mode) {
+            return judged(d, obs.host.as_ref(), how);
+        }
+    }
+    if how.no_sni && obs.unresolved && !is_local(obs.server.ip()) {
+        if let Some(d) = rules.judge_signal(Signal::NoSni, client, mode) {
+            return judged(d, None, how);
+        }
+    }
+    judged(
+        unmatched(rules, client, "no rule matches"),
+        obs.host.as_ref(),
+        how,
+    )
+}
+
+/// The decision when no rule matches: allowed, nothing recorded.
+fn unmatched(rules: &RuleSet, client: &Client<'_>, reason: &'static str) -> Decision {
+    Decision {
+        verdict: Verdict::Allow,
+        service: None,
+        tier: None,
+        rule: None,
+        group: rules
+            .group_of(client)
+            .map(|(g, _)| Arc::from(g.name.as_str())),
+        reason,
+    }
+}
+
+/// Who an incident belongs to: the device's MAC address where one is known, its address
+/// behind a router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DeviceKey {
+    /// A device on the captured segment.
+    Mac(Mac),
+    /// A client known by address only.
+    Addr(IpAddr),
+}
+
+impl DeviceKey {
+    /// The key of an identified device.
+    pub fn of(who: &Identity) -> DeviceKey {
+        match who.mac {
+            Some(m) => DeviceKey::Mac(m),
+            None => DeviceKey::Addr(who.ip),
+        }
+    }
+}
+
+/// An incident as it opens. Every field is chained in the store: none may change later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Incident {
-    /// The device.
-    pub client: IpAddr,
-    /// Catalog service id, or the matching rule when the host is only on a deny list.
+pub struct IncidentRecord {
+    /// First seen, unix microseconds.
+    pub ts: i64,
+    /// The device's address when the incident opened.
+    pub client_ip: IpAddr,
+    /// The device's MAC address, when it is on the appliance's segment.
+    pub client_mac: Option<Mac>,
+    /// The host name the device gave DHCP.
+    pub device: Option<String>,
+    /// The staff member or device label from the admin's inventory.
+    pub label: Option<String>,
+    /// The client group the policy placed the device in.
+    pub group: Option<String>,
+    /// Catalog service id (or the deny rule when the host is only on a list).
     pub service: String,
     /// The service's display name.
     pub service_name: String,
-    /// First observation.
-    #[serde(serialize_with = "ser_ts")]
-    pub first: Timestamp,
-    /// Latest observation.
-    #[serde(serialize_with = "ser_ts")]
-    pub last: Timestamp,
-    /// Observations grouped.
-    pub count: u64,
-    /// The strongest verdict seen (block over flag).
+    /// Catalog category.
+    pub category: Option<String>,
+    /// Product tier.
+    pub tier: Option<Tier>,
+    /// Flag or block.
     pub verdict: Verdict,
-    /// Host names seen.
-    pub hosts: BTreeSet<String>,
-    /// How they were seen.
-    pub protos: BTreeSet<Proto>,
-    /// The rule that decided the first observation.
+    /// The mode in force.
+    pub mode: Mode,
+    /// How it was seen.
+    pub how: How,
+    /// The first host name seen (the server's address when nothing was named). A host
+    /// name only: never a URL or a path.
+    pub host: String,
+    /// The rule that decided, e.g. `catalog/openai.toml:chatgpt`.
     pub rule: String,
 }
 
-fn ser_ts<S: serde::Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&ts.rfc3339())
+/// A later observation of an open incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    /// Observation time, unix microseconds.
+    pub ts: i64,
+    /// The host name seen (or the server's address).
+    pub host: String,
+    /// How it was seen.
+    pub how: How,
+    /// A new attempt (counted), not a retry.
+    pub attempt: bool,
 }
 
-/// Groups observations into incidents.
-#[derive(Debug)]
-pub struct Grouper {
-    window_micros: u64,
-    open: FxHashMap<(IpAddr, String), Incident>,
-}
-
-impl Grouper {
-    /// A grouper that closes an incident after `window_micros` without a new observation.
-    pub fn new(window_micros: u64) -> Grouper {
-        Grouper {
-            window_micros,
-            open: FxHashMap::default(),
-        }
-    }
-
-    /// Adds an observation and its decision. Allowed observations are ignored. Returns the
-    /// incident this observation closed, if any (same client and service, window passed).
-    pub fn add(&mut self, obs: &Observation, decision: &Decision) -> Option<Incident> {
-        if decision.verdict == Verdict::Allow {
-            return None;
-        }
-        let service = Tracker::service_of(decision);
-        let service_name = decision
-            .service
-            .as_ref()
-            .map_or_else(|| service.clone(), |s| s.name.to_string());
-        let key = (obs.client.ip(), service);
-        let mut closed = None;
-        if let Some(inc) = self.open.get_mut(&key) {
-            if obs.ts.micros_since(inc.last) <= self.window_micros {
-                inc.last = inc.last.max(obs.ts);
-                inc.count += 1;
-                if decision.verdict == Verdict::Block {
-                    inc.verdict = Verdict::Block;
-                }
-                inc.hosts.insert(obs.host.to_string());
-                inc.protos.insert(obs.proto);
-                return None;
-            }
-            closed = self.open.remove(&key);
-        }
-        let incident = Incident {
-            client: key.0,
-            service: key.1.clone(),
-            service_name,
-            first: obs.ts,
-            last: obs.ts,
-            count: 1,
-            verdict: decision.verdict,
-            hosts: BTreeSet::from([obs.host.to_string()]),
-            protos: BTreeSet::from([obs.proto]),
-            rule: decision
-                .rule
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        };
-        self.open.insert(key, incident);
-        closed
-    }
-
-    /// Closes and returns every incident idle for longer than the window at `now`.
-    pub fn close_idle(&mut self, now: Timestamp) -> Vec<Incident> {
-        let window = self.window_micros;
-        let keys: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(_, i)| now.micros_since(i.last) > window)
-            .map(|(k, _)| k.clone())
-            .collect();
-        let mut out: Vec<Incident> = keys.iter().filter_map(|k| self.open.remove(k)).collect();
-        out.sort_by_key(|i| (i.first, i.client));
-        out
-    }
-
-    /// Closes every open incident (end of a replay), oldest first.
-    pub fn finish(self) -> Vec<Incident> {
-        let mut out: Vec<Incident> = self.open.into_values().collect();
-        out.sort_by(|a, b| (a.first, a.client, &a.service).cmp(&(b.first, b.client, &b.service)));
-        out
-    }
-}
-
-/// What [`Tracker::observe`] made of an observation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tracked {
-    /// Allowed: no incident.
-    Ignored,
-    /// The first observation of a new incident: record it now.
-    Opened {
-        /// The tracker's key for later touches.
+/// What an observation did to incidents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentOp {
+    /// Opened a new incident: record it now. `key` names it for later touches.
+    Open {
+        /// The pipeline's key for the incident.
         key: u64,
+        /// The chained facts.
+        record: Box<IncidentRecord>,
     },
-    /// Another observation of an open incident: update its activity.
-    Touched {
+    /// Another observation of the open incident `key`.
+    Touch {
         /// The incident's key.
         key: u64,
+        /// What changed.
+        touch: Touch,
     },
 }
 
-/// The live counterpart of [`Grouper`]: decides, observation by observation, whether a
-/// flagged or blocked observation opens a new incident (recorded at once, so a crash
-/// loses nothing) or belongs to the open one of the same client and service.
-#[derive(Debug)]
-pub struct Tracker {
-    window_micros: u64,
-    next_key: u64,
-    open: FxHashMap<(IpAddr, String), (u64, Timestamp)>,
+/// One day's count of a service's attempts with one verdict (the clinic's AI inventory,
+/// allowed enterprise use included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// Catalog service id (or the deny rule).
+    pub service: String,
+    /// The verdict.
+    pub verdict: Verdict,
 }
 
-impl Tracker {
-    /// A tracker whose incidents close after `window_micros` without an observation.
-    pub fn new(window_micros: u64) -> Tracker {
-        Tracker {
+/// What one observation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// It was a new attempt, not a retry within the attempt window.
+    pub attempt: bool,
+    /// The day's usage count to add one to (attempts of matched services only).
+    pub usage: Option<Usage>,
+    /// The incident it opened or touched (flagged and blocked observations only).
+    pub incident: Option<IncidentOp>,
+}
+
+/// The service key of a decision: the catalog id, or the rule for deny-list hosts.
+pub fn service_key(decision: &Decision) -> String {
+    match &decision.service {
+        Some(s) => s.id.to_string(),
+        None => decision
+            .rule
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    }
+}
+
+/// Counters of the pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineStats {
+    /// Observations that were new attempts.
+    pub attempts: u64,
+    /// Observations that repeated an attempt (retries, the other query types of a lookup).
+    pub repeats: u64,
+    /// ClientHellos with a GREASE ECH extension (the name was visible).
+    pub ech_grease: u64,
+    /// ClientHellos with real ECH (an outer public name).
+    pub ech_hidden: u64,
+}
+
+/// The incident pipeline's state: open incidents and recent attempts, both bounded.
+#[derive(Debug)]
+pub struct Pipeline {
+    window_micros: u64,
+    mode: Mode,
+    next_key: u64,
+    open: FxHashMap<(DeviceKey, Arc<str>), (u64, Timestamp)>,
+    attempts: Map<u64, Timestamp>,
+    stats: PipelineStats,
+}
+
+impl Pipeline {
+    /// A pipeline for `mode` whose incidents close after `window_micros` without an
+    /// observation.
+    pub fn new(mode: Mode, window_micros: u64) -> Pipeline {
+        Pipeline {
             window_micros,
+            mode,
             next_key: 1,
             open: FxHashMap::default(),
+            attempts: map(MAX_ATTEMPTS),
+            stats: PipelineStats::default(),
         }
     }
 
-    /// The service key of a decision: the catalog id, or the rule for deny-list hosts.
-    pub fn service_of(decision: &Decision) -> String {
-        match &decision.service {
-            Some(s) => s.id.to_string(),
-            None => decision
-                .rule
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-        }
+    /// What has been counted.
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
     }
 
-    /// Files `obs` under an open incident or opens a new one.
-    pub fn observe(&mut self, obs: &Observation, decision: &Decision) -> Tracked {
-        if decision.verdict == Verdict::Allow {
-            return Tracked::Ignored;
+    /// Incidents open now.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// True when `obs` by `device` is a new attempt: a connection not seen before, or a
+    /// query name not counted for this device within the attempt window.
+    fn is_attempt(&mut self, device: DeviceKey, obs: &Observation) -> bool {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = rustc_hash::FxBuildHasher.build_hasher();
+        device.hash(&mut h);
+        match obs.proto {
+            Proto::Dns => {
+                0u8.hash(&mut h);
+                obs.host.hash(&mut h);
+            }
+            Proto::Quic => {
+                1u8.hash(&mut h);
+                (obs.client, obs.server).hash(&mut h);
+            }
+            _ => {
+                2u8.hash(&mut h);
+                (obs.client, obs.server).hash(&mut h);
+            }
         }
-        let key = (obs.client.ip(), Tracker::service_of(decision));
+        let k = h.finish();
+        let fresh = match self.attempts.get(&k) {
+            Some(&last) => {
+                obs.ts.micros_since(last) >= ATTEMPT_WINDOW_MICROS && obs.proto == Proto::Dns
+            }
+            None => true,
+        };
+        if fresh {
+            self.attempts.put(k, obs.ts);
+        }
+        fresh
+    }
+
+    /// Files one observation by the device `who`, already judged.
+    pub fn step(&mut self, obs: &Observation, who: &Identity, judged: &Judged) -> Outcome {
+        if judged.ech_grease {
+            self.stats.ech_grease += 1;
+        } else if judged.how.ech {
+            self.stats.ech_hidden += 1;
+        }
+        if !judged.matched() {
+            return Outcome {
+                attempt: false,
+                usage: None,
+                incident: None,
+            };
+        }
+        let device = DeviceKey::of(who);
+        let attempt = self.is_attempt(device, obs);
+        if attempt {
+            self.stats.attempts += 1;
+        } else {
+            self.stats.repeats += 1;
+        }
+        let d = &judged.decision;
+        let service = service_key(d);
+        let usage = attempt.then(|| Usage {
+            day: obs.ts.rfc3339().get(..10).unwrap_or("").to_string(),
+            service: service.clone(),
+            verdict: d.verdict,
+        });
+        if d.verdict == Verdict::Allow {
+            return Outcome {
+                attempt,
+                usage,
+                incident: None,
+            };
+        }
+        let host = shown_host(judged, obs.server);
+        let service: Arc<str> = Arc::from(service);
+        let key = (device, service.clone());
         if let Some((k, last)) = self.open.get_mut(&key) {
             if obs.ts.micros_since(*last) <= self.window_micros {
                 *last = (*last).max(obs.ts);
-                return Tracked::Touched { key: *k };
+                return Outcome {
+                    attempt,
+                    usage,
+                    incident: Some(IncidentOp::Touch {
+                        key: *k,
+                        touch: Touch {
+                            ts: obs.ts.as_micros(),
+                            host,
+                            how: judged.how,
+                            attempt,
+                        },
+                    }),
+                };
             }
         }
         let k = self.next_key;
         self.next_key += 1;
         self.open.insert(key, (k, obs.ts));
-        Tracked::Opened { key: k }
+        let record = IncidentRecord {
+            ts: obs.ts.as_micros(),
+            client_ip: who.ip,
+            client_mac: who.mac,
+            device: who.hostname.clone(),
+            label: who.label.clone(),
+            group: d.group.as_deref().map(str::to_string),
+            service_name: d
+                .service
+                .as_ref()
+                .map_or_else(|| service.to_string(), |s| s.name.to_string()),
+            service: service.to_string(),
+            category: d.service.as_ref().map(|s| s.category.clone()),
+            tier: d.tier,
+            verdict: d.verdict,
+            mode: self.mode,
+            how: judged.how,
+            host,
+            rule: d.rule.as_ref().map(ToString::to_string).unwrap_or_default(),
+        };
+        Outcome {
+            attempt,
+            usage,
+            incident: Some(IncidentOp::Open {
+                key: k,
+                record: Box::new(record),
+            }),
+        }
     }
 
     /// Forgets incidents idle longer than the window at `now`; returns their keys.
@@ -208,77 +559,100 @@ impl Tracker {
         });
         gone
     }
+}
 
-    /// Incidents open now.
-    pub fn open_count(&self) -> usize {
-        self.open.len()
+/// The name an incident shows: the name decided on, else the server's address.
+fn shown_host(judged: &Judged, server: SocketAddr) -> String {
+    judged
+        .host
+        .as_ref()
+        .map_or_else(|| server.ip().to_string(), ToString::to_string)
+}
+
+/// An incident with everything later observations added: what the store's rows hold and
+/// what `replay --incidents` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncidentSummary {
+    /// The chained facts.
+    #[serde(flatten)]
+    pub record: IncidentRecord,
+    /// Last observation, unix microseconds.
+    pub last_seen: i64,
+    /// Attempts grouped into the incident.
+    pub count: u64,
+    /// Every host name seen, sorted (at most [`MAX_SEEN_PER_INCIDENT`]).
+    pub hosts: Vec<String>,
+    /// Every `how` seen, sorted (at most [`MAX_SEEN_PER_INCIDENT`]).
+    pub hows: Vec<String>,
+}
+
+impl IncidentSummary {
+    /// An incident just opened: one attempt, its host and how.
+    pub fn opened(record: IncidentRecord) -> IncidentSummary {
+        IncidentSummary {
+            last_seen: record.ts,
+            count: 1,
+            hosts: vec![record.host.clone()],
+            hows: vec![record.how.to_string()],
+            record,
+        }
+    }
+
+    /// Applies a later observation the way the store does.
+    pub fn touch(&mut self, t: &Touch) {
+        self.last_seen = self.last_seen.max(t.ts);
+        self.count += u64::from(t.attempt);
+        add_seen(&mut self.hosts, t.host.clone());
+        add_seen(&mut self.hows, t.how.to_string());
+    }
+}
+
+fn add_seen(set: &mut Vec<String>, v: String) {
+    if set.len() < MAX_SEEN_PER_INCIDENT {
+        if let Err(at) = set.binary_search(&v) {
+            set.insert(at, v);
+        }
+    }
+}
+
+/// Incidents gathered from a pipeline's operations in memory (a replay), oldest first.
+#[derive(Debug, Default)]
+pub struct Incidents {
+    rows: Vec<IncidentSummary>,
+    by_key: FxHashMap<u64, usize>,
+}
+
+impl Incidents {
+    /// Applies an operation.
+    pub fn apply(&mut self, op: &IncidentOp) {
+        match op {
+            IncidentOp::Open { key, record } => {
+                self.by_key.insert(*key, self.rows.len());
+                self.rows.push(IncidentSummary::opened((**record).clone()));
+            }
+            IncidentOp::Touch { key, touch } => {
+                if let Some(&i) = self.by_key.get(key) {
+                    self.rows[i].touch(touch);
+                }
+            }
+        }
+    }
+
+    /// Every incident, in the order they opened.
+    pub fn into_rows(self) -> Vec<IncidentSummary> {
+        self.rows
+    }
+
+    /// Incidents so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::Host;
-    use crate::policy::Verdict;
-
-    fn obs(client: &str, host: &str, secs: i64) -> Observation {
-        Observation {
-            ts: Timestamp::from_secs_micros(secs, 0),
-            client: format!("{client}:5000").parse().expect("addr"),
-            server: "10.0.0.1:53".parse().expect("addr"),
-            proto: Proto::Dns,
-            host: Host::parse(host.as_bytes()).expect("host"),
-            ech: false,
-            unresolved: false,
-            alpn: Vec::new(),
-            qtype: None,
-            answers: Vec::new(),
-        }
-    }
-
-    fn decision(verdict: Verdict, rule: &str) -> Decision {
-        Decision {
-            verdict,
-            service: None,
-            tier: None,
-            rule: Some(crate::policy::RuleRef::Line {
-                file: rule.into(),
-                line: 1,
-            }),
-            group: None,
-            reason: "test",
-        }
-    }
-
-    #[test]
-    fn tracker_opens_touches_and_expires() {
-        let mut t = Tracker::new(600_000_000);
-        let block = decision(Verdict::Block, "site/deny.list");
-        assert_eq!(
-            t.observe(
-                &obs("10.0.0.2", "a.example", 0),
-                &decision(Verdict::Allow, "x")
-            ),
-            Tracked::Ignored
-        );
-        assert_eq!(
-            t.observe(&obs("10.0.0.2", "a.example", 0), &block),
-            Tracked::Opened { key: 1 }
-        );
-        assert_eq!(
-            t.observe(&obs("10.0.0.2", "b.example", 599), &block),
-            Tracked::Touched { key: 1 }
-        );
-        assert_eq!(
-            t.observe(&obs("10.0.0.3", "a.example", 600), &block),
-            Tracked::Opened { key: 2 }
-        );
-        // More than the window after the last observation: a new incident.
-        assert_eq!(
-            t.observe(&obs("10.0.0.2", "a.example", 1200), &block),
-            Tracked::Opened { key: 3 }
-        );
-        assert_eq!(t.expire(Timestamp::from_secs_micros(1201, 0)), vec![2]);
-        assert_eq!(t.open_count(), 1);
-    }
-}
+mod tests;

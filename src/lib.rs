@@ -5,41 +5,46 @@
 //!
 //! ```text
 //! frame bytes + timestamp ──> detect::packet  (borrowed view: Ethernet/VLAN/SLL/IP/TCP/UDP)
-//!                          ──> detect::flow    (bounded TCP first-flight reassembly)
-//!                          ──> detect::tls / detect::quic / detect::dns
-//!                          ──> Observation     (who, what host, how seen)
-//!                          ──> policy::RuleSet::judge (rules + client group + mode -> Decision)
-//!                          ──> incident::Grouper (per client+service within a window)
+//!                          ──> detect::flow    (bounded first-flight reassembly, any port)
+//!                          ──> detect::tls / quic / http / dns, detect::neighbours (MACs)
+//!                          ──> Observation     (who, what name or connection, how seen)
+//!                          ──> incident::judge (rules + device + mode -> decision, how)
+//!                          ──> incident::Pipeline (attempts, usage, incident open/touch)
+//!                          ──> store (chained SQLite log) / replay output
 //! ```
+//!
+//! Everything flows down that list; no module imports one below it in the flow (`detect`
+//! knows nothing of policy, `policy` nothing of incidents, the shells nothing of each
+//! other but what `daemon` wires).
 //!
 //! | module | role |
 //! |---|---|
-//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, HTTP/1 request heads (plain HTTP and proxy CONNECT), observations |
-//! | [`policy`] | pure: catalog and site files, client groups, host matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
-//! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`) so reports name a device and its owner; `devices::load` reads the sources |
-//! | [`incident`] | pure: groups flagged/blocked observations per client and service |
-//! | [`capture`] | shell: reads pcap/pcapng files with libpcap |
-//! | [`store`] | shell: the SQLite incident store: hash-chained incidents and acks, activity, daily usage, retention |
-//! | [`replay`] | `aiwarden replay`: capture files through the pipeline to JSON lines or a table |
-//! | [`rules_import`] | `aiwarden rules import`: appends block lists to site/deny.list, atomically |
-//! | [`config`] | the daemon's configuration file |
-//! | [`daemon`] | `aiwarden run`: capture threads, detection thread, store thread, resolver, metrics, signals |
-//! | [`dns_server`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
+//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, HTTP, DNS, passive neighbour table, observations |
+//! | [`policy`] | pure: catalog and site files, client groups, host/address/signal matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
+//! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`); `devices::load` reads the sources |
+//! | [`incident`] | pure: the pipeline step written once: judge an observation, count attempts and usage, open and touch incidents |
+//! | [`capture`] | shell: capture files and live interfaces (libpcap), its threads and restarts |
+//! | [`resolver`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
+//! | [`store`] | shell: the SQLite incident store (hash-chained incidents and acks, activity, daily usage, retention) and its writer thread |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
+//! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
+//! | [`cli`] | the command line: one file per command group |
+//! | [`config`] | the daemon's configuration file |
+//! | [`paths`] | every default path, the compiled-in rules location among them |
 //! | [`error`] | the one error enum |
 
 pub mod capture;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod devices;
-pub mod dns_server;
 pub mod error;
 pub mod incident;
 pub mod metrics;
+pub mod paths;
 pub mod policy;
-pub mod replay;
-pub mod rules_import;
+pub mod resolver;
 pub mod store;
 
 pub use error::{Error, Result};

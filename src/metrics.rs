@@ -44,6 +44,17 @@ pub struct Metrics {
     pub rules_last_reload_ok: IntGauge,
     /// Loaded rule counts: `services`, `patterns`.
     pub rules_loaded: IntGaugeVec,
+    /// Frames detection skipped, by reason (`not_ip`, `fragment`, `truncated`, ...).
+    pub skipped: IntCounterVec,
+    /// What detection counted, by kind (`tls_client_hello`, `client_hello_without_sni`,
+    /// `decrypt_failed`, `encap_vxlan`, `frag_reassembled`, ...).
+    pub events: IntCounterVec,
+    /// What the incident pipeline counted: `attempt`, `repeat`, `ech_grease`, `ech_hidden`.
+    pub pipeline: IntCounterVec,
+    /// Capture handles reopened after a failure.
+    pub capture_restarts: IntCounter,
+    /// Capture handles that failed (interface gone, driver reset).
+    pub capture_failures: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -146,7 +157,51 @@ impl Metrics {
             ),
             rules_last_reload_ok,
             rules_loaded,
+            skipped: counter_vec(
+                &r,
+                "aiwarden_skipped_total",
+                "frames detection skipped, by reason",
+                &["reason"],
+            ),
+            events: counter_vec(
+                &r,
+                "aiwarden_events_total",
+                "what detection counted, by kind",
+                &["kind"],
+            ),
+            pipeline: counter_vec(
+                &r,
+                "aiwarden_pipeline_total",
+                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden",
+                &["kind"],
+            ),
+            capture_restarts: counter(
+                &r,
+                "aiwarden_capture_restarts_total",
+                "capture handles reopened after a failure",
+            ),
+            capture_failures: counter(
+                &r,
+                "aiwarden_capture_failures_total",
+                "capture handles that failed (interface gone, driver reset)",
+            ),
             registry: r,
+        }
+    }
+
+    /// Adds what detection counted since `last` (the totals at the previous call).
+    pub fn add_detector_stats(&self, now: &crate::detect::Stats, last: &crate::detect::Stats) {
+        for (reason, n) in &now.skipped {
+            let before = last.skipped.get(reason).copied().unwrap_or(0);
+            if *n > before {
+                self.skipped.with_label_values(&[reason]).inc_by(n - before);
+            }
+        }
+        for (kind, n) in &now.events {
+            let before = last.events.get(kind).copied().unwrap_or(0);
+            if *n > before {
+                self.events.with_label_values(&[kind]).inc_by(n - before);
+            }
         }
     }
 

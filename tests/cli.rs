@@ -39,6 +39,7 @@ fn replay_prints_json_lines_and_a_summary() {
         "tier",
         "verdict",
         "rule",
+        "how",
         "ech",
         "unresolved",
     ] {
@@ -46,7 +47,9 @@ fn replay_prints_json_lines_and_a_summary() {
     }
     assert_eq!(tls["proto"], "tls");
     assert_eq!(tls["host"], "claude.ai");
-    assert_eq!(tls["ech"], true);
+    // A GREASE ECH extension hides nothing: the SNI is the name the device looked up.
+    assert_eq!(tls["ech"], false);
+    assert_eq!(tls["how"], "tls");
     assert_eq!(tls["ts"], "2026-11-23T08:05:00.001750Z");
     let stderr = String::from_utf8(out.stderr).expect("utf8");
     assert!(stderr.contains("packets: "), "{stderr}");
@@ -111,7 +114,7 @@ fn incidents_group_per_client_and_service() {
     let find = |client: &str, service: &str| {
         incidents
             .iter()
-            .filter(|i| i["client"] == client && i["service"] == service)
+            .filter(|i| i["client_ip"] == client && i["service"] == service)
             .count()
     };
     // Front desk: ChatGPT at 09:30 (QUIC, TLS, DNS grouped) and again after 11:00.
@@ -393,21 +396,23 @@ fn rules_import_appends_and_never_breaks_the_deny_list() {
     assert_eq!(std::fs::read_to_string(&deny).expect("read"), "");
 }
 
-fn incident(ts: i64, ip: &str, service: &str) -> aiwarden::store::NewIncident {
-    aiwarden::store::NewIncident {
+fn incident(ts: i64, ip: &str, service: &str) -> aiwarden::incident::IncidentRecord {
+    aiwarden::incident::IncidentRecord {
         ts,
-        client_ip: ip.into(),
-        client_mac: Some("52:54:00:12:34:56".into()),
+        client_ip: ip.parse().expect("ip"),
+        client_mac: Some("52:54:00:12:34:56".parse().expect("mac")),
         device: Some("reception-1".into()),
         label: Some("Front desk PC 1".into()),
+        group: None,
         service: service.into(),
         service_name: service.to_uppercase(),
-        verdict: "block".into(),
-        mode: "enforce".into(),
-        how: "dns".into(),
+        category: None,
+        tier: None,
+        verdict: aiwarden::policy::Verdict::Block,
+        mode: aiwarden::policy::Mode::Enforce,
+        how: "dns".parse().expect("how"),
         host: format!("{service}.example"),
         rule: "site/deny.list:1".into(),
-        ..Default::default()
     }
 }
 

@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use aiwarden::store::{NewIncident, Store};
+use aiwarden::detect::Proto;
+use aiwarden::incident::{How, IncidentRecord};
+use aiwarden::policy::{Mode, Verdict};
+use aiwarden::store::Store;
 
 /// Set in the child: the store it writes to.
 const WRITER_DB: &str = "AIWARDEN_TEST_STORE_WRITER_DB";
@@ -106,17 +109,22 @@ fn write_until_killed(db: &Path) {
     }
 }
 
-fn incident(ts: i64) -> NewIncident {
-    NewIncident {
+fn incident(ts: i64) -> IncidentRecord {
+    IncidentRecord {
         ts,
-        client_ip: "10.0.0.5".into(),
+        client_ip: [10, 0, 0, 5].into(),
+        client_mac: None,
+        device: None,
+        label: None,
+        group: None,
         service: "chatgpt".into(),
         service_name: "ChatGPT".into(),
-        verdict: "flag".into(),
-        mode: "monitor".into(),
-        how: "tls".into(),
+        category: None,
+        tier: None,
+        verdict: Verdict::Flag,
+        mode: Mode::Monitor,
+        how: How::of(Proto::Tls),
         host: "chatgpt.com".into(),
         rule: "catalog/openai.toml:chatgpt".into(),
-        ..Default::default()
     }
 }

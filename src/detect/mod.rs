@@ -5,13 +5,15 @@ pub mod detector;
 pub mod dns;
 pub mod flow;
 pub mod http;
+pub mod neighbours;
 pub mod observation;
 pub mod packet;
 pub mod quic;
+pub mod table;
 pub mod time;
 pub mod tls;
 
 pub use detector::{Detector, DetectorConfig, Stats};
-pub use observation::{FlowKey, Host, HostError, Observation, Proto};
+pub use observation::{canonical, is_local, FlowKey, Host, HostError, Mac, Observation, Proto};
 pub use packet::LinkType;
 pub use time::Timestamp;

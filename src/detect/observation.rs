@@ -1,29 +1,146 @@
-//! What the detector saw: a small owned value per DNS name or SNI, free of payloads.
+//! What the detector saw: a small owned value per DNS name, SNI, HTTP host or connection,
+//! free of payloads, and the small address types every layer shares ([`Mac`],
+//! [`canonical`]).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 use super::time::Timestamp;
 
-/// How a host name was seen.
+/// How something was seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     /// A DNS query (or an answer whose query was not captured).
     Dns,
-    /// The SNI of a TLS ClientHello over TCP.
+    /// A TLS ClientHello over TCP (its SNI, or none).
     Tls,
-    /// The SNI of a ClientHello inside a QUIC Initial.
+    /// A ClientHello inside QUIC Initials, on any UDP port.
     Quic,
+    /// A plaintext HTTP/1 request: its `Host` header or absolute-form target.
+    Http,
+    /// An HTTP `CONNECT` to a proxy: the tunnel's target is in clear.
+    Connect,
+    /// A TCP connection whose first flight named nothing (no payload before it ended, or a
+    /// protocol aiwarden does not read): only its addresses and port say anything.
+    Tcp,
 }
 
 impl Proto {
+    /// Every protocol, for metrics.
+    pub const ALL: [Proto; 6] = [
+        Proto::Dns,
+        Proto::Tls,
+        Proto::Quic,
+        Proto::Http,
+        Proto::Connect,
+        Proto::Tcp,
+    ];
+
     /// The lowercase name used in output and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Dns => "dns",
             Proto::Tls => "tls",
             Proto::Quic => "quic",
+            Proto::Http => "http",
+            Proto::Connect => "connect",
+            Proto::Tcp => "tcp",
+        }
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Proto, String> {
+        Proto::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown protocol {s:?}"))
+    }
+}
+
+/// A 48-bit Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// An address a device can have as its own: not all zeros (an incomplete neighbour
+    /// entry), not a group address (broadcast, multicast).
+    pub fn unicast(bytes: [u8; 6]) -> Option<Mac> {
+        (bytes != [0; 6] && bytes[0] & 1 == 0).then_some(Mac(bytes))
+    }
+}
+
+impl FromStr for Mac {
+    type Err = String;
+
+    /// Accepts `52:54:00:ab:cd:ef` and `52-54-00-AB-CD-EF`.
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let bad =
+            || format!("invalid MAC address {s:?} (expected six hex pairs like 52:54:00:ab:cd:ef)");
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(bad());
+        }
+        let mut mac = [0u8; 6];
+        for (byte, part) in mac.iter_mut().zip(parts) {
+            if part.len() != 2 {
+                return Err(bad());
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        Ok(Mac(mac))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The one spelling of a client address: an IPv4-mapped IPv6 address (how a socket bound
+/// to `[::]` sees an IPv4 client) becomes the IPv4 address, so a device has one address
+/// whichever socket or capture saw it.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// True for addresses that never leave the site: private, loopback, link-local, shared
+/// (CGNAT), unique-local, multicast and unspecified. A connection to one needs no DNS
+/// answer to be explained.
+pub fn is_local(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || (v4.octets()[0] == 100 && v4.octets()[1] & 0xc0 == 64)
+        }
+        IpAddr::V6(v6) => {
+            let s0 = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || s0 & 0xfe00 == 0xfc00
+                || s0 & 0xffc0 == 0xfe80
         }
     }
 }
@@ -101,23 +218,31 @@ impl fmt::Display for Host {
     }
 }
 
-/// One sighting of a host name on the wire.
+/// One sighting on the wire: a name asked or sent, or a connection that named nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     /// Capture time of the packet that completed the sighting.
     pub ts: Timestamp,
-    /// The device that asked (DNS client, TLS/QUIC client).
+    /// The device that asked (DNS client, TLS/QUIC/HTTP client), address canonical.
     pub client: SocketAddr,
-    /// The DNS server or the TLS/QUIC server.
+    /// The device's Ethernet address, when frames from it were seen on this segment and
+    /// the address is not a router's (behind a router only the address is known).
+    pub client_mac: Option<Mac>,
+    /// The DNS server, the TLS/QUIC/HTTP server or the proxy.
     pub server: SocketAddr,
     /// How it was seen.
     pub proto: Proto,
-    /// The name queried or the SNI.
-    pub host: Host,
-    /// TLS/QUIC: an `encrypted_client_hello` extension was present, so `host` is the outer
-    /// (public) name. DNS: an HTTPS/SVCB answer carried an `ech` parameter.
-    pub ech: bool,
-    /// TLS/QUIC: the server IP was never in a DNS answer to this client (DoH, hard-coded IP).
+    /// The name queried, the SNI, the HTTP host or the CONNECT target. `None` for a
+    /// ClientHello without SNI (an IP-literal URL) and for a connection that named nothing.
+    pub host: Option<Host>,
+    /// TLS/QUIC/HTTP: the name a DNS answer gave this device for `server`, when it is not
+    /// `host`: with an ECH extension, the real destination behind a public name.
+    pub asked: Option<Host>,
+    /// TLS/QUIC: the ClientHello carries an `encrypted_client_hello` extension (real ECH or
+    /// GREASE; the pipeline tells them apart). DNS: an HTTPS/SVCB answer offered ECH.
+    pub ech_offered: bool,
+    /// TLS/QUIC/HTTP/TCP: no DNS answer to this device explained the server address
+    /// (DoH, a hard-coded address).
     pub unresolved: bool,
     /// TLS/QUIC: the ALPN protocols offered, in order.
     pub alpn: Vec<String>,

@@ -6,14 +6,13 @@
 //! Initial keys are public by design (anyone who sees the DCID can derive them), so this
 //! reads exactly what every on-path middlebox can read, no more.
 
-use lru::LruCache;
 use ring::aead::quic::{HeaderProtectionKey, AES_128};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use ring::hkdf::{KeyType, Prk, Salt, HKDF_SHA256};
-use rustc_hash::FxBuildHasher;
 
 use super::flow::StreamBuf;
 use super::observation::FlowKey;
+use super::table::{map, Map};
 use super::time::Timestamp;
 
 const V1: u32 = 0x0000_0001;
@@ -463,14 +462,14 @@ type ConnKey = (FlowKey, [u8; MAX_CID], u8);
 /// Tracks client Initials per connection until each yields its ClientHello.
 pub struct QuicTracker {
     cfg: QuicConfig,
-    conns: LruCache<ConnKey, Conn, FxBuildHasher>,
+    conns: Map<ConnKey, Conn>,
 }
 
 impl QuicTracker {
     /// A tracker with the given limits.
     pub fn new(cfg: QuicConfig) -> QuicTracker {
         QuicTracker {
-            conns: super::detector::map(cfg.max_connections),
+            conns: map(cfg.max_connections),
             cfg,
         }
     }

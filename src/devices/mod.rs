@@ -115,6 +115,13 @@ pub struct Identity {
     pub owner: Option<String>,
 }
 
+impl Identity {
+    /// The policy's view of the device.
+    pub fn client(&self) -> Client<'_> {
+        Client::new(Some(self.ip), self.mac, self.hostname.as_deref())
+    }
+}
+
 impl fmt::Display for Identity {
     /// The best name: the label, else the host name, else the MAC address, else the IP
     /// address.
@@ -208,7 +215,14 @@ impl DeviceMap {
     /// has moved on), else from the inventory entry's `name`. Label and owner come from
     /// the inventory entry that names the MAC address, else the host name, else `ip`.
     pub fn identify(&self, ip: IpAddr) -> Identity {
-        let found = self.lookup(ip);
+        self.identify_with(ip, None)
+    }
+
+    /// [`DeviceMap::identify`], with `mac` (from the frames the device sent) standing in
+    /// when the neighbour table and the leases do not know the address, so the host name,
+    /// label and owner of a device on a new IPv6 privacy address are still found.
+    pub fn identify_with(&self, ip: IpAddr, mac: Option<Mac>) -> Identity {
+        let found = self.lookup(ip, mac);
         Identity {
             ip: found.ip,
             mac: found.mac,
@@ -222,12 +236,8 @@ impl DeviceMap {
     /// name), as [`DeviceMap::identify`] finds them but borrowed from the map, for the
     /// per-observation path.
     pub fn client(&self, ip: IpAddr) -> Client<'_> {
-        let found = self.lookup(ip);
-        Client {
-            ip: Some(found.ip),
-            mac: found.mac,
-            device: found.hostname,
-        }
+        let found = self.lookup(ip, None);
+        Client::new(Some(found.ip), found.mac, found.hostname)
     }
 
     /// The inventory this map was built with.
@@ -244,14 +254,21 @@ impl DeviceMap {
         }
     }
 
-    fn lookup(&self, ip: IpAddr) -> Found<'_> {
+    /// True when the neighbour table or a lease knows `ip` (else a refresh may find it).
+    pub fn knows(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.neighbours.contains_key(&ip) || self.by_ip.contains_key(&ip)
+    }
+
+    fn lookup(&self, ip: IpAddr, mac_hint: Option<Mac>) -> Found<'_> {
         let ip = ip.to_canonical();
         let lease = self.by_ip.get(&ip);
         let mac = self
             .neighbours
             .get(&ip)
             .copied()
-            .or_else(|| lease.and_then(|l| l.mac));
+            .or_else(|| lease.and_then(|l| l.mac))
+            .or(mac_hint);
         let by_mac = mac
             .and_then(|m| self.by_mac.get(&m))
             .and_then(|l| l.hostname.as_deref());
@@ -272,8 +289,7 @@ impl DeviceMap {
 /// `s` as a MAC address a client can have: not all zeros (an incomplete neighbour entry),
 /// not a group address (broadcast, multicast).
 fn unicast_mac(s: &str) -> Option<Mac> {
-    let mac: Mac = s.parse().ok()?;
-    (mac.0 != [0; 6] && mac.0[0] & 1 == 0).then_some(mac)
+    Mac::unicast(s.parse::<Mac>().ok()?.0)
 }
 
 /// A host name as a report may show it: control characters and a trailing dot removed,
@@ -502,11 +518,11 @@ label = "X-ray workstation"
         let m = map();
         assert_eq!(
             m.client(ip("10.0.0.21")),
-            Client {
-                ip: Some(ip("10.0.0.21")),
-                mac: Some(mac("52:54:00:00:00:01")),
-                device: Some("reception-1"),
-            }
+            Client::new(
+                Some(ip("10.0.0.21")),
+                Some(mac("52:54:00:00:00:01")),
+                Some("reception-1")
+            )
         );
         assert_eq!(m.client(ip("192.0.2.1")), Client::ip(ip("192.0.2.1")));
         assert_eq!(m.client(ip("::ffff:10.0.0.21")), m.client(ip("10.0.0.21")));

@@ -45,8 +45,9 @@ fn default_action(s: &Service, tier: Tier, tenant: Tenant) -> &'static str {
 pub fn catalog_markdown(rules: &RuleSet) -> String {
     let mut out = String::new();
     let services: Vec<&Service> = rules.services().map(|s| &**s).collect();
-    let (bypass, ai): (Vec<&Service>, Vec<&Service>) =
-        services.iter().partition(|s| s.category == "bypass");
+    let (bypass, ai): (Vec<&Service>, Vec<&Service>) = services
+        .iter()
+        .partition(|s| matches!(s.category.as_str(), "bypass" | "unexplained"));
     let patterns: usize = services
         .iter()
         .flat_map(|s| &s.hosts)
@@ -57,13 +58,18 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
         "# The AI service catalog\n\n\
          Generated from `rules/catalog/*.toml` by `aiwarden rules docs > docs/catalog.md`; \
          edit the TOML files, not this page (a test checks that the two agree).\n\n\
-         {} AI services and {} bypass lists, {} host patterns. A pattern `example.com` covers \
+         {} AI services and {} bypass and review lists, {} host patterns. A pattern `example.com` covers \
          the name and every subdomain; `*.example.com` covers subdomains only.\n\n\
          **Tiers.** `consumer`: a consumer product, no BAA. `enterprise`: a product that can \
          be covered by a BAA. `shared`: the same hosts serve consumer and enterprise accounts, \
          so DNS and SNI cannot tell which one a device uses. Default actions: consumer and \
          shared are blocked, enterprise is allowed when the clinic lists it in \
-         `rules/site/allow.list` and flagged otherwise, bypass is always blocked. Monitor \
+         `rules/site/allow.list` and flagged otherwise, bypass is always blocked, traffic \
+         in `unexplained` is flagged for review. Services no name reveals are matched by \
+         their addresses (a resolver's anycast addresses: any connection to them) or by a \
+         signal (`port_853`: TCP or UDP to port 853; `no_sni`: a ClientHello without a name \
+         to an internet address no DNS answer explains; `ech_public_name`: the hosts are ECH \
+         public names, so an outer SNI equal to one hides the real destination). Monitor \
          mode flags instead of blocking; client groups (`rules/site/groups.toml`) can change \
          the action per group. `aiwarden rules explain HOST` shows the decision for a host.\n\n\
          **BAA**: whether the vendor signs a Business Associate Agreement (`enterprise only`: \
@@ -110,6 +116,43 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default(),
         );
+        let action = if s.category == "bypass" {
+            "block"
+        } else {
+            "flag"
+        };
+        if !s.addresses.is_empty() || !s.signals.is_empty() {
+            let addrs: Vec<String> = s.addresses.iter().map(|a| format!("`{a}`")).collect();
+            let signals: Vec<String> = s
+                .signals
+                .iter()
+                .map(|g| format!("`{}`", g.as_str()))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| Matched by | Default action | Values |\n|---|---|---|"
+            );
+            if !addrs.is_empty() {
+                let _ = writeln!(out, "| addresses | {action} | {} |", addrs.join(" "));
+            }
+            if !signals.is_empty() {
+                let _ = writeln!(out, "| signals | {action} | {} |", signals.join(" "));
+            }
+            let _ = writeln!(out);
+        }
+        if s.hosts.is_empty() {
+            if let Some(n) = &s.notes {
+                let _ = writeln!(out, "{}", n.trim());
+            }
+            if !s.sources.is_empty() {
+                let _ = writeln!(out, "\nSources:");
+                for src in &s.sources {
+                    let _ = writeln!(out, "- <{src}>");
+                }
+            }
+            let _ = writeln!(out);
+            continue;
+        }
         let _ = writeln!(out, "| Tier | Default action | Hosts |\n|---|---|---|");
         for h in &s.hosts {
             let hosts: Vec<String> = h.patterns.iter().map(|p| format!("`{p}`")).collect();

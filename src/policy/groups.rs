@@ -14,64 +14,22 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{line_of, rule_err, Tier, Verdict};
+pub use crate::detect::Mac;
 use crate::error::Error;
 
-/// A 48-bit Ethernet address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Mac(pub [u8; 6]);
-
-impl FromStr for Mac {
-    type Err = String;
-
-    /// Accepts `52:54:00:ab:cd:ef` and `52-54-00-AB-CD-EF`.
-    fn from_str(s: &str) -> Result<Mac, String> {
-        let bad =
-            || format!("invalid MAC address {s:?} (expected six hex pairs like 52:54:00:ab:cd:ef)");
-        let parts: Vec<&str> = s.split([':', '-']).collect();
-        if parts.len() != 6 {
-            return Err(bad());
-        }
-        let mut mac = [0u8; 6];
-        for (byte, part) in mac.iter_mut().zip(parts) {
-            if part.len() != 2 {
-                return Err(bad());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        }
-        Ok(Mac(mac))
-    }
-}
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
-
-impl Serialize for Mac {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 /// What is known about the device asking: the address always, the MAC address and the
-/// device name when the daemon could learn them.
+/// device name when the daemon could learn them. Built only by [`Client::new`] (or
+/// [`Client::ip`]), which canonicalises the address: a dual-stack socket's
+/// `::ffff:10.0.0.21` is 10.0.0.21, so it lands in the IPv4 groups like every other view
+/// of that device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Client<'a> {
-    /// The client's IP address.
-    pub ip: Option<IpAddr>,
-    /// Its Ethernet address (from the neighbour table or the frame).
-    pub mac: Option<Mac>,
-    /// Its device name (DHCP lease or the admin's inventory).
-    pub device: Option<&'a str>,
+    ip: Option<IpAddr>,
+    mac: Option<Mac>,
+    device: Option<&'a str>,
 }
 
-impl Client<'_> {
+impl<'a> Client<'a> {
     /// No client: site-wide rules only.
     pub const NONE: Client<'static> = Client {
         ip: None,
@@ -79,13 +37,33 @@ impl Client<'_> {
         device: None,
     };
 
+    /// A client with what is known of it.
+    pub fn new(ip: Option<IpAddr>, mac: Option<Mac>, device: Option<&'a str>) -> Client<'a> {
+        Client {
+            ip: ip.map(|ip| ip.to_canonical()),
+            mac,
+            device,
+        }
+    }
+
     /// A client known by address only.
     pub fn ip(ip: IpAddr) -> Client<'static> {
-        Client {
-            ip: Some(ip),
-            mac: None,
-            device: None,
-        }
+        Client::new(Some(ip), None, None)
+    }
+
+    /// Its address, canonical.
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    /// Its Ethernet address.
+    pub fn mac(&self) -> Option<Mac> {
+        self.mac
+    }
+
+    /// Its device name.
+    pub fn device(&self) -> Option<&'a str> {
+        self.device
     }
 }
 
@@ -298,7 +276,7 @@ pub(super) fn classify(groups: &[Group], client: &Client<'_>) -> Option<(usize, 
     if groups.is_empty() {
         return None;
     }
-    if let Some(dev) = client.device {
+    if let Some(dev) = client.device() {
         let dev = dev.trim_end_matches('.');
         for (i, g) in groups.iter().enumerate() {
             if let Some(d) = g.devices.iter().find(|d| d.eq_ignore_ascii_case(dev)) {
@@ -306,14 +284,14 @@ pub(super) fn classify(groups: &[Group], client: &Client<'_>) -> Option<(usize, 
             }
         }
     }
-    if let Some(mac) = client.mac {
+    if let Some(mac) = client.mac() {
         for (i, g) in groups.iter().enumerate() {
             if g.macs.contains(&mac) {
                 return Some((i, Membership::Mac(mac)));
             }
         }
     }
-    let ip = client.ip?;
+    let ip = client.addr()?;
     let mut best: Option<(usize, IpNet)> = None;
     for (i, g) in groups.iter().enumerate() {
         for net in &g.cidrs {
@@ -378,18 +356,19 @@ shared = "flag"
         );
         assert_eq!(name(Client::ip("10.0.1.9".parse().expect("ip"))), None);
         let mac = Some("52:54:00:ab:cd:ef".parse().expect("mac"));
-        let by_mac = Client {
-            ip: ip("10.0.0.24"),
-            mac,
-            device: None,
-        };
+        let by_mac = Client::new(ip("10.0.0.24"), mac, None);
         assert_eq!(name(by_mac).map(|n| n.0), Some("frontdesk"));
-        let by_name = Client {
-            ip: ip("10.0.0.24"),
-            mac: None,
-            device: Some("reception-1."),
-        };
+        let by_name = Client::new(ip("10.0.0.24"), None, Some("reception-1."));
         assert_eq!(name(by_name).map(|n| n.0), Some("frontdesk"));
+        // How a resolver bound to [::]:53 sees an IPv4 client: the same group.
+        assert_eq!(
+            name(Client::ip("::ffff:10.0.0.24".parse().expect("ip"))),
+            name(Client::ip("10.0.0.24".parse().expect("ip")))
+        );
+        assert_eq!(
+            name(Client::new(ip("::ffff:10.0.0.9"), None, None)).map(|n| n.0),
+            Some("office")
+        );
         assert_eq!(name(Client::NONE), None);
         assert_eq!(g[2].ai, AiPolicy::None);
         assert_eq!(g[2].tiers.get(Tier::Shared), Some(Verdict::Flag));

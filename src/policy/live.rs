@@ -2,20 +2,19 @@
 //! the whole new set first and swaps it in with one atomic pointer store, so a reader sees
 //! the old set or the new one, never a mix, and a bad file leaves the old set in force.
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::{Lint, RuleSet};
+use super::{Lint, RuleDirs, RuleSet};
 use crate::error::Result;
 
 /// The rule set in force and its version (1 for the first load, +1 per successful
 /// reload).
 #[derive(Debug)]
 pub struct Live {
-    dir: PathBuf,
+    dirs: RuleDirs,
     current: ArcSwap<RuleSet>,
     version: AtomicU64,
 }
@@ -34,15 +33,15 @@ pub struct Reload {
 }
 
 impl Live {
-    /// Loads `dir` for the first time.
-    pub fn load(dir: &Path) -> Result<Live> {
-        Ok(Live::new(dir, RuleSet::load_dir(dir)?))
+    /// Loads the rules for the first time.
+    pub fn load(dirs: &RuleDirs) -> Result<Live> {
+        Ok(Live::new(dirs, RuleSet::load(dirs)?))
     }
 
-    /// Starts from an already loaded set read from `dir`.
-    pub fn new(dir: &Path, rules: RuleSet) -> Live {
+    /// Starts from an already loaded set read from `dirs`.
+    pub fn new(dirs: &RuleDirs, rules: RuleSet) -> Live {
         Live {
-            dir: dir.to_path_buf(),
+            dirs: dirs.clone(),
             current: ArcSwap::from_pointee(rules),
             version: AtomicU64::new(1),
         }
@@ -59,6 +58,11 @@ impl Live {
         self.current.load()
     }
 
+    /// Where the rules are read from.
+    pub fn dirs(&self) -> &RuleDirs {
+        &self.dirs
+    }
+
     /// The version in force.
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
@@ -67,7 +71,7 @@ impl Live {
     /// Re-reads the rules directory. On any error the old set stays in force and the
     /// error (every bad file and line) is returned.
     pub fn reload(&self) -> Result<Reload> {
-        let rules = RuleSet::load_dir(&self.dir)?;
+        let rules = RuleSet::load(&self.dirs)?;
         Ok(self.replace(rules))
     }
 
@@ -89,6 +93,7 @@ impl Live {
 
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
     use std::sync::atomic::AtomicBool;
 
     use super::*;
@@ -123,7 +128,7 @@ patterns = ["chatgpt.com"]
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "catalog/x.toml", CATALOG);
         write(dir.path(), "site/deny.list", "tracker.example\n");
-        let live = Live::load(dir.path()).expect("loads");
+        let live = Live::load(&RuleDirs::under(dir.path())).expect("loads");
         assert_eq!(live.version(), 1);
         assert_eq!(verdict(&live, "tracker.example"), Verdict::Block);
 
@@ -154,7 +159,7 @@ patterns = ["chatgpt.com"]
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), "catalog/x.toml", CATALOG);
         write(dir.path(), "site/deny.list", "a.example\n");
-        let live = Arc::new(Live::load(dir.path()).expect("loads"));
+        let live = Arc::new(Live::load(&RuleDirs::under(dir.path())).expect("loads"));
         let stop = Arc::new(AtomicBool::new(false));
         let readers: Vec<_> = (0..2)
             .map(|_| {

@@ -4,26 +4,69 @@
 //!
 //! Precedence: an admin allow entry beats an admin deny entry, which beats the catalog.
 //! Within each, the most specific pattern wins.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `mod.rs` | the types, the rule set, loading |
+//! | `catalog.rs` | the shipped catalog's TOML (services, host patterns, addresses, signals) |
+//! | `lists.rs` | the admin's `groups.toml`, `allow.list`, `deny.list` |
+//! | `judge.rs` | verdicts for a host, an address, a signal |
+//! | `explain.rs` | `rules explain`: every rule consulted |
+//! | `groups.rs`, `pattern.rs`, `lint.rs`, `live.rs`, `docs.rs`, `import.rs` | client groups, host patterns, advice, atomic reload, docs/catalog.md, list import |
 
+mod catalog;
 pub mod docs;
+mod explain;
 pub mod groups;
 pub mod import;
+mod judge;
 mod lint;
+mod lists;
 mod live;
 pub mod pattern;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use explain::{Explanation, Step};
 pub use groups::{AiPolicy, Client, Group, Mac, Membership};
 pub use lint::Lint;
 pub use live::{Live, Reload};
 use pattern::{Pattern, SuffixMap};
+
+/// Where the rules are read from: the shipped catalog (replaced by upgrades) and the
+/// admin's site files (kept), which may live apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleDirs {
+    /// The directory of `*.toml` catalog files.
+    pub catalog: PathBuf,
+    /// The directory of `groups.toml`, `allow.list` and `deny.list`.
+    pub site: PathBuf,
+}
+
+impl RuleDirs {
+    /// `dir/catalog` and `dir/site`.
+    pub fn under(dir: &Path) -> RuleDirs {
+        RuleDirs {
+            catalog: dir.join("catalog"),
+            site: dir.join("site"),
+        }
+    }
+
+    /// `dir/catalog`, and `site` when given, else `dir/site`.
+    pub fn with_site(dir: &Path, site: Option<&Path>) -> RuleDirs {
+        let mut d = RuleDirs::under(dir);
+        if let Some(s) = site {
+            d.site = s.to_path_buf();
+        }
+        d
+    }
+}
 
 /// The site files, in the order they are read (groups first: lists name them).
 const SITE_FILES: [&str; 3] = ["groups.toml", "allow.list", "deny.list"];
@@ -37,6 +80,36 @@ pub enum Mode {
     /// Block what the rules say to block.
     Enforce,
 }
+
+impl Mode {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// Parses the lowercase names `as_str` gives (for values read back from the store).
+macro_rules! from_str_by_name {
+    ($t:ty, $($v:expr),+) => {
+        impl std::str::FromStr for $t {
+            type Err = String;
+
+            fn from_str(s: &str) -> std::result::Result<$t, String> {
+                [$($v),+]
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!("unknown {} {s:?}", stringify!($t).to_lowercase()))
+            }
+        }
+    };
+}
+
+from_str_by_name!(Mode, Mode::Monitor, Mode::Enforce);
+from_str_by_name!(Tier, Tier::Consumer, Tier::Enterprise, Tier::Shared);
+from_str_by_name!(Verdict, Verdict::Allow, Verdict::Flag, Verdict::Block);
 
 /// Which customers a host serves, as far as a name can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +185,43 @@ pub enum TrainsOnData {
     Unknown,
 }
 
+/// Traffic that belongs to a catalog service though it names no host: what a service's
+/// `signals = [...]` claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// TCP or UDP to port 853: DNS over TLS or over QUIC to a resolver other than the
+    /// clinic's, whatever the address.
+    #[serde(rename = "port_853")]
+    Port853,
+    /// A TLS or QUIC ClientHello without a name to an internet address no DNS answer gave
+    /// the device: an IP-literal URL, or a resolver the clinic cannot see.
+    NoSni,
+    /// The service's host names are ECH public names: an outer SNI that hides the real
+    /// destination.
+    EchPublicName,
+}
+
+impl Signal {
+    /// The name written in catalog files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Port853 => "port_853",
+            Signal::NoSni => "no_sni",
+            Signal::EchPublicName => "ech_public_name",
+        }
+    }
+
+    /// Why a decision by this signal was made, for explanations.
+    fn reason(self) -> &'static str {
+        match self {
+            Signal::Port853 => "encrypted DNS (port 853) to a resolver other than the clinic's",
+            Signal::NoSni => "TLS without a name to an address no DNS answer explains",
+            Signal::EchPublicName => "an ECH public name hides the real destination",
+        }
+    }
+}
+
 /// Hosts of one tier of a service.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostGroup {
@@ -161,6 +271,10 @@ pub struct Service {
     pub sources: Vec<String>,
     /// Host groups by tier.
     pub hosts: Vec<HostGroup>,
+    /// Addresses and ranges whose traffic is this service's.
+    pub addresses: Vec<IpNet>,
+    /// Nameless traffic that is this service's.
+    pub signals: Vec<Signal>,
     /// The file that defines it, for explanations.
     pub file: PathBuf,
     /// Index of that file in the rule set.
@@ -275,54 +389,11 @@ pub struct RuleSet {
     groups: Vec<GroupRules>,
     /// Problems that do not stop loading (duplicates), reported by [`RuleSet::lint`].
     notes: Vec<Lint>,
+    /// Catalog addresses and ranges, with their service.
+    addresses: Vec<(IpNet, Arc<Service>)>,
+    /// Catalog signals, with their service (each signal belongs to one service).
+    signals: Vec<(Signal, Arc<Service>)>,
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CatalogFile {
-    #[serde(default)]
-    service: Vec<ServiceToml>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceToml {
-    id: toml::Spanned<String>,
-    name: String,
-    vendor: String,
-    category: String,
-    baa: Option<Baa>,
-    trains_on_data: Option<TrainsOnData>,
-    data_residency: Option<String>,
-    notes: Option<String>,
-    #[serde(default)]
-    sources: Vec<String>,
-    hosts: Vec<HostGroupToml>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostGroupToml {
-    tier: Tier,
-    #[serde(default)]
-    tenant: Tenant,
-    patterns: Vec<toml::Spanned<String>>,
-}
-
-const CATEGORIES: &[&str] = &[
-    "chat",
-    "search",
-    "api",
-    "transcription",
-    "scribe",
-    "writing",
-    "translation",
-    "image",
-    "voice",
-    "code",
-    "companion",
-    "bypass",
-];
 
 /// The 1-based line of byte `offset` in `text`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
@@ -356,13 +427,18 @@ impl RuleSet {
     /// `dir/site/allow.list` and `dir/site/deny.list` (each may be missing) and validates
     /// them. Every problem in every file is reported.
     pub fn load_dir(dir: &Path) -> Result<RuleSet> {
-        RuleSet::from_sources(&RuleSet::read_sources(dir)?)
+        RuleSet::load(&RuleDirs::under(dir))
     }
 
-    /// The (path, text) of every rule file [`RuleSet::load_dir`] reads, in its order.
-    pub fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
-        let catalog = dir.join("catalog");
-        let entries = std::fs::read_dir(&catalog).map_err(|source| Error::Io {
+    /// Reads the catalog and the site files from where `dirs` says.
+    pub fn load(dirs: &RuleDirs) -> Result<RuleSet> {
+        RuleSet::from_sources(&RuleSet::read_sources(dirs)?)
+    }
+
+    /// The (path, text) of every rule file [`RuleSet::load`] reads, in its order.
+    pub fn read_sources(dirs: &RuleDirs) -> Result<Vec<(PathBuf, String)>> {
+        let catalog = &dirs.catalog;
+        let entries = std::fs::read_dir(catalog).map_err(|source| Error::Io {
             path: catalog.clone(),
             source,
         })?;
@@ -372,7 +448,7 @@ impl RuleSet {
             .collect();
         paths.sort();
         for name in SITE_FILES {
-            let p = dir.join("site").join(name);
+            let p = dirs.site.join(name);
             if p.exists() {
                 paths.push(p);
             }
@@ -423,232 +499,6 @@ impl RuleSet {
         }
     }
 
-    fn add_groups(&mut self, path: &Path, text: &str, file: u32, errors: &mut Vec<Error>) {
-        if self.groups_file.is_some() {
-            errors.push(rule_err(path, 0, "a second groups file; merge the two"));
-            return;
-        }
-        self.groups_file = Some(file);
-        self.group_defs = groups::parse(path, text, errors);
-        self.groups = self
-            .group_defs
-            .iter()
-            .map(|g| GroupRules {
-                name: Arc::from(g.name.as_str()),
-                ..GroupRules::default()
-            })
-            .collect();
-    }
-
-    fn add_catalog(&mut self, path: &Path, text: &str, file: u32, errors: &mut Vec<Error>) {
-        let parsed_file: CatalogFile = match toml::from_str(text) {
-            Ok(f) => f,
-            Err(e) => {
-                let line = e.span().map_or(0, |s| line_of(text, s.start));
-                errors.push(rule_err(path, line, e.message().to_lowercase()));
-                return;
-            }
-        };
-        for svc in parsed_file.service {
-            let id_line = line_of(text, svc.id.span().start);
-            let id = svc.id.get_ref();
-            if id.is_empty()
-                || !id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                errors.push(rule_err(
-                    path,
-                    id_line,
-                    format!("service id {id:?} must be [a-z0-9-]"),
-                ));
-                continue;
-            }
-            if let Some(prev) = self.services.iter().find(|s| &*s.id == id.as_str()) {
-                errors.push(rule_err(
-                    path,
-                    id_line,
-                    format!(
-                        "duplicate service id {id:?} (first in {})",
-                        prev.file.display()
-                    ),
-                ));
-                continue;
-            }
-            if !CATEGORIES.contains(&svc.category.as_str()) {
-                errors.push(rule_err(
-                    path,
-                    id_line,
-                    format!(
-                        "service {id:?}: unknown category {:?} (one of {})",
-                        svc.category,
-                        CATEGORIES.join(", ")
-                    ),
-                ));
-                continue;
-            }
-            let mut groups = Vec::new();
-            let mut parsed = Vec::new();
-            for g in &svc.hosts {
-                let mut pats = Vec::new();
-                for p in &g.patterns {
-                    match Pattern::parse(p.get_ref()) {
-                        Ok(pat) => {
-                            pats.push(pat.display());
-                            parsed.push((pat, g.tier, g.tenant, line_of(text, p.span().start)));
-                        }
-                        Err(m) => errors.push(rule_err(path, line_of(text, p.span().start), m)),
-                    }
-                }
-                groups.push(HostGroup {
-                    tier: g.tier,
-                    tenant: g.tenant,
-                    patterns: pats,
-                });
-            }
-            let service = Arc::new(Service {
-                id: Arc::from(id.as_str()),
-                name: Arc::from(svc.name.as_str()),
-                vendor: svc.vendor,
-                category: svc.category,
-                baa: svc.baa,
-                trains_on_data: svc.trains_on_data,
-                data_residency: svc.data_residency,
-                notes: svc.notes,
-                sources: svc.sources,
-                hosts: groups,
-                file: path.to_path_buf(),
-                file_index: file,
-                line: id_line as u32,
-            });
-            for (pat, tier, tenant, line) in parsed {
-                let idx = self.catalog.len() as u32;
-                if let Some(prev) = self.map.insert(&pat, CATALOG, idx) {
-                    let other = &self.catalog[prev as usize];
-                    errors.push(rule_err(
-                        path,
-                        line,
-                        format!(
-                            "pattern {} of {id:?} is already listed by {:?}",
-                            pat.display(),
-                            &*other.service.id
-                        ),
-                    ));
-                    continue;
-                }
-                self.catalog.push(CatalogEntry {
-                    service: service.clone(),
-                    tier,
-                    tenant,
-                    line: line as u32,
-                });
-            }
-            self.services.push(service);
-        }
-    }
-
-    fn add_list(
-        &mut self,
-        path: &Path,
-        text: &str,
-        file: u32,
-        kind: usize,
-        errors: &mut Vec<Error>,
-    ) {
-        for (i, raw) in text.lines().enumerate() {
-            let line = i + 1;
-            let content = raw.split('#').next().unwrap_or("").trim();
-            if content.is_empty() {
-                continue;
-            }
-            let mut words = content.split_whitespace();
-            let Some(pat_text) = words.next() else {
-                continue;
-            };
-            let mut group = None;
-            let mut bad = false;
-            for w in words {
-                match w.strip_prefix('@') {
-                    Some(g) if !g.is_empty() && group.is_none() => group = Some(g),
-                    _ => {
-                        bad = true;
-                        errors.push(rule_err(
-                            path,
-                            line,
-                            format!(
-                                "unexpected {w:?}: a line is a host pattern and an optional @group"
-                            ),
-                        ));
-                    }
-                }
-            }
-            let pattern = match Pattern::parse(pat_text) {
-                Ok(p) => p,
-                Err(m) => {
-                    errors.push(rule_err(path, line, m));
-                    continue;
-                }
-            };
-            if bad {
-                continue;
-            }
-            let entry = SiteEntry {
-                pattern,
-                file,
-                line: line as u32,
-            };
-            let (map, list) = match group {
-                None => (
-                    &mut self.map,
-                    if kind == ALLOW {
-                        &mut self.allow
-                    } else {
-                        &mut self.deny
-                    },
-                ),
-                Some(g) => {
-                    let Some(gr) = self.groups.iter_mut().find(|r| &*r.name == g) else {
-                        let known: Vec<&str> =
-                            self.group_defs.iter().map(|d| d.name.as_str()).collect();
-                        errors.push(rule_err(
-                            path,
-                            line,
-                            if known.is_empty() {
-                                format!("unknown group @{g}: no site/groups.toml defines groups")
-                            } else {
-                                format!("unknown group @{g} (groups: {})", known.join(", "))
-                            },
-                        ));
-                        continue;
-                    };
-                    (
-                        &mut gr.map,
-                        if kind == ALLOW {
-                            &mut gr.allow
-                        } else {
-                            &mut gr.deny
-                        },
-                    )
-                }
-            };
-            let idx = list.len() as u32;
-            if let Some(prev) = map.insert(&entry.pattern, kind, idx) {
-                let first = &list[prev as usize];
-                self.notes.push(Lint {
-                    path: path.to_path_buf(),
-                    line,
-                    message: format!(
-                        "duplicate of line {} ({}); this line has no effect",
-                        first.line,
-                        entry.pattern.display()
-                    ),
-                });
-                continue;
-            }
-            list.push(entry);
-        }
-    }
-
     fn line_ref(&self, e: &SiteEntry) -> RuleRef {
         RuleRef::Line {
             file: self.files[e.file as usize].1.clone(),
@@ -676,204 +526,6 @@ impl RuleSet {
     /// The group `client` belongs to, and how it was placed there.
     pub fn group_of(&self, client: &Client<'_>) -> Option<(&Group, Membership)> {
         groups::classify(&self.group_defs, client).map(|(i, m)| (&self.group_defs[i], m))
-    }
-
-    /// The verdict for `host` (lowercase, no trailing dot, as [`crate::detect::Host`]
-    /// gives it) asked by `client`. Does not allocate.
-    pub fn judge(&self, host: &str, client: &Client<'_>, mode: Mode) -> Decision {
-        let group = groups::classify(&self.group_defs, client).map(|(i, _)| i);
-        self.judge_in(host, group, mode)
-    }
-
-    fn judge_in(&self, host: &str, group: Option<usize>, mode: Mode) -> Decision {
-        let [allow, deny, catalog] = self.map.lookup(host);
-        let cat = catalog.map(|(i, _)| &self.catalog[i as usize]);
-        let group_name = group.map(|g| self.groups[g].name.clone());
-        let decided = |verdict: Verdict, rule: RuleRef, reason: &'static str| {
-            let verdict = match (verdict, mode) {
-                (Verdict::Block, Mode::Monitor) => Verdict::Flag,
-                (v, _) => v,
-            };
-            Decision {
-                verdict,
-                service: cat.map(|c| c.service.clone()),
-                tier: cat.map(|c| c.tier),
-                rule: Some(rule),
-                group: group_name.clone(),
-                reason,
-            }
-        };
-        if let Some(g) = group {
-            let rules = &self.groups[g];
-            let [gallow, gdeny, _] = rules.map.lookup(host);
-            if let Some((i, _)) = gallow {
-                let e = &rules.allow[i as usize];
-                return decided(Verdict::Allow, self.line_ref(e), "group allow entry");
-            }
-            if let Some((i, _)) = gdeny {
-                let e = &rules.deny[i as usize];
-                return decided(Verdict::Block, self.line_ref(e), "group deny entry");
-            }
-            if self.group_defs[g].ai == AiPolicy::None && (cat.is_some() || allow.is_some()) {
-                return decided(
-                    Verdict::Block,
-                    self.group_ref(g),
-                    "the client's group may use no AI service (ai = \"none\")",
-                );
-            }
-        }
-        if let Some((i, _)) = allow {
-            return decided(
-                Verdict::Allow,
-                self.line_ref(&self.allow[i as usize]),
-                "admin allow list",
-            );
-        }
-        if let Some((i, _)) = deny {
-            return decided(
-                Verdict::Block,
-                self.line_ref(&self.deny[i as usize]),
-                "admin deny list",
-            );
-        }
-        let Some(c) = cat else {
-            return Decision {
-                verdict: Verdict::Allow,
-                service: None,
-                tier: None,
-                rule: None,
-                group: group_name,
-                reason: "no rule matches",
-            };
-        };
-        let rule = self.service_ref(&c.service);
-        if c.service.category == "bypass" {
-            return decided(
-                Verdict::Block,
-                rule,
-                "resolver or SNI bypass: hides the device's DNS or destination from the clinic",
-            );
-        }
-        if let Some((g, v)) =
-            group.and_then(|g| self.group_defs[g].tiers.get(c.tier).map(|v| (g, v)))
-        {
-            return decided(
-                v,
-                self.group_ref(g),
-                "the client group's policy for this tier",
-            );
-        }
-        match c.tier {
-            Tier::Consumer => decided(Verdict::Block, rule, "consumer AI service: no BAA"),
-            Tier::Shared => decided(
-                Verdict::Block,
-                rule,
-                "host shared by consumer and enterprise tiers: DNS and SNI cannot tell them apart",
-            ),
-            Tier::Enterprise => match c.tenant {
-                Tenant::InHost if self.groups.iter().any(|g| g.map.lookup(host)[ALLOW].is_some()) => {
-                    decided(
-                        Verdict::Flag,
-                        rule,
-                        "the clinic's own resource, but allowed only for other client groups",
-                    )
-                }
-                Tenant::InHost => decided(
-                    Verdict::Flag,
-                    rule,
-                    "another organisation's tenant: the clinic's own resources are listed in site/allow.list",
-                ),
-                Tenant::NotAttributable => decided(
-                    Verdict::Allow,
-                    rule,
-                    "enterprise service; tenant not attributable (the host names only a region)",
-                ),
-                Tenant::Unknown => decided(
-                    Verdict::Flag,
-                    rule,
-                    "enterprise AI service not on the admin allow list",
-                ),
-            },
-        }
-    }
-
-    /// Every rule consulted for `host` asked by `client`, in order, and which one decided.
-    /// Accepts what an admin types: any case, a trailing dot, Unicode names.
-    pub fn explain(&self, host: &str, client: &Client<'_>, mode: Mode) -> Explanation {
-        let trimmed = host.trim().trim_end_matches('.');
-        let normalised = Pattern::parse(trimmed)
-            .map(|p| p.name.to_string())
-            .unwrap_or_else(|_| trimmed.to_ascii_lowercase());
-        let membership = groups::classify(&self.group_defs, client);
-        let group = membership.as_ref().map(|(i, _)| *i);
-        let mut consulted = Vec::new();
-        let kinds = ["allow", "deny", "catalog"];
-        let mut walk = |map: &SuffixMap, scope: Option<usize>, applies_scope: bool| {
-            map.walk(&normalised, |suffix, whole, slots| {
-                for (k, kind) in kinds.iter().enumerate() {
-                    for (idx, sub) in [(slots.apex(k), false), (slots.sub(k), true)] {
-                        let Some(i) = idx else { continue };
-                        let rule = match (k, scope) {
-                            (ALLOW, None) => self.line_ref(&self.allow[i as usize]),
-                            (DENY, None) => self.line_ref(&self.deny[i as usize]),
-                            (ALLOW, Some(g)) => self.line_ref(&self.groups[g].allow[i as usize]),
-                            (DENY, Some(g)) => self.line_ref(&self.groups[g].deny[i as usize]),
-                            _ => self.service_ref(&self.catalog[i as usize].service),
-                        };
-                        let mut pattern = if sub {
-                            format!("*.{suffix}")
-                        } else {
-                            suffix.to_string()
-                        };
-                        if let Some(g) = scope {
-                            pattern = format!("{pattern} @{}", self.groups[g].name);
-                        }
-                        consulted.push(Step {
-                            kind,
-                            pattern,
-                            rule: rule.to_string(),
-                            applies: !(sub && whole) && applies_scope,
-                        });
-                    }
-                }
-            });
-        };
-        if let Some(g) = group {
-            walk(&self.groups[g].map, Some(g), true);
-        }
-        walk(&self.map, None, true);
-        for g in 0..self.groups.len() {
-            if Some(g) != group {
-                walk(&self.groups[g].map, Some(g), false);
-            }
-        }
-        let d = self.judge_in(&normalised, group, mode);
-        let unicode = normalised
-            .split('.')
-            .any(|l| l.starts_with("xn--"))
-            .then(|| idna::domain_to_unicode(&normalised))
-            .and_then(|(u, ok)| ok.is_ok().then_some(u))
-            .filter(|u| *u != normalised);
-        Explanation {
-            host: normalised,
-            unicode,
-            client: client.ip,
-            group: group.map(|g| self.group_defs[g].name.clone()),
-            membership: membership.map(|(_, m)| m.to_string()),
-            mode,
-            service: d.service.as_ref().map(|s| s.id.to_string()),
-            service_name: d.service.as_ref().map(|s| s.name.to_string()),
-            category: d.service.as_ref().map(|s| s.category.clone()),
-            tier: d.tier,
-            verdict: d.verdict,
-            rule: d.rule.as_ref().map(|r| r.to_string()),
-            reason: d.reason,
-            baa: d.service.as_ref().and_then(|s| s.baa),
-            trains_on_data: d.service.as_ref().and_then(|s| s.trains_on_data),
-            data_residency: d.service.as_ref().and_then(|s| s.data_residency.clone()),
-            notes: d.service.as_ref().and_then(|s| s.notes.clone()),
-            consulted,
-        }
     }
 
     /// Every catalog service, in file order.
@@ -904,141 +556,6 @@ impl RuleSet {
                 .iter()
                 .map(|g| g.allow.len() + g.deny.len())
                 .sum::<usize>()
-    }
-}
-
-/// One rule looked at while deciding.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    /// `allow`, `deny` or `catalog`.
-    pub kind: &'static str,
-    /// The pattern that matched a suffix of the host, with `@group` when scoped.
-    pub pattern: String,
-    /// Where it is written.
-    pub rule: String,
-    /// False for a `*.` pattern on its own apex, or an entry scoped to another group.
-    pub applies: bool,
-}
-
-/// Why a host gets its verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct Explanation {
-    /// The normalised host (punycode for international names).
-    pub host: String,
-    /// The host in Unicode, when it is an international name: shows homoglyphs.
-    pub unicode: Option<String>,
-    /// The client asked about.
-    pub client: Option<IpAddr>,
-    /// The client's group.
-    pub group: Option<String>,
-    /// How the client was placed in its group.
-    pub membership: Option<String>,
-    /// The mode decided in.
-    pub mode: Mode,
-    /// Catalog service id.
-    pub service: Option<String>,
-    /// Catalog service name.
-    pub service_name: Option<String>,
-    /// Catalog category.
-    pub category: Option<String>,
-    /// Catalog tier.
-    pub tier: Option<Tier>,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// The deciding rule.
-    pub rule: Option<String>,
-    /// Why.
-    pub reason: &'static str,
-    /// BAA availability of the service.
-    pub baa: Option<Baa>,
-    /// Training default of the service.
-    pub trains_on_data: Option<TrainsOnData>,
-    /// Where the service keeps data.
-    pub data_residency: Option<String>,
-    /// The catalog's notes on the service.
-    pub notes: Option<String>,
-    /// Every rule whose pattern matched a suffix: the client's group first, then
-    /// site-wide, then other groups' (which do not apply); most specific first in each.
-    pub consulted: Vec<Step>,
-}
-
-fn enum_str<T: Serialize>(v: T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
-
-impl fmt::Display for Explanation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "host:      {}", self.host)?;
-        if let Some(u) = &self.unicode {
-            writeln!(
-                f,
-                "unicode:   {u} (an international name: compare it letter by letter)"
-            )?;
-        }
-        if let Some(c) = self.client {
-            writeln!(f, "client:    {c}")?;
-        }
-        match (&self.group, &self.membership) {
-            (Some(g), Some(m)) => writeln!(f, "group:     {g} (by {m})")?,
-            _ if self.client.is_some() => writeln!(f, "group:     none (site-wide rules only)")?,
-            _ => {}
-        }
-        match (&self.service, &self.service_name, self.tier) {
-            (Some(id), Some(name), Some(tier)) => writeln!(
-                f,
-                "service:   {name} ({id}), {} tier, category {}",
-                tier.as_str(),
-                self.category.as_deref().unwrap_or("-")
-            )?,
-            _ => writeln!(f, "service:   none (no catalog entry)")?,
-        }
-        if let Some(b) = self.baa {
-            writeln!(f, "baa:       {}", enum_str(b))?;
-        }
-        if let Some(t) = self.trains_on_data {
-            writeln!(f, "trains:    {} (on user data, by default)", enum_str(t))?;
-        }
-        if let Some(r) = &self.data_residency {
-            writeln!(f, "residency: {r}")?;
-        }
-        writeln!(
-            f,
-            "verdict:   {} (mode {})",
-            self.verdict.as_str(),
-            enum_str(self.mode)
-        )?;
-        writeln!(f, "rule:      {}", self.rule.as_deref().unwrap_or("-"))?;
-        writeln!(f, "why:       {}", self.reason)?;
-        if self.tier == Some(Tier::Shared) {
-            writeln!(
-                f,
-                "note:      this host serves consumer and enterprise accounts alike; DNS and SNI cannot tell which one is used"
-            )?;
-        }
-        if let Some(n) = &self.notes {
-            writeln!(f, "catalog:   {n}")?;
-        }
-        writeln!(
-            f,
-            "consulted (group first, then site-wide; allow > deny > catalog; most specific first):"
-        )?;
-        if self.consulted.is_empty() {
-            writeln!(f, "  nothing matched")?;
-        }
-        for s in &self.consulted {
-            writeln!(
-                f,
-                "  {:<8} {:<44} {}{}",
-                s.kind,
-                s.pattern,
-                s.rule,
-                if s.applies { "" } else { "  (does not apply)" }
-            )?;
-        }
-        Ok(())
     }
 }
 

@@ -277,10 +277,7 @@ chatgpt.com @frontdesk
     );
     assert_eq!(v("chatgpt.com", "192.168.5.5").0, Verdict::Block);
     // Device name beats address range; MAC beats address range.
-    let by_name = Client {
-        device: Some("Reception-1"),
-        ..client("10.0.0.24")
-    };
+    let by_name = Client::new(client("10.0.0.24").addr(), None, Some("Reception-1"));
     assert_eq!(
         rs.judge(azure, &by_name, Mode::Enforce).verdict,
         Verdict::Block

@@ -1,6 +1,8 @@
-//! `aiwarden replay`: runs capture files through the detector and the rules and writes one
-//! line per detection (or per incident). The pipeline code is the daemon's; only the source
-//! of frames differs.
+//! `aiwarden replay`: runs capture files through the detector, the rules and the incident
+//! pipeline and writes one line per detection (or per incident). The steps are the
+//! daemon's (`incident::judge`, `incident::Pipeline`); only the source of frames and where
+//! the results go differ, so `replay --incidents` prints the rows `aiwarden run --read`
+//! stores.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -12,9 +14,12 @@ use serde::Serialize;
 
 use crate::capture::FileReader;
 use crate::detect::{Detector, DetectorConfig, Observation, Stats};
+use crate::devices::DeviceMap;
 use crate::error::Result;
-use crate::incident::{Grouper, Incident, DEFAULT_WINDOW_MICROS};
-use crate::policy::{Client, Decision, Mode, RuleRef, RuleSet};
+use crate::incident::{
+    judge, IncidentSummary, Incidents, Judged, Pipeline, PipelineStats, DEFAULT_WINDOW_MICROS,
+};
+use crate::policy::{Mode, RuleRef, RuleSet};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +74,8 @@ pub struct Summary {
     pub by_verdict: BTreeMap<&'static str, u64>,
     /// Incidents formed.
     pub incidents: usize,
+    /// Attempts, repeats and ECH counts of the incident pipeline.
+    pub pipeline: PipelineStats,
     /// Wall-clock time spent.
     pub elapsed: Duration,
 }
@@ -88,7 +95,15 @@ impl Summary {
         )?;
         writeln!(w, "detections by service: {}", join(&self.by_service))?;
         writeln!(w, "detections by verdict: {}", join(&self.by_verdict))?;
-        writeln!(w, "incidents: {}", self.incidents)?;
+        writeln!(
+            w,
+            "incidents: {}  attempts: {}  repeats: {}  ech: {} hidden, {} grease",
+            self.incidents,
+            self.pipeline.attempts,
+            self.pipeline.repeats,
+            self.pipeline.ech_hidden,
+            self.pipeline.ech_grease
+        )?;
         writeln!(w, "skipped packets: {}", join(&self.stats.skipped))?;
         writeln!(w, "events: {}", join(&self.stats.events))
     }
@@ -113,14 +128,20 @@ pub struct Detection<'a> {
     pub client: IpAddr,
     /// Client port.
     pub client_port: u16,
+    /// The client's MAC address, when frames showed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_mac: Option<String>,
     /// Server IP.
     pub server: IpAddr,
     /// Server port.
     pub server_port: u16,
-    /// `dns`, `tls` or `quic`.
+    /// `dns`, `tls`, `quic`, `http`, `connect` or `tcp`.
     pub proto: &'static str,
-    /// Name queried or SNI.
-    pub host: &'a str,
+    /// Name queried, SNI, HTTP host or CONNECT target (absent when nothing was named).
+    pub host: Option<&'a str>,
+    /// With real ECH: the name the device asked DNS for, which the rules judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked: Option<&'a str>,
     /// Catalog service id.
     pub service: Option<&'a str>,
     /// Catalog tier.
@@ -129,9 +150,11 @@ pub struct Detection<'a> {
     pub verdict: &'static str,
     /// The rule that decided.
     pub rule: Option<&'a RuleRef>,
-    /// ECH offered (TLS/QUIC: outer SNI; DNS: HTTPS record with `ech`).
+    /// How it was seen and decided, as incidents record it (`tls,unresolved`).
+    pub how: String,
+    /// Real ECH hid the name (an outer public name); GREASE does not count.
     pub ech: bool,
-    /// No DNS answer to this client explained the server IP.
+    /// No DNS answer to this device explained the server address.
     pub unresolved: bool,
     /// ALPN offered.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -145,21 +168,29 @@ pub struct Detection<'a> {
 }
 
 impl<'a> Detection<'a> {
-    /// Pairs an observation with its decision.
-    pub fn new(o: &'a Observation, d: &'a Decision) -> Detection<'a> {
+    /// Pairs an observation with its judgement.
+    pub fn new(o: &'a Observation, j: &'a Judged) -> Detection<'a> {
+        let d = &j.decision;
         Detection {
             ts: o.ts.rfc3339(),
             client: o.client.ip(),
             client_port: o.client.port(),
+            client_mac: o.client_mac.map(|m| m.to_string()),
             server: o.server.ip(),
             server_port: o.server.port(),
             proto: o.proto.as_str(),
-            host: o.host.as_str(),
+            host: o.host.as_ref().map(|h| h.as_str()),
+            asked: j
+                .how
+                .ech
+                .then(|| o.asked.as_ref().map(|h| h.as_str()))
+                .flatten(),
             service: d.service.as_ref().map(|s| &*s.id),
             tier: d.tier.map(|t| t.as_str()),
             verdict: d.verdict.as_str(),
             rule: d.rule.as_ref(),
-            ech: o.ech,
+            how: j.how.to_string(),
+            ech: j.how.ech,
             unresolved: o.unresolved,
             alpn: &o.alpn,
             qtype: o.qtype.as_deref(),
@@ -177,7 +208,6 @@ pub fn run(
 ) -> Result<Summary> {
     let started = Instant::now();
     let mut det = Detector::new(opts.detector.clone());
-    let mut grouper = Grouper::new(opts.window_micros);
     let mut summary = Summary::default();
     let mut table_header = opts.format == Format::Table;
     let total: u64 = files
@@ -196,30 +226,37 @@ pub fn run(
         b
     });
     let mut done_bytes = 0u64;
+    let devices = DeviceMap::default();
+    let mut pipeline = Pipeline::new(opts.mode, opts.window_micros);
+    let mut incidents = Incidents::default();
     for path in files {
         let mut reader = FileReader::open(path)?;
         let mut n = 0u64;
         while let Some(frame) = reader.next_frame()? {
-            let observations = det.process(frame.ts, frame.link, frame.data);
-            for o in &observations {
-                let d = rules.judge(o.host.as_str(), &Client::ip(o.client.ip()), opts.mode);
-                if d.service.is_none() && d.rule.is_none() && !opts.all {
+            for o in det.process(frame.ts, frame.link, frame.data) {
+                let ip = o.client.ip();
+                let who = devices.identify_with(ip, o.client_mac.or_else(|| det.mac_of(ip)));
+                let j = judge(rules, &o, &who.client(), opts.mode);
+                let matched = j.matched();
+                if !(matched || opts.all && o.host.is_some()) {
                     continue;
                 }
-                let key = d
+                let outcome = pipeline.step(&o, &who, &j);
+                let key = j
+                    .decision
                     .service
                     .as_ref()
                     .map_or_else(|| "-".to_string(), |s| s.id.to_string());
                 *summary.by_service.entry(key).or_insert(0) += 1;
-                *summary.by_verdict.entry(d.verdict.as_str()).or_insert(0) += 1;
-                if let Some(inc) = grouper.add(o, &d) {
-                    summary.incidents += 1;
-                    if opts.incidents {
-                        write_incident(out, &inc, opts.format, &mut table_header)?;
-                    }
+                *summary
+                    .by_verdict
+                    .entry(j.decision.verdict.as_str())
+                    .or_insert(0) += 1;
+                if let Some(op) = &outcome.incident {
+                    incidents.apply(op);
                 }
                 if !opts.incidents {
-                    write_detection(out, &Detection::new(o, &d), opts.format, &mut table_header)?;
+                    write_detection(out, &Detection::new(&o, &j), opts.format, &mut table_header)?;
                 }
             }
             n += 1;
@@ -231,10 +268,10 @@ pub fn run(
         }
         done_bytes += reader.position;
     }
-    for inc in grouper.finish() {
-        summary.incidents += 1;
-        if opts.incidents {
-            write_incident(out, &inc, opts.format, &mut table_header)?;
+    summary.incidents = incidents.len();
+    if opts.incidents {
+        for row in incidents.into_rows() {
+            write_incident(out, &row, opts.format, &mut table_header)?;
         }
     }
     if let Some(b) = bar {
@@ -242,6 +279,7 @@ pub fn run(
     }
     out.flush()?;
     summary.stats = det.stats().clone();
+    summary.pipeline = pipeline.stats().clone();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -261,28 +299,20 @@ fn write_detection(
             if std::mem::take(header) {
                 writeln!(
                     out,
-                    "{:<27} {:<22} {:<4} {:<40} {:<18} {:<10} {:<7} FLAGS",
-                    "TIME", "CLIENT", "HOW", "HOST", "SERVICE", "TIER", "VERDICT"
+                    "{:<27} {:<22} {:<40} {:<18} {:<10} {:<7} HOW",
+                    "TIME", "CLIENT", "HOST", "SERVICE", "TIER", "VERDICT"
                 )?;
-            }
-            let mut flags = Vec::new();
-            if d.ech {
-                flags.push("ech");
-            }
-            if d.unresolved {
-                flags.push("unresolved");
             }
             writeln!(
                 out,
-                "{:<27} {:<22} {:<4} {:<40} {:<18} {:<10} {:<7} {}",
+                "{:<27} {:<22} {:<40} {:<18} {:<10} {:<7} {}",
                 d.ts,
                 format!("{}:{}", d.client, d.client_port),
-                d.proto,
-                d.host,
+                d.asked.or(d.host).unwrap_or("-"),
                 d.service.unwrap_or("-"),
                 d.tier.unwrap_or("-"),
                 d.verdict,
-                flags.join(",")
+                d.how
             )?;
         }
     }
@@ -291,7 +321,7 @@ fn write_detection(
 
 fn write_incident(
     out: &mut impl Write,
-    i: &Incident,
+    i: &IncidentSummary,
     format: Format,
     header: &mut bool,
 ) -> Result<()> {
@@ -304,25 +334,35 @@ fn write_incident(
             if std::mem::take(header) {
                 writeln!(
                     out,
-                    "{:<27} {:<27} {:<16} {:<26} {:>5} {:<7} HOW / HOSTS",
-                    "FIRST", "LAST", "CLIENT", "SERVICE", "COUNT", "VERDICT"
+                    "{:<20} {:<20} {:<18} {:<26} {:>5} {:<7} HOW / HOSTS",
+                    "FIRST", "LAST", "DEVICE", "SERVICE", "COUNT", "VERDICT"
                 )?;
             }
-            let protos: Vec<&str> = i.protos.iter().map(|p| p.as_str()).collect();
-            let hosts: Vec<&str> = i.hosts.iter().map(String::as_str).collect();
+            let r = &i.record;
+            let device = r
+                .client_mac
+                .map_or_else(|| r.client_ip.to_string(), |m| m.to_string());
             writeln!(
                 out,
-                "{:<27} {:<27} {:<16} {:<26} {:>5} {:<7} {} / {}",
-                i.first.rfc3339(),
-                i.last.rfc3339(),
-                i.client.to_string(),
-                i.service_name,
+                "{:<20} {:<20} {:<18} {:<26} {:>5} {:<7} {} / {}",
+                seconds(r.ts),
+                seconds(i.last_seen),
+                device,
+                r.service_name,
                 i.count,
-                i.verdict.as_str(),
-                protos.join(","),
-                hosts.join(",")
+                r.verdict.as_str(),
+                i.hows.join(" "),
+                i.hosts.join(",")
             )?;
         }
     }
     Ok(())
+}
+
+/// RFC 3339 to the second, UTC.
+fn seconds(micros: i64) -> String {
+    crate::detect::Timestamp::from_micros(micros)
+        .rfc3339()
+        .get(..19)
+        .map_or_else(String::new, |s| format!("{s}Z"))
 }

@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hickory_proto::rr::rdata::svcb::{EchConfigList, SvcParamValue, SVCB};
 use hickory_proto::rr::rdata::HTTPS;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use super::upstream::{stream_exchange, udp_exchange};
 use super::*;
-use crate::policy::RuleSet;
+use crate::policy::{RuleDirs, RuleSet};
 
 /// A fake upstream answering from a fixed table over UDP and TCP; counts questions.
 struct Upstream {
@@ -119,7 +123,7 @@ async fn upstream() -> Upstream {
 fn rules() -> Arc<Live> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let rs = RuleSet::load_dir(&root).expect("shipped rules");
-    Arc::new(Live::new(&root, rs))
+    Arc::new(Live::new(&RuleDirs::under(&root), rs))
 }
 
 fn config(up: SocketAddr) -> Dns {
@@ -137,13 +141,15 @@ fn config(up: SocketAddr) -> Dns {
 
 fn resolver(cfg: Dns, mode: Mode) -> (Arc<Resolver>, std::sync::mpsc::Receiver<DnsEvent>) {
     let (tx, rx) = std::sync::mpsc::sync_channel(100);
-    let identify: Identify = Arc::new(|_| (None, None));
+    let events: Events = Box::new(move |ev| {
+        let _ = tx.try_send(ev);
+    });
     let r = Resolver::new(
         cfg,
         mode,
         rules(),
-        identify,
-        Some(tx),
+        Arc::new(ArcSwap::from_pointee(DeviceMap::default())),
+        Some(events),
         true,
         Arc::new(Metrics::new()),
     )
@@ -192,10 +198,15 @@ async fn blocks_with_nxdomain_and_reports_the_client() {
         "blocked names never go upstream"
     );
     match events.try_recv().expect("an event") {
-        DnsEvent::Query(o) => {
-            assert_eq!(o.host.as_str(), "chatgpt.com");
+        DnsEvent::Query { obs: o, decision } => {
+            assert_eq!(o.host.as_ref().map(|h| h.as_str()), Some("chatgpt.com"));
             assert_eq!(o.client, CLIENT.parse::<SocketAddr>().expect("addr"));
             assert_eq!(o.qtype.as_deref(), Some("A"));
+            assert_eq!(
+                decision.verdict,
+                Verdict::Block,
+                "the decision acted on travels"
+            );
         }
         e => panic!("unexpected {e:?}"),
     }
@@ -215,7 +226,7 @@ async fn block_address_and_monitor_mode() {
     let (r, events) = resolver(cfg, Mode::Monitor);
     let m = ask(&r, "claude.ai.", RecordType::A).await;
     assert_eq!(m.answers[0].data, RData::A(A::new(160, 79, 104, 10)));
-    assert!(matches!(events.try_recv(), Ok(DnsEvent::Query(_))));
+    assert!(matches!(events.try_recv(), Ok(DnsEvent::Query { .. })));
 }
 
 #[tokio::test]

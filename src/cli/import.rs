@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::policy::import::{import_list, ListFormat};
-use crate::policy::RuleSet;
+use crate::policy::{RuleDirs, RuleSet};
 
 /// What to import and where.
 #[derive(Debug, Clone)]
-pub struct Options {
-    /// The rules directory (its `site/deny.list` receives the entries).
-    pub rules: PathBuf,
+pub(super) struct Options {
+    /// The rules (the site directory's `deny.list` receives the entries).
+    pub rules: RuleDirs,
     /// The lists' format, or auto-detect.
     pub format: ListFormat,
     /// Scope every entry to this client group.
@@ -29,7 +29,7 @@ pub struct Options {
 
 /// Counts for the summary line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
+pub(super) struct Summary {
     /// Lines appended.
     pub added: usize,
     /// Entries the deny list already covered.
@@ -42,7 +42,7 @@ pub struct Summary {
 
 /// Imports `lists` into `opts.rules/site/deny.list`. Skipped lines are reported on
 /// `report` as `list:line: skipped (reason): text`.
-pub fn run(
+pub(super) fn run(
     lists: &[PathBuf],
     opts: &Options,
     out: &mut impl Write,
@@ -54,11 +54,11 @@ pub fn run(
         if !rules.groups().iter().any(|d| &d.name == g) {
             return Err(Error::Usage(format!(
                 "unknown group {g:?}: define it in {} first",
-                opts.rules.join("site/groups.toml").display()
+                opts.rules.site.join("groups.toml").display()
             )));
         }
     }
-    let deny_path = opts.rules.join("site").join("deny.list");
+    let deny_path = opts.rules.site.join("deny.list");
     let old = files
         .iter()
         .find(|(p, _)| *p == deny_path)

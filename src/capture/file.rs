@@ -1,5 +1,5 @@
-//! Capture shell: owns capture files and hands frames out with their link type and
-//! timestamp. It reads; it does not parse or decide.
+//! Capture files: frames out with their link type and timestamp. It reads; it does not
+//! parse or decide.
 //!
 //! Classic pcap files (what `tcpdump -w` writes) are read by a small record reader over
 //! 4 MiB `read()`s, frames borrowed from the buffer. libpcap's offline reader copies every
@@ -13,18 +13,9 @@ use std::path::{Path, PathBuf};
 
 use pcap::{Capture, Offline};
 
+use super::Frame;
 use crate::detect::{LinkType, Timestamp};
 use crate::error::{Error, Result};
-
-/// One frame borrowed from the reader.
-pub struct Frame<'a> {
-    /// Capture time.
-    pub ts: Timestamp,
-    /// The link layer of the file.
-    pub link: LinkType,
-    /// The captured bytes (possibly cut at the snap length).
-    pub data: &'a [u8],
-}
 
 /// A pcap or pcapng file opened for reading.
 pub struct FileReader {

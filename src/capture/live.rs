@@ -1,0 +1,301 @@
+//! Live capture: one libpcap handle and one thread per interface, a BPF filter that keeps
+//! what detection reads, and a bounded queue to detection that capture never waits on
+//! (frames it cannot queue are dropped and counted). When the handle fails (the interface
+//! went away, the driver reset) the thread reopens it every two seconds until it works or
+//! the daemon stops; restarts are counted. The file source (`aiwarden run --read`) feeds
+//! the same queue, waiting instead of dropping, so a file is read whole.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::FileReader;
+use crate::detect::{LinkType, Timestamp};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+/// Default capture filter: everything detection may read, without the bulk it never
+/// reads. Kept: DNS; every TCP packet except data sent from ports 443 and 80 (downloads
+/// from web servers, most of a clinic's bytes; their SYN, FIN and RST stay), so the first
+/// flight of a connection on any port is seen; QUIC long-header packets on any UDP port
+/// (Initials; short-header bulk and media streams such as RTP are dropped); port 853;
+/// tunnels (GRE and ERSPAN, VXLAN, Geneve, IP in IP) and IP fragments, whose insides a
+/// filter cannot see. libpcap's `tcp[]` and `udp[]` index IPv4 only, so IPv6 headers are
+/// read at fixed offsets (no extension headers; packets with them are kept whole).
+pub const DEFAULT_FILTER: &str = "port 53 or port 853 \
+or (ip and tcp and not ((src port 443 or src port 80) and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) == 0)) \
+or (ip6 and tcp and not ((src port 443 or src port 80) and ip6[6] == 6 and ip6[53] & 7 == 0)) \
+or (ip and udp and udp[8] & 0xc0 == 0xc0) \
+or (ip6 and ip6[6] == 17 and ip6[48] & 0xc0 == 0xc0) \
+or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
+or udp port 4789 or udp port 6081 \
+or ip proto 47 or ip proto 4 or ip proto 41 \
+or (ip and ip[6:2] & 0x3fff != 0)";
+
+/// A frame copied out of the capture ring for the detection queue.
+#[derive(Debug)]
+pub struct OwnedFrame {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Link layer.
+    pub link: LinkType,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// How to open an interface.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// Bytes kept per frame.
+    pub snaplen: u32,
+    /// Kernel ring buffer, MiB.
+    pub buffer_mib: u32,
+    /// BPF filter.
+    pub filter: String,
+}
+
+/// A capture thread.
+pub struct Live {
+    /// The interface.
+    pub iface: String,
+    thread: JoinHandle<()>,
+    breaker: Arc<Mutex<Option<pcap::BreakLoop>>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").field("iface", &self.iface).finish()
+    }
+}
+
+impl Live {
+    /// Wakes the thread out of libpcap (which may wait in poll() for a packet that never
+    /// comes) so it sees the stop flag.
+    pub fn wake(&self) {
+        if let Ok(b) = self.breaker.lock() {
+            if let Some(b) = b.as_ref() {
+                b.breakloop();
+            }
+        }
+    }
+
+    /// Waits for the thread to end.
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+
+    /// True once the thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> {
+    let err = |e: pcap::Error| Error::Capture {
+        path: PathBuf::from(iface),
+        message: e.to_string(),
+    };
+    let mut cap = pcap::Capture::from_device(iface)
+        .map_err(err)?
+        .promisc(true)
+        .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
+        .buffer_size(i32::try_from(opts.buffer_mib.saturating_mul(1 << 20)).unwrap_or(i32::MAX))
+        .immediate_mode(true)
+        .timeout(200)
+        .open()
+        .map_err(err)?;
+    cap.filter(&opts.filter, true).map_err(err)?;
+    if LinkType::from_pcap(cap.get_datalink().0).is_none() {
+        return Err(Error::Capture {
+            path: PathBuf::from(iface),
+            message: format!("unsupported link type {}", cap.get_datalink().0),
+        });
+    }
+    Ok(cap)
+}
+
+/// Compiles `filter` for Ethernet without opening anything: `aiwarden check` and config
+/// validation use it so a typo is an error before the daemon starts.
+pub fn check_filter(filter: &str) -> std::result::Result<(), String> {
+    pcap::Capture::dead(pcap::Linktype::ETHERNET)
+        .and_then(|c| c.compile(filter, true))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Opens `iface` (failing now if it cannot) and starts its capture thread, which sends
+/// frames to `tx` until `stop` is set or every receiver is gone.
+pub fn spawn_live<T: From<OwnedFrame> + Send + 'static>(
+    iface: &str,
+    opts: LiveOptions,
+    tx: SyncSender<T>,
+    stop: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+) -> Result<Live> {
+    let mut cap = open(iface, &opts)?;
+    let breaker = Arc::new(Mutex::new(Some(cap.breakloop_handle())));
+    let name = iface.to_string();
+    let b = breaker.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("aiwarden-cap-{iface}"))
+        .spawn(move || {
+            let mut cap = Some(cap);
+            while !stop.load(Ordering::Relaxed) {
+                let c = match cap.take() {
+                    Some(c) => c,
+                    None => match open(&name, &opts) {
+                        Ok(mut c) => {
+                            if let Ok(mut slot) = b.lock() {
+                                *slot = Some(c.breakloop_handle());
+                            }
+                            metrics.capture_restarts.inc();
+                            tracing::info!(iface = %name, "capture reopened");
+                            c
+                        }
+                        Err(e) => {
+                            tracing::debug!(iface = %name, error = %e, "capture reopen failed");
+                            sleep_unless(&stop, Duration::from_secs(2));
+                            continue;
+                        }
+                    },
+                };
+                match capture_loop(c, &name, &tx, &stop, &metrics) {
+                    Ended::Stopped => return,
+                    Ended::Failed(e) => {
+                        tracing::error!(iface = %name, error = %e, "capture failed; reopening");
+                        metrics.capture_failures.inc();
+                        sleep_unless(&stop, Duration::from_secs(2));
+                    }
+                }
+            }
+        })
+        .map_err(|e| Error::Thread {
+            name: format!("capture on {iface}"),
+            source: e,
+        })?;
+    Ok(Live {
+        iface: iface.to_string(),
+        thread,
+        breaker,
+    })
+}
+
+fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+enum Ended {
+    Stopped,
+    Failed(String),
+}
+
+fn capture_loop<T: From<OwnedFrame>>(
+    mut cap: pcap::Capture<pcap::Active>,
+    iface: &str,
+    tx: &SyncSender<T>,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+) -> Ended {
+    let Some(link) = LinkType::from_pcap(cap.get_datalink().0) else {
+        return Ended::Failed(format!("unsupported link type {}", cap.get_datalink().0));
+    };
+    let (mut kernel_seen, mut iface_seen) = (0u32, 0u32);
+    let mut last_stats = Instant::now();
+    let queue_drops = metrics.capture_dropped.with_label_values(&["queue"]);
+    while !stop.load(Ordering::Relaxed) {
+        match cap.next_packet() {
+            Ok(p) => {
+                let frame = OwnedFrame {
+                    ts: Timestamp::from_secs_micros(p.header.ts.tv_sec, p.header.ts.tv_usec),
+                    link,
+                    data: p.data.to_vec(),
+                };
+                match tx.try_send(T::from(frame)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => queue_drops.inc(),
+                    Err(TrySendError::Disconnected(_)) => return Ended::Stopped,
+                }
+            }
+            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::NoMorePackets) => return Ended::Stopped,
+            Err(e) if stop.load(Ordering::Relaxed) => {
+                tracing::debug!(iface, error = %e, "capture woken to stop");
+                return Ended::Stopped;
+            }
+            Err(e) => return Ended::Failed(e.to_string()),
+        }
+        if last_stats.elapsed() >= Duration::from_secs(1) {
+            last_stats = Instant::now();
+            if let Ok(s) = cap.stats() {
+                metrics
+                    .capture_dropped
+                    .with_label_values(&["kernel"])
+                    .inc_by(u64::from(s.dropped.wrapping_sub(kernel_seen)));
+                metrics
+                    .capture_dropped
+                    .with_label_values(&["interface"])
+                    .inc_by(u64::from(s.if_dropped.wrapping_sub(iface_seen)));
+                kernel_seen = s.dropped;
+                iface_seen = s.if_dropped;
+            }
+        }
+    }
+    Ended::Stopped
+}
+
+/// Reads `files` in order into `tx` (waiting when the queue is full: a file is read
+/// whole) on a thread of its own, and ends when they are read or `stop` is set.
+pub fn spawn_file<T: From<OwnedFrame> + Send + 'static>(
+    files: Vec<PathBuf>,
+    tx: SyncSender<T>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<Result<u64>>> {
+    // Open them all first so a bad path is an error now, not a log line later.
+    let readers = files
+        .iter()
+        .map(|f| FileReader::open(f))
+        .collect::<Result<Vec<_>>>()?;
+    std::thread::Builder::new()
+        .name("aiwarden-read".into())
+        .spawn(move || {
+            let mut n = 0u64;
+            for mut r in readers {
+                while let Some(f) = r.next_frame()? {
+                    if stop.load(Ordering::Relaxed) {
+                        return Ok(n);
+                    }
+                    let frame = OwnedFrame {
+                        ts: f.ts,
+                        link: f.link,
+                        data: f.data.to_vec(),
+                    };
+                    if tx.send(T::from(frame)).is_err() {
+                        return Ok(n);
+                    }
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+        .map_err(|e| Error::Thread {
+            name: "capture file reader".into(),
+            source: e,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_filter_compiles() {
+        check_filter(DEFAULT_FILTER).expect("compiles");
+        assert!(check_filter("port 53 or").is_err());
+    }
+}

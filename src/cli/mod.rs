@@ -1,0 +1,124 @@
+//! The `aiwarden` command line: argument parsing and one file per command group. Each
+//! command is a function that returns `Result`; [`main`] maps errors to exit codes.
+//!
+//! | file | commands |
+//! |---|---|
+//! | `daemon.rs` | `run`, `check` |
+//! | `incidents.rs` | `incidents list`, `incidents ack`, `verify` |
+//! | `replay.rs` (and `replay_run.rs`, the replay itself) | `replay` |
+//! | `rules.rs` (and `import.rs`, the list import) | `rules check/list/explain/import/docs` |
+//! | `logging.rs` | the log subscriber |
+
+mod daemon;
+mod import;
+mod incidents;
+mod logging;
+mod replay;
+pub mod replay_run;
+mod rules;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::policy::{Mode, RuleDirs};
+
+/// Sees, decides on and records attempts to reach AI services from a clinic network.
+#[derive(Parser)]
+#[command(name = "aiwarden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run capture files (pcap or pcapng) through detection and the rules.
+    Replay(replay::Args),
+    /// Run the daemon: live capture, filtering DNS, incident store, metrics.
+    Run(daemon::RunArgs),
+    /// Validate the configuration and the rules it names (for ExecStartPre=).
+    Check(daemon::ConfigArg),
+    /// Check the incident store's hash chain; names the first broken row.
+    Verify(incidents::StoreArgs),
+    /// List and acknowledge incidents (staff-training follow-up).
+    Incidents {
+        #[command(subcommand)]
+        command: incidents::Command,
+    },
+    /// Validate, list, explain and import rule files.
+    Rules {
+        #[command(subcommand)]
+        command: rules::Command,
+    },
+}
+
+/// Where the rules come from: the shipped catalog (compiled-in location, `AIWARDEN_RULES`,
+/// or `--rules`) and the site files (its `site/`, or `--site`).
+#[derive(clap::Args, Clone)]
+struct RulesArgs {
+    /// The rules directory (catalog/ and site/). Default: the shipped rules.
+    #[arg(long, env = "AIWARDEN_RULES", default_value_os_t = crate::paths::rules())]
+    rules: PathBuf,
+    /// The site files (groups.toml, allow.list, deny.list), when not the rules directory's
+    /// site/.
+    #[arg(long)]
+    site: Option<PathBuf>,
+}
+
+impl RulesArgs {
+    fn dirs(&self) -> RuleDirs {
+        RuleDirs::with_site(&self.rules, self.site.as_deref())
+    }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModeArg {
+    Monitor,
+    Enforce,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Monitor => Mode::Monitor,
+            ModeArg::Enforce => Mode::Enforce,
+        }
+    }
+}
+
+/// Parses the command line, runs the command, and maps an error to its exit code after
+/// printing it with its causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = logging::Logging::init(match cli.command {
+        Command::Run(_) => "info",
+        _ => "warn",
+    });
+    let result = match cli.command {
+        Command::Replay(a) => replay::run(a),
+        Command::Run(a) => daemon::run(a, &log),
+        Command::Check(a) => daemon::check(a),
+        Command::Verify(a) => incidents::verify(a),
+        Command::Incidents { command } => incidents::run(command),
+        Command::Rules { command } => rules::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aiwarden: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Shorthand for the commands' result.
+type CmdResult = Result<()>;

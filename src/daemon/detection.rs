@@ -1,0 +1,220 @@
+//! The detection thread: frames from capture and events from the resolver in, through the
+//! detector, the device map, the rules and the incident pipeline (the same steps as
+//! `aiwarden replay`), store operations and metrics out. It never reads a file or runs a
+//! process: an address nobody knows asks the housekeeping thread for a device refresh.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::housekeeping::Chore;
+use crate::capture::OwnedFrame;
+use crate::detect::{Detector, Observation, Proto, Stats, Timestamp};
+use crate::devices::{DeviceMap, Identity};
+use crate::incident::{judge, service_key, IncidentOp, Judged, Pipeline};
+use crate::metrics::Metrics;
+use crate::policy::{Decision, Live, Mode};
+use crate::resolver::DnsEvent;
+use crate::store::writer::{now_micros, StoreOp};
+
+/// What reaches the detection thread.
+#[derive(Debug)]
+pub(super) enum Input {
+    /// A captured frame.
+    Frame(OwnedFrame),
+    /// Something the resolver did. Boxed: std's bounded channel allocates every slot up
+    /// front, so the queue's memory is capacity × the largest variant.
+    Resolver(Box<DnsEvent>),
+}
+
+impl From<OwnedFrame> for Input {
+    fn from(f: OwnedFrame) -> Input {
+        Input::Frame(f)
+    }
+}
+
+/// The detection thread's state.
+pub(super) struct Detection {
+    /// The pure detector.
+    pub detector: Detector,
+    /// The pure incident pipeline.
+    pub pipeline: Pipeline,
+    /// The mode in force.
+    pub mode: Mode,
+    /// The rules in force.
+    pub live: Arc<Live>,
+    /// The device map in force.
+    pub devices: Arc<ArcSwap<DeviceMap>>,
+    /// Requests to the housekeeping thread.
+    pub chores: SyncSender<Chore>,
+    /// aiwarden's own resolver addresses: captured queries to them are the resolver's to
+    /// report (it knows what it answered), so the captured copy is not counted twice.
+    pub own_dns: Vec<SocketAddr>,
+    /// The store writer.
+    pub store: SyncSender<StoreOp>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Stamped while the thread is alive.
+    pub beat: Arc<AtomicU64>,
+}
+
+impl Detection {
+    fn stamp(&self) {
+        self.beat
+            .store(now_micros().max(0) as u64, Ordering::Relaxed);
+    }
+
+    /// Runs until every sender is gone, then returns (dropping the store's sender lets the
+    /// writer flush).
+    pub(super) fn run(mut self, rx: Receiver<Input>) {
+        let mut published = Stats::default();
+        let mut last_export = Instant::now();
+        let mut latest = Timestamp::default();
+        let mut last_expire = Instant::now();
+        self.stamp();
+        loop {
+            let input = match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(i) => Some(i),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            self.stamp();
+            match input {
+                Some(Input::Frame(f)) => {
+                    self.metrics.packets.inc();
+                    self.metrics.bytes.inc_by(f.data.len() as u64);
+                    latest = latest.max(f.ts);
+                    for obs in self.detector.process(f.ts, f.link, &f.data) {
+                        self.observe(obs, None);
+                    }
+                }
+                Some(Input::Resolver(ev)) => match *ev {
+                    DnsEvent::Answer {
+                        client,
+                        host,
+                        addrs,
+                    } => {
+                        for a in addrs {
+                            self.detector.learn(client, a, host.clone());
+                        }
+                    }
+                    DnsEvent::Query { obs, decision } => {
+                        latest = latest.max(obs.ts);
+                        self.observe(obs, Some(decision));
+                    }
+                },
+                None => {}
+            }
+            if last_export.elapsed() >= Duration::from_secs(1) {
+                last_export = Instant::now();
+                let now = self.detector.stats().clone();
+                self.metrics.add_detector_stats(&now, &published);
+                published = now;
+            }
+            if last_expire.elapsed() >= Duration::from_secs(5) {
+                last_expire = Instant::now();
+                for key in self.pipeline.expire(latest) {
+                    self.send(StoreOp::Forget(key));
+                }
+            }
+        }
+        let now = self.detector.stats().clone();
+        self.metrics.add_detector_stats(&now, &published);
+    }
+
+    /// Who made `obs`: the device map's answer, with the MAC frames taught standing in.
+    fn identify(&mut self, obs: &Observation) -> Identity {
+        let ip = obs.client.ip();
+        let map = self.devices.load();
+        let frame_mac = obs.client_mac.or_else(|| self.detector.mac_of(ip));
+        let who = map.identify_with(ip, frame_mac);
+        if !map.knows(ip) {
+            // Joined since the last refresh, or behind a router; the housekeeping thread
+            // rate-limits the re-reads.
+            let _ = self.chores.try_send(Chore::RefreshDevices);
+        }
+        if let (Some(mac), None) = (who.mac, frame_mac) {
+            // The kernel knows this device: teach the detector, so its other addresses'
+            // connections are explained by this address's DNS answers.
+            self.detector.learn_neighbour(ip, mac);
+        }
+        who
+    }
+
+    fn observe(&mut self, obs: Observation, resolver: Option<Decision>) {
+        if resolver.is_none()
+            && obs.proto == Proto::Dns
+            && self.own_dns.iter().any(|l| {
+                l.port() == obs.server.port()
+                    && (l.ip().is_unspecified() || l.ip().to_canonical() == obs.server.ip())
+            })
+        {
+            return;
+        }
+        let who = self.identify(&obs);
+        let judged = match resolver {
+            Some(decision) => Judged::resolved_query(&obs, decision),
+            None => {
+                let rules = self.live.current();
+                judge(&rules, &obs, &who.client(), self.mode)
+            }
+        };
+        if judged.ech_grease {
+            self.metrics
+                .pipeline
+                .with_label_values(&["ech_grease"])
+                .inc();
+        } else if judged.how.ech {
+            self.metrics
+                .pipeline
+                .with_label_values(&["ech_hidden"])
+                .inc();
+        }
+        if !judged.matched() {
+            return;
+        }
+        let outcome = self.pipeline.step(&obs, &who, &judged);
+        let d = &judged.decision;
+        self.metrics
+            .detections
+            .with_label_values(&[&service_key(d), d.verdict.as_str(), obs.proto.as_str()])
+            .inc();
+        self.metrics
+            .pipeline
+            .with_label_values(&[if outcome.attempt { "attempt" } else { "repeat" }])
+            .inc();
+        if let Some(u) = outcome.usage {
+            self.send(StoreOp::Usage(u));
+        }
+        if let Some(op) = outcome.incident {
+            if let IncidentOp::Open { record, .. } = &op {
+                tracing::info!(
+                    device = %who,
+                    client = %record.client_ip,
+                    service = %record.service,
+                    verdict = record.verdict.as_str(),
+                    how = %record.how,
+                    host = %record.host,
+                    "incident"
+                );
+                self.metrics
+                    .incidents
+                    .with_label_values(&[record.verdict.as_str()])
+                    .inc();
+            }
+            self.send(StoreOp::Incident(op));
+        }
+    }
+
+    /// Store operations are never dropped: incidents are the point. When the store falls
+    /// behind, detection waits (capture keeps dropping into its own counter instead).
+    fn send(&self, op: StoreOp) {
+        if self.store.send(op).is_err() {
+            self.metrics.store_errors.inc();
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! `aiwarden run`: wires the shells together and owns the one shutdown. It decides nothing
+//! itself.
+//!
+//! ```text
+//! capture threads (capture::spawn_live, one per interface) ─┐ try_send: never block, count drops
+//! DNS resolver (dns_server: UDP threads, TCP tasks) ────────┤
+//!                                                           ▼
+//!            detection thread (detection.rs): Detector → device map → rules → incident::Pipeline
+//!                                                           │ StoreOp
+//!                                                           ▼
+//!            store writer thread (store::writer): batched transactions, retention
+//! housekeeping thread (housekeeping.rs): rules reload, device refresh
+//! async tasks: /metrics and /healthz, signals, health and the systemd watchdog (systemd.rs)
+//! ```
+//!
+//! Rules reload on SIGHUP and when a rule file changes; a bad file keeps the old rules.
+//! SIGTERM (or the end of `--read` files) stops capture and the resolver, drains
+//! detection, and flushes the store before the process exits.
+
+mod detection;
+mod housekeeping;
+mod shutdown;
+mod systemd;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use crate::capture::{self, LiveOptions};
+use crate::config::Config;
+use crate::detect::{Detector, DetectorConfig};
+use crate::devices;
+use crate::error::{Error, Result};
+use crate::incident::Pipeline;
+use crate::metrics::Metrics;
+use crate::policy::{Live, Mode, RuleSet};
+use crate::resolver::{self, DnsEvent, Resolver};
+use crate::store::writer::{self, now_micros, WriterConfig};
+use crate::store::Store;
+use detection::{Detection, Input};
+use housekeeping::{publish_rules, Chore, Housekeeping};
+pub use shutdown::Shutdown;
+
+/// What `aiwarden check` found: the configuration, the rules it names, and advice.
+#[derive(Debug)]
+pub struct Checked {
+    /// The configuration.
+    pub config: Config,
+    /// The rules.
+    pub rules: RuleSet,
+    /// Things that load but will probably not work as meant on a real LAN.
+    pub warnings: Vec<String>,
+}
+
+/// Validates the configuration and the rules and inventory it names (`aiwarden check`).
+pub fn check(path: &Path) -> Result<Checked> {
+    let config = Config::load(path)?;
+    let rules = RuleSet::load(&config.rule_dirs())?;
+    if let Some(inv) = &config.devices.inventory {
+        devices::Inventory::load(inv)?;
+    }
+    let mut warnings: Vec<String> = rules.lint().iter().map(ToString::to_string).collect();
+    let listen = &config.dns.listen;
+    if !config.capture.interfaces.is_empty()
+        && !listen.is_empty()
+        && listen.iter().all(|a| a.ip().is_loopback())
+    {
+        warnings.push(format!(
+            "{}: dns.listen is only on loopback ({}): no device on the LAN can reach the \
+             resolver; listen on the gateway's LAN address (e.g. \"192.168.1.1:53\") and give \
+             it to DHCP clients as their DNS server",
+            path.display(),
+            listen
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if listen.is_empty() {
+        warnings.push(format!(
+            "{}: dns.listen is empty: nothing is blocked, capture only reports",
+            path.display()
+        ));
+    }
+    Ok(Checked {
+        config,
+        rules,
+        warnings,
+    })
+}
+
+/// Where device identity comes from, per the configuration.
+fn sources(cfg: &Config) -> devices::Sources {
+    devices::Sources {
+        arp: cfg.devices.neighbours.clone(),
+        ip6_neigh: true,
+        leases: cfg
+            .devices
+            .leases
+            .iter()
+            .filter_map(|l| l.format.parse().ok().map(|f| (f, l.path.clone())))
+            .collect(),
+        inventory: cfg.devices.inventory.clone(),
+    }
+}
+
+/// What the daemon enforces, in one line for the startup log and `aiwarden check`.
+pub fn enforcement(cfg: &Config) -> String {
+    let dns = match (cfg.dns.listen.is_empty(), cfg.mode) {
+        (true, _) => "no resolver (nothing is blocked)",
+        (false, Mode::Enforce) => "the resolver answers blocked names NXDOMAIN",
+        (false, Mode::Monitor) => "the resolver answers every name and flags (monitor mode)",
+    };
+    let seen = if cfg.capture.interfaces.is_empty() {
+        "no capture: only queries to the resolver are seen"
+    } else {
+        "connections (TLS, QUIC, HTTP, DoT, DoH by address) are detected and recorded, not blocked"
+    };
+    format!("{dns}; {seen}")
+}
+
+fn thread_err(name: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Thread {
+        name: name.to_string(),
+        source,
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT, or, with `read` files, until they are read.
+pub fn run(cfg: Config, read: Vec<PathBuf>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("aiwarden-io")
+        .build()
+        .map_err(thread_err("the async runtime"))?;
+    runtime.block_on(run_async(cfg, read))
+}
+
+fn fresh(beat: &AtomicU64) -> bool {
+    (now_micros().max(0) as u64).saturating_sub(beat.load(Ordering::Relaxed)) < 10_000_000
+}
+
+async fn run_async(cfg: Config, read: Vec<PathBuf>) -> Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(Live::load(&cfg.rule_dirs())?);
+    publish_rules(&metrics, &live);
+    let mut store = Store::open(&cfg.store.path)?;
+    writer::purge(&mut store, cfg.store.retention_days)?;
+    let sources = sources(&cfg);
+    let device_map = Arc::new(ArcSwap::from_pointee(devices::load(
+        &sources,
+        SystemTime::now(),
+    )?));
+    let shutdown = Shutdown::new();
+    let detection_beat = Arc::new(AtomicU64::new(0));
+    let store_beat = Arc::new(AtomicU64::new(0));
+
+    let store_writer = writer::spawn(
+        store,
+        16_384,
+        WriterConfig {
+            retention_days: cfg.store.retention_days,
+            purge_every: Duration::from_secs(86_400),
+        },
+        metrics.clone(),
+        store_beat.clone(),
+    )
+    .map_err(thread_err("the store writer"))?;
+
+    let (input_tx, input_rx) = std::sync::mpsc::sync_channel::<Input>(cfg.capture.queue);
+    let (chore_tx, chore_rx) = std::sync::mpsc::sync_channel::<Chore>(16);
+    let housekeeping = Housekeeping {
+        live: live.clone(),
+        devices: device_map.clone(),
+        sources,
+        refresh_every: Duration::from_secs(cfg.devices.refresh_secs.max(1)),
+        metrics: metrics.clone(),
+    }
+    .spawn(chore_rx, shutdown.flag())?;
+
+    let detection = Detection {
+        detector: Detector::new(DetectorConfig::default()),
+        pipeline: Pipeline::new(cfg.mode, cfg.incident_window_secs.saturating_mul(1_000_000)),
+        mode: cfg.mode,
+        live: live.clone(),
+        devices: device_map.clone(),
+        chores: chore_tx.clone(),
+        own_dns: cfg.dns.listen.clone(),
+        store: store_writer.tx.clone(),
+        metrics: metrics.clone(),
+        beat: detection_beat.clone(),
+    };
+    let detection_thread = std::thread::Builder::new()
+        .name("aiwarden-detect".into())
+        .spawn(move || detection.run(input_rx))
+        .map_err(thread_err("the detection thread"))?;
+    let writer_thread = store_writer.thread;
+    drop(store_writer.tx);
+
+    // Capture: live interfaces, or files with --read.
+    let mut captures = Vec::new();
+    let mut reader = None;
+    if read.is_empty() {
+        let opts = LiveOptions {
+            snaplen: cfg.capture.snaplen,
+            buffer_mib: cfg.capture.buffer_mib,
+            filter: cfg.capture.filter.clone(),
+        };
+        for iface in &cfg.capture.interfaces {
+            captures.push(capture::spawn_live(
+                iface,
+                opts.clone(),
+                input_tx.clone(),
+                shutdown.flag(),
+                metrics.clone(),
+            )?);
+        }
+    } else {
+        reader = Some(capture::spawn_file(
+            read.clone(),
+            input_tx.clone(),
+            shutdown.flag(),
+        )?);
+    }
+
+    // Resolver (not when reading files: those are someone else's queries).
+    let mut tasks = Vec::new();
+    let mut udp_threads = Vec::new();
+    let mut resolver_addrs: Vec<SocketAddr> = Vec::new();
+    if !cfg.dns.listen.is_empty() && read.is_empty() {
+        let sockets = resolver::bind(&cfg.dns.listen).await?;
+        let events = {
+            let tx = input_tx.clone();
+            let m = metrics.clone();
+            Box::new(move |ev: DnsEvent| {
+                if tx.try_send(Input::Resolver(Box::new(ev))).is_err() {
+                    m.events_dropped.inc();
+                }
+            })
+        };
+        let resolver = Arc::new(Resolver::new(
+            cfg.dns.clone(),
+            cfg.mode,
+            live.clone(),
+            device_map.clone(),
+            Some(events),
+            !cfg.capture.interfaces.is_empty(),
+            metrics.clone(),
+        )?);
+        for (udp, tcp) in sockets {
+            if let Ok(a) = udp.local_addr() {
+                resolver_addrs.push(a);
+            }
+            let (me, rt, stop) = (
+                resolver.clone(),
+                tokio::runtime::Handle::current(),
+                shutdown.flag(),
+            );
+            udp_threads.push(
+                std::thread::Builder::new()
+                    .name("aiwarden-dns-udp".into())
+                    .spawn(move || me.serve_udp(udp, rt, stop))
+                    .map_err(thread_err("a DNS thread"))?,
+            );
+            tasks.push(tokio::spawn(
+                resolver.clone().serve_tcp(tcp, shutdown.subscribe()),
+            ));
+        }
+    }
+    drop(input_tx);
+
+    // Metrics and health.
+    let healthy = Arc::new(AtomicBool::new(true));
+    let mut metrics_addr = None;
+    if let Some(addr) = cfg.metrics.listen {
+        let listener = crate::metrics::bind(addr)
+            .await
+            .map_err(|source| Error::Listen {
+                what: "metrics",
+                addr: addr.to_string(),
+                source,
+            })?;
+        metrics_addr = Some(addr);
+        tasks.push(tokio::spawn(crate::metrics::serve(
+            listener,
+            metrics.clone(),
+            healthy.clone(),
+            shutdown.subscribe(),
+        )));
+    }
+
+    systemd::notify("READY=1\nSTATUS=watching");
+    tracing::info!(
+        mode = cfg.mode.as_str(),
+        dns = ?resolver_addrs,
+        capture = ?cfg.capture.interfaces,
+        read = ?read,
+        metrics = ?metrics_addr,
+        rules = %live.dirs().catalog.display(),
+        site = %live.dirs().site.display(),
+        "aiwarden running"
+    );
+    tracing::info!(enforcement = %enforcement(&cfg), "enforcement");
+
+    let watchdog = systemd::watchdog_interval();
+    let signal = |kind| tokio::signal::unix::signal(kind).map_err(thread_err("signal handling"));
+    use tokio::signal::unix::SignalKind;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_watchdog = Instant::now();
+    loop {
+        tokio::select! {
+            _ = hup.recv() => { let _ = chore_tx.try_send(Chore::Reload); }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => {
+                if reader.as_ref().is_some_and(|r| r.is_finished()) {
+                    break;
+                }
+                let alive = fresh(&detection_beat) && fresh(&store_beat)
+                    && !detection_thread.is_finished() && !writer_thread.is_finished();
+                healthy.store(alive, Ordering::Relaxed);
+                if let Some(every) = watchdog {
+                    if alive && last_watchdog.elapsed() >= every {
+                        systemd::notify("WATCHDOG=1");
+                        last_watchdog = Instant::now();
+                    }
+                }
+            }
+        }
+    }
+
+    tracing::info!("stopping: flushing incidents");
+    systemd::notify("STOPPING=1");
+    shutdown.trigger();
+    for c in &captures {
+        c.wake();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let read_result = tokio::task::spawn_blocking(move || {
+        for t in udp_threads {
+            let _ = t.join();
+        }
+        for c in captures {
+            c.join();
+        }
+        let read = reader.map(|r| r.join());
+        // Every input sender is gone now: detection drains its queue and returns, then the
+        // writer flushes what detection sent.
+        let _ = detection_thread.join();
+        let _ = writer_thread.join();
+        let _ = housekeeping.join();
+        read
+    })
+    .await
+    .ok()
+    .flatten();
+    drop(chore_tx);
+    match read_result {
+        Some(Ok(Ok(frames))) => tracing::info!(frames, "capture files read"),
+        Some(Ok(Err(e))) => return Err(e),
+        Some(Err(_)) => tracing::error!("the capture file reader panicked"),
+        None => {}
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
