@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh
 cargo build --release --quiet
 echo "== detections (what was seen, the rule that decided, the verdict) =="
-./target/release/aiwarden replay --format table samples/clinic-morning.pcap
+./target/release/aiwarden replay --site samples/site --format table samples/clinic-morning.pcap
 echo
 echo "== incidents (per device and service, grouped within 10 minutes) =="
-./target/release/aiwarden replay --incidents --format table samples/clinic-morning.pcap 2>/dev/null
+./target/release/aiwarden replay --site samples/site --incidents --format table samples/clinic-morning.pcap 2>/dev/null

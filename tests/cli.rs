@@ -101,6 +101,8 @@ fn incidents_group_per_client_and_service() {
             "replay",
             "--no-progress",
             "--incidents",
+            "--site",
+            "samples/site",
             "samples/clinic-morning.pcap",
         ])
         .output()
@@ -206,8 +208,15 @@ fn rules_list_prints_the_catalog() {
 
 #[test]
 fn rules_check_and_explain() {
+    // The shipped site files define nothing; the sample clinic's define two groups.
     let out = aiwarden().args(["rules", "check"]).output().expect("runs");
     assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(text.ends_with("0 client groups, 0 warnings)\n"), "{text}");
+    let out = aiwarden()
+        .args(["rules", "check", "--site", "samples/site"])
+        .output()
+        .expect("runs");
     let text = String::from_utf8(out.stdout).expect("utf8");
     assert!(text.ends_with("2 client groups, 0 warnings)\n"), "{text}");
     let out = aiwarden()
@@ -216,6 +225,8 @@ fn rules_check_and_explain() {
             "explain",
             "Chat.OpenAI.com.",
             "--json",
+            "--site",
+            "samples/site",
             "--client",
             "10.0.0.21",
         ])
@@ -229,13 +240,15 @@ fn rules_check_and_explain() {
     assert_eq!(v["verdict"], "block");
     // 10.0.0.21 is the front desk, whose group may use no AI at all.
     assert_eq!(v["group"], "frontdesk");
-    assert_eq!(v["rule"], "site/groups.toml:27");
+    assert_eq!(v["rule"], "site/groups.toml:28");
     let out = aiwarden()
         .args([
             "rules",
             "explain",
             "chat.openai.com",
             "--json",
+            "--site",
+            "samples/site",
             "--client",
             "10.0.0.22",
         ])
@@ -251,6 +264,41 @@ fn rules_check_and_explain() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["tier"], serde_json::Value::Null);
     assert_eq!(v["verdict"], "allow");
+}
+
+#[test]
+fn the_shipped_rules_are_found_from_any_directory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = aiwarden()
+        .current_dir("/")
+        .args(["replay", "--no-progress"])
+        .arg(root.join("tests/fixtures/tls_rustls_single.pcap"))
+        .env_remove("AIWARDEN_RULES")
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let out = aiwarden()
+        .current_dir("/")
+        .args(["rules", "explain", "claude.ai"])
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("verdict:   block"),
+        "{out:?}"
+    );
+    // AIWARDEN_RULES points elsewhere: an error naming it.
+    let out = aiwarden()
+        .current_dir("/")
+        .args(["rules", "check"])
+        .env("AIWARDEN_RULES", "/nonexistent/rules")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/rules/catalog"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -531,4 +579,50 @@ fn bad_config_names_file_and_line() {
         .output()
         .expect("runs");
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn check_says_what_is_enforced_and_warns_about_a_loopback_resolver() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("aiwarden.toml");
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).expect("write");
+        let out = aiwarden()
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let out = check(
+        "mode = \"enforce\"\n[capture]\ninterfaces = [\"eth1\"]\n[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"9.9.9.9\"]\n",
+    );
+    assert!(
+        out.contains("dns.listen is only on loopback (127.0.0.1:53): no device on the LAN can reach the resolver"),
+        "{out}"
+    );
+    assert!(out.contains("1 warnings)"), "{out}");
+    assert!(
+        out.contains("enforcement: the resolver answers blocked names NXDOMAIN"),
+        "{out}"
+    );
+    let out = check(
+        "[capture]\ninterfaces = [\"eth1\"]\n[dns]\nlisten = [\"192.168.1.1:53\"]\nupstreams = [\"9.9.9.9\"]\n",
+    );
+    assert!(out.contains("0 warnings)"), "{out}");
+    assert!(out.contains("monitor mode"), "{out}");
+    // A capture filter that does not compile is an error naming the file and line.
+    std::fs::write(&cfg, "[capture]\nfilter = \"port 53 or\"\n").expect("write");
+    let out = aiwarden()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("{}:2: capture.filter", cfg.display())),
+        "{out:?}"
+    );
 }
