@@ -1,0 +1,240 @@
+//! Network namespaces for end-to-end tests: a client, a gateway running aiwarden and an
+//! upstream with servers, joined by veth pairs; removed (and their processes stopped, by
+//! PID) when dropped. Only traffic inside these namespaces.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_aiwarden");
+
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub(crate) fn sh(args: &[&str]) -> String {
+    let out = run(Command::new(args[0]).args(&args[1..]));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Namespaces and processes this test made; removed and stopped on drop, by PID.
+pub(crate) struct Net {
+    pub(crate) client: String,
+    pub(crate) gateway: String,
+    pub(crate) upstream: String,
+    pub(crate) children: Vec<Child>,
+}
+
+impl Net {
+    pub(crate) fn exec(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(args);
+        c
+    }
+
+    pub(crate) fn in_ns(&self, ns: &str, args: &[&str]) -> String {
+        String::from_utf8_lossy(&run(&mut self.exec(ns, args)).stdout).into_owned()
+    }
+
+    pub(crate) fn spawn(&mut self, ns: &str, args: &[&str], log: &Path) -> u32 {
+        let f = std::fs::File::create(log).expect("log file");
+        let child = self
+            .exec(ns, args)
+            .stdout(f.try_clone().expect("clone"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    pub(crate) fn dig(&self, args: &[&str]) -> String {
+        let mut a = vec!["dig", "@10.77.1.1", "+time=2", "+tries=1"];
+        a.extend_from_slice(args);
+        self.in_ns(&self.client.clone(), &a)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in [&self.client, &self.gateway, &self.upstream] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Client, gateway and upstream namespaces joined by veth pairs. With `dual_stack` the
+/// LAN and the link to the upstream carry IPv6 too, and the upstream holds "internet"
+/// addresses (documentation ranges, and 8.8.8.8 for a public resolver) routed through the
+/// gateway, all inside these namespaces.
+pub(crate) fn setup(dual_stack: bool) -> Net {
+    let pid = std::process::id();
+    let net = Net {
+        client: format!("aw-c-{pid}"),
+        gateway: format!("aw-g-{pid}"),
+        upstream: format!("aw-u-{pid}"),
+        children: Vec::new(),
+    };
+    for ns in [&net.client, &net.gateway, &net.upstream] {
+        sh(&["ip", "netns", "add", ns]);
+        sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+    }
+    let (c, g, u) = (&net.client, &net.gateway, &net.upstream);
+    sh(&[
+        "ip", "link", "add", "c0", "netns", c, "type", "veth", "peer", "g0", "netns", g,
+    ]);
+    sh(&[
+        "ip", "link", "add", "g1", "netns", g, "type", "veth", "peer", "u0", "netns", u,
+    ]);
+    for (ns, dev, addr) in [
+        (c, "c0", "10.77.1.2/24"),
+        (g, "g0", "10.77.1.1/24"),
+        (g, "g1", "10.77.2.1/24"),
+        (u, "u0", "10.77.2.2/24"),
+    ] {
+        sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
+        sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+    }
+    sh(&["ip", "-n", c, "route", "add", "default", "via", "10.77.1.1"]);
+    sh(&["ip", "-n", u, "route", "add", "default", "via", "10.77.2.1"]);
+    net.in_ns(g, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    if dual_stack {
+        for (ns, dev, addr) in [
+            (c, "c0", "fd77:1::2/64"),
+            (g, "g0", "fd77:1::1/64"),
+            (g, "g1", "fd77:2::1/64"),
+            (u, "u0", "fd77:2::2/64"),
+            (u, "u0", "2001:db8:77::10/128"),
+            (u, "u0", "2001:db8:77::99/128"),
+        ] {
+            sh(&["ip", "-n", ns, "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+        }
+        for addr in ["203.0.113.10/32", "203.0.113.20/32", "203.0.113.53/32", "8.8.8.8/32"] {
+            sh(&["ip", "-n", u, "addr", "add", addr, "dev", "u0"]);
+        }
+        sh(&["ip", "-n", c, "-6", "route", "add", "default", "via", "fd77:1::1"]);
+        sh(&["ip", "-n", u, "-6", "route", "add", "default", "via", "fd77:2::1"]);
+        sh(&["ip", "-n", g, "route", "add", "203.0.113.0/24", "via", "10.77.2.2"]);
+        sh(&["ip", "-n", g, "route", "add", "8.8.8.8/32", "via", "10.77.2.2"]);
+        sh(&["ip", "-n", g, "-6", "route", "add", "2001:db8:77::/48", "via", "fd77:2::2"]);
+        net.in_ns(g, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    }
+    net
+}
+
+/// The example probe client (real rustls and quinn handshakes), built beside the tests.
+pub(crate) fn probe() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir");
+    let p = dir.join("examples").join("probe");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --examples` (cargo test --all-targets does)",
+        p.display()
+    );
+    p
+}
+
+/// True when `tool` is on the PATH.
+pub(crate) fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+pub(crate) fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub(crate) fn copy_rules(to: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for sub in ["catalog", "site"] {
+        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
+        for e in std::fs::read_dir(root.join(sub)).expect("rules") {
+            let p = e.expect("entry").path();
+            std::fs::copy(&p, to.join(sub).join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+}
+
+pub(crate) fn incidents(store: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(BIN)
+        .args(["incidents", "list", "--json", "--store"])
+        .arg(store)
+        .output()
+        .expect("incidents list");
+    if !out.status.success() {
+        return Vec::new();
+    }
+    serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap_or_default()
+}
+
+pub(crate) fn metrics(net: &Net) -> String {
+    net.in_ns(
+        &net.gateway.clone(),
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            "http://127.0.0.1:9747/metrics",
+        ],
+    )
+}
+
+pub(crate) fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
+    let gw = net.gateway.clone();
+    let pid = net.spawn(
+        &gw,
+        &[BIN, "run", "--config", config.to_str().expect("utf8")],
+        log,
+    );
+    wait_for("the daemon's resolver", Duration::from_secs(20), || {
+        net.exec(
+            &net.client,
+            &[
+                "dig",
+                "@10.77.1.1",
+                "+time=1",
+                "+tries=1",
+                "allowed.example",
+            ],
+        )
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("198.51.100.7"))
+        .unwrap_or(false)
+    });
+    pid
+}
+
