@@ -233,3 +233,19 @@ fn malformed_frames_are_counted_and_capture_goes_on() {
         det.stats()
     );
 }
+
+#[test]
+fn real_ech_today_marks_both_connections() {
+    // Real ECH (rustls, a hand-built ECHConfig): the outer SNI is the config's public
+    // name, so the catalog's ech-public-names entry judges the first; the second's public
+    // name is listed nowhere. Today the detector marks every encrypted_client_hello
+    // extension `ech`, GREASE (tls_ech_grease.pcap) or real.
+    check(
+        "tls_ech_real.pcap",
+        &[
+            "dns 10.0.0.23:40070 10.0.0.1:53 chatgpt.com chatgpt block",
+            "tls 10.0.0.23:50070 104.18.32.47:443 cloudflare-ech.com ech-public-names block ech",
+            "tls 10.0.0.23:50071 104.18.33.99:443 public.example.net - allow ech unresolved",
+        ],
+    );
+}

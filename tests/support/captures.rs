@@ -28,6 +28,9 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 
+#[path = "ech.rs"]
+pub(crate) mod ech;
+
 pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
 
 /// 2026-11-23T08:00:00Z.
@@ -828,6 +831,8 @@ pub(crate) fn write_all(fixtures: &Path, samples: &Path) -> Res<()> {
     cap.udp(c(40063), r, &[0x55; 40]);
     cap.raw(frame);
     cap.write(&fixtures.join("malformed.pcap"))?;
+
+    ech::write_ech(fixtures)?;
 
     write_sample(&samples.join("clinic-morning.pcap"))?;
     Ok(())
