@@ -27,7 +27,11 @@ fn of<'a>(all: &'a [serde_json::Value], service: &str) -> Vec<&'a serde_json::Va
 fn hows(i: &serde_json::Value) -> Vec<String> {
     i["hows"]
         .as_array()
-        .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -133,27 +137,61 @@ fn dual_stack_and_every_bypass_path() {
     // the AAAA address aiwarden forwarded. One incident for the device, none unresolved.
     let host = "contoso-ai.openai.azure.com";
     assert!(net.dig(&["+short", host]).contains("203.0.113.10"));
-    assert!(net.dig(&["+short", "AAAA", host]).contains("2001:db8:77::10"));
+    assert!(net
+        .dig(&["+short", "AAAA", host])
+        .contains("2001:db8:77::10"));
     in_client(&[probe, "tls", "[2001:db8:77::10]:443", "--sni", host]);
-    in_client(&[probe, "quic", "[2001:db8:77::10]:443", "--sni", host, "--timeout-ms", "500"]);
-    wait_for("TLS and QUIC over IPv6 in the azure incident", Duration::from_secs(15), || {
-        let all = incidents(&store);
-        of(&all, "azure-openai").first().is_some_and(|i| {
-            let h = hows(i);
-            h.contains(&"tls".to_string()) && h.contains(&"quic".to_string())
-        })
-    });
+    in_client(&[
+        probe,
+        "quic",
+        "[2001:db8:77::10]:443",
+        "--sni",
+        host,
+        "--timeout-ms",
+        "500",
+    ]);
+    wait_for(
+        "TLS and QUIC over IPv6 in the azure incident",
+        Duration::from_secs(15),
+        || {
+            let all = incidents(&store);
+            of(&all, "azure-openai").first().is_some_and(|i| {
+                let h = hows(i);
+                h.contains(&"tls".to_string()) && h.contains(&"quic".to_string())
+            })
+        },
+    );
     let all = incidents(&store);
     let azure = of(&all, "azure-openai");
     assert_eq!(azure.len(), 1, "one incident for the device: {azure:#?}");
     assert_eq!(azure[0]["client_mac"], client_mac.as_str());
-    assert_eq!(hows(azure[0]), ["dns", "quic", "tls"], "none unresolved: {azure:#?}");
-    assert!(azure[0]["count"].as_u64().is_some_and(|c| c >= 3), "{azure:#?}");
+    assert_eq!(
+        hows(azure[0]),
+        ["dns", "quic", "tls"],
+        "none unresolved: {azure:#?}"
+    );
+    assert!(
+        azure[0]["count"].as_u64().is_some_and(|c| c >= 3),
+        "{azure:#?}"
+    );
 
     // 2. A hard-coded IPv6 address nobody resolved.
-    in_client(&[probe, "tls", "[2001:db8:77::99]:443", "--sni", "www.perplexity.ai"]);
+    in_client(&[
+        probe,
+        "tls",
+        "[2001:db8:77::99]:443",
+        "--sni",
+        "www.perplexity.ai",
+    ]);
     // 3. DNS over TLS to a literal address (nothing listens on 853: refused).
-    in_client(&["dig", "+tls", "@203.0.113.53", "+time=1", "+tries=1", "example.org"]);
+    in_client(&[
+        "dig",
+        "+tls",
+        "@203.0.113.53",
+        "+time=1",
+        "+tries=1",
+        "example.org",
+    ]);
     // 4. HTTPS to an IP-literal URL: a ClientHello without SNI.
     in_client(&["curl", "-sk", "--max-time", "3", "https://203.0.113.20/"]);
     // 5. A CONNECT proxy on port 3128 to an AI host.
@@ -198,7 +236,14 @@ fn dual_stack_and_every_bypass_path() {
         "https://example.org/",
     ]);
     // 8. A Chromium-style GREASE ECH ClientHello: the name is visible, nothing hidden.
-    in_client(&[probe, "tls", "10.77.2.2:443", "--sni", "claude.ai", "--grease-ech"]);
+    in_client(&[
+        probe,
+        "tls",
+        "10.77.2.2:443",
+        "--sni",
+        "claude.ai",
+        "--grease-ech",
+    ]);
 
     let want: [(&str, &str); 7] = [
         ("perplexity", "tls,unresolved"),
@@ -209,16 +254,29 @@ fn dual_stack_and_every_bypass_path() {
         ("doh-resolvers", "tls,unresolved,no_sni,addr"),
         ("claude", "tls,unresolved"),
     ];
-    wait_for("every bypass path's incident", Duration::from_secs(20), || {
-        let all = incidents(&store);
-        want.iter()
-            .all(|(svc, how)| of(&all, svc).iter().any(|i| hows(i).iter().any(|h| h == how)))
-    });
+    wait_for(
+        "every bypass path's incident",
+        Duration::from_secs(20),
+        || {
+            let all = incidents(&store);
+            want.iter().all(|(svc, how)| {
+                of(&all, svc)
+                    .iter()
+                    .any(|i| hows(i).iter().any(|h| h == how))
+            })
+        },
+    );
     let all = incidents(&store);
     for i in &all {
         println!(
             "incident {}: {} {} {} host={} hows={:?} mac={}",
-            i["id"], i["client_ip"], i["service"], i["verdict"], i["host"], i["hows"], i["client_mac"]
+            i["id"],
+            i["client_ip"],
+            i["service"],
+            i["verdict"],
+            i["host"],
+            i["hows"],
+            i["client_mac"]
         );
         assert!(
             hows(i).iter().all(|h| !h.split(',').any(|q| q == "ech")),
@@ -231,20 +289,43 @@ fn dual_stack_and_every_bypass_path() {
     assert_eq!(doh[0]["host"], "8.8.8.8", "named by its address: {doh:#?}");
 
     // 9. What an admin sees: counters for every path, and log lines without colour codes.
-    let m = metrics(&net);
-    for want in [
+    let wanted = [
         "aiwarden_events_total{kind=\"client_hello_without_sni\"}",
         "aiwarden_events_total{kind=\"http_connect\"}",
         "aiwarden_events_total{kind=\"tcp_nameless\"}",
         "aiwarden_events_total{kind=\"quic_client_hello\"}",
         "aiwarden_pipeline_total{kind=\"ech_grease\"} 1",
         "aiwarden_pipeline_total{kind=\"attempt\"}",
-    ] {
-        assert!(m.contains(want), "{want} missing from\n{m}");
+    ];
+    // Detection publishes its counters once a second.
+    wait_for(
+        "the detector's counters in /metrics",
+        Duration::from_secs(5),
+        || {
+            let m = metrics(&net);
+            wanted.iter().all(|w| m.contains(w))
+        },
+    );
+    let m = metrics(&net);
+    for l in m.lines().filter(|l| {
+        l.starts_with("aiwarden_events")
+            || l.starts_with("aiwarden_pipeline")
+            || l.starts_with("aiwarden_skipped")
+    }) {
+        println!("metrics: {l}");
     }
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(text.contains("aiwarden running"), "{text}");
-    assert!(text.contains("dns=[10.77.1.1:53, [fd77:1::1]:53]"), "{text}");
-    assert!(text.contains(" incident "), "one line per new incident:\n{text}");
-    assert!(!text.contains('\u{1b}'), "no colour codes in a log file:\n{text}");
+    assert!(
+        text.contains("dns=[10.77.1.1:53, [fd77:1::1]:53]"),
+        "{text}"
+    );
+    assert!(
+        text.contains(" incident "),
+        "one line per new incident:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no colour codes in a log file:\n{text}"
+    );
 }

@@ -235,17 +235,26 @@ fn malformed_frames_are_counted_and_capture_goes_on() {
 }
 
 #[test]
-fn real_ech_today_marks_both_connections() {
+fn real_ech_is_judged_by_the_name_the_device_asked_for() {
     // Real ECH (rustls, a hand-built ECHConfig): the outer SNI is the config's public
-    // name, so the catalog's ech-public-names entry judges the first; the second's public
-    // name is listed nowhere. Today the detector marks every encrypted_client_hello
-    // extension `ech`, GREASE (tls_ech_grease.pcap) or real.
+    // name. The first connection goes to the address DNS gave for chatgpt.com, and the
+    // device never looked up cloudflare-ech.com: the real destination is chatgpt.com, and
+    // that is what the rules judge. The second goes to an address nobody resolved with a
+    // public name no list knows: from the wire it cannot be told from GREASE, so it is not
+    // marked (it is unresolved; a rule on the name would still apply).
     check(
         "tls_ech_real.pcap",
         &[
             "dns 10.0.0.23:40070 10.0.0.1:53 chatgpt.com chatgpt block",
-            "tls 10.0.0.23:50070 104.18.32.47:443 cloudflare-ech.com ech-public-names block ech",
-            "tls 10.0.0.23:50071 104.18.33.99:443 public.example.net - allow ech unresolved",
+            "tls 10.0.0.23:50070 104.18.32.47:443 cloudflare-ech.com chatgpt block ech",
+            "tls 10.0.0.23:50071 104.18.33.99:443 public.example.net - allow unresolved",
         ],
     );
+    let (obs, _) = expect::observations(&fixture("tls_ech_real.pcap"));
+    let asked: Vec<Option<&str>> = obs
+        .iter()
+        .filter(|o| o.proto == aiwarden::detect::Proto::Tls)
+        .map(|o| o.asked.as_ref().map(|h| h.as_str()))
+        .collect();
+    assert_eq!(asked, [Some("chatgpt.com"), None]);
 }

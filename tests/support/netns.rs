@@ -129,16 +129,71 @@ pub(crate) fn setup(dual_stack: bool) -> Net {
             (u, "u0", "2001:db8:77::10/128"),
             (u, "u0", "2001:db8:77::99/128"),
         ] {
-            sh(&["ip", "-n", ns, "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+            sh(&[
+                "ip", "-n", ns, "-6", "addr", "add", addr, "dev", dev, "nodad",
+            ]);
         }
-        for addr in ["203.0.113.10/32", "203.0.113.20/32", "203.0.113.53/32", "8.8.8.8/32"] {
+        for addr in [
+            "203.0.113.10/32",
+            "203.0.113.20/32",
+            "203.0.113.53/32",
+            "8.8.8.8/32",
+        ] {
             sh(&["ip", "-n", u, "addr", "add", addr, "dev", "u0"]);
         }
-        sh(&["ip", "-n", c, "-6", "route", "add", "default", "via", "fd77:1::1"]);
-        sh(&["ip", "-n", u, "-6", "route", "add", "default", "via", "fd77:2::1"]);
-        sh(&["ip", "-n", g, "route", "add", "203.0.113.0/24", "via", "10.77.2.2"]);
-        sh(&["ip", "-n", g, "route", "add", "8.8.8.8/32", "via", "10.77.2.2"]);
-        sh(&["ip", "-n", g, "-6", "route", "add", "2001:db8:77::/48", "via", "fd77:2::2"]);
+        sh(&[
+            "ip",
+            "-n",
+            c,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd77:1::1",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            u,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd77:2::1",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            g,
+            "route",
+            "add",
+            "203.0.113.0/24",
+            "via",
+            "10.77.2.2",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            g,
+            "route",
+            "add",
+            "8.8.8.8/32",
+            "via",
+            "10.77.2.2",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            g,
+            "-6",
+            "route",
+            "add",
+            "2001:db8:77::/48",
+            "via",
+            "fd77:2::2",
+        ]);
         net.in_ns(g, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
     }
     net
@@ -147,10 +202,7 @@ pub(crate) fn setup(dual_stack: bool) -> Net {
 /// The example probe client (real rustls and quinn handshakes), built beside the tests.
 pub(crate) fn probe() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let p = dir.join("examples").join("probe");
     assert!(
         p.exists(),
@@ -237,4 +289,3 @@ pub(crate) fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
     });
     pid
 }
-

@@ -112,9 +112,9 @@ fn dns_answer_explains_later_connection() {
     m.add_answer(hickory_proto::rr::Record::from_rdata(
         name,
         60,
-        hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::from(
-            std::net::Ipv4Addr::from(SERVER),
-        )),
+        hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A::from(std::net::Ipv4Addr::from(
+            SERVER,
+        ))),
     ));
     let answer = m.to_vec().expect("encode");
     let stream = records(&client_hello_message("claude.ai", false), 16_384);
@@ -294,7 +294,9 @@ fn dgram(src: &str, dst: &str, mac: u8, payload: &[u8]) -> Vec<u8> {
         _ => panic!("mixed families"),
     };
     let mut out = Vec::new();
-    ip.udp(s.port(), d.port()).write(&mut out, payload).expect("write");
+    ip.udp(s.port(), d.port())
+        .write(&mut out, payload)
+        .expect("write");
     out
 }
 
@@ -324,7 +326,10 @@ fn tls_on_any_port_is_followed_from_its_syn() {
     let hello = records(&client_hello_message("claude.ai", false), 16_384);
     let c = "10.0.0.23:50100";
     let s = "203.0.113.5:4443";
-    let obs = feed(&[seg(c, s, 0x23, 99, "S", &[]), seg(c, s, 0x23, 100, "A", &hello)]);
+    let obs = feed(&[
+        seg(c, s, 0x23, 99, "S", &[]),
+        seg(c, s, 0x23, 100, "A", &hello),
+    ]);
     assert_eq!(hosts(&obs), vec![(Proto::Tls, "claude.ai".into())]);
     assert_eq!(obs[0].server.port(), 4443);
     assert!(obs[0].unresolved);
@@ -353,9 +358,15 @@ fn plain_http_and_a_connect_tunnel_name_their_hosts() {
     ]);
     assert_eq!(
         hosts(&obs),
-        vec![(Proto::Connect, "claude.ai".into()), (Proto::Tls, "claude.ai".into())]
+        vec![
+            (Proto::Connect, "claude.ai".into()),
+            (Proto::Tls, "claude.ai".into())
+        ]
     );
-    assert!(obs.iter().all(|o| !o.unresolved), "a proxy's client resolves nothing");
+    assert!(
+        obs.iter().all(|o| !o.unresolved),
+        "a proxy's client resolves nothing"
+    );
 }
 
 #[test]
@@ -369,18 +380,37 @@ fn a_connection_that_names_nothing_is_a_nameless_observation() {
     // SSH: a protocol aiwarden does not read.
     let obs = feed(&[
         seg(c, "203.0.113.9:22", 0x23, 0, "S", &[]),
-        seg(c, "203.0.113.9:22", 0x23, 1, "A", b"SSH-2.0-OpenSSH_9.2\r\n"),
+        seg(
+            c,
+            "203.0.113.9:22",
+            0x23,
+            1,
+            "A",
+            b"SSH-2.0-OpenSSH_9.2\r\n",
+        ),
     ]);
     assert_eq!(hosts(&obs), vec![(Proto::Tcp, "-".into())]);
     // A SYN that is never answered: reported once its first flight times out.
     let mut d = Detector::new(DetectorConfig::default());
     assert!(d
-        .process(Timestamp::from_micros(0), LinkType::Ethernet, &seg(c, s, 0x23, 0, "S", &[]))
+        .process(
+            Timestamp::from_micros(0),
+            LinkType::Ethernet,
+            &seg(c, s, 0x23, 0, "S", &[])
+        )
         .is_empty());
     let later = dgram("10.0.0.23:40000", "10.0.0.1:9", 0x23, b"x");
-    let obs = d.process(Timestamp::from_micros(6_000_000), LinkType::Ethernet, &later);
+    let obs = d.process(
+        Timestamp::from_micros(6_000_000),
+        LinkType::Ethernet,
+        &later,
+    );
     assert_eq!(hosts(&obs), vec![(Proto::Tcp, "-".into())]);
-    assert_eq!(obs[0].ts, Timestamp::from_micros(0), "dated when the connection began");
+    assert_eq!(
+        obs[0].ts,
+        Timestamp::from_micros(0),
+        "dated when the connection began"
+    );
     assert_eq!(d.stats().get("tcp_first_flight_timed_out"), 1);
 }
 
@@ -389,8 +419,7 @@ fn a_client_hello_without_sni_is_reported() {
     let mut msg = client_hello_message("x.example", false);
     // Rebuild without the SNI extension: a rustls client given an IP address sends none.
     let sni_len = 4 + 2 + 3 + "x.example".len();
-    let ext_start = msg.len()
-        - (sni_len + 4 + 2 + b"\x02h2\x08http/1.1".len());
+    let ext_start = msg.len() - (sni_len + 4 + 2 + b"\x02h2\x08http/1.1".len());
     msg.drain(ext_start..ext_start + sni_len);
     let body_len = (msg.len() - 4) as u32;
     msg[1..4].copy_from_slice(&body_len.to_be_bytes()[1..]);
@@ -399,7 +428,10 @@ fn a_client_hello_without_sni_is_reported() {
     assert_eq!(tls::parse_client_hello(&msg).map(|c| c.sni), Some(None));
     let c = "10.0.0.23:50400";
     let s = "8.8.8.8:443";
-    let (obs, d) = run(&[seg(c, s, 0x23, 0, "S", &[]), seg(c, s, 0x23, 1, "A", &records(&msg, 16_384))]);
+    let (obs, d) = run(&[
+        seg(c, s, 0x23, 0, "S", &[]),
+        seg(c, s, 0x23, 1, "A", &records(&msg, 16_384)),
+    ]);
     assert_eq!(hosts(&obs), vec![(Proto::Tls, "-".into())]);
     assert!(obs[0].unresolved);
     assert_eq!(d.stats().get("client_hello_without_sni"), 1);
@@ -412,24 +444,76 @@ fn a_dual_stack_device_is_explained_by_its_ipv4_lookup() {
     let hello = records(&client_hello_message("claude.ai", false), 16_384);
     let v6 = "[2001:db8::a1]:50500";
     let frames = [
-        dgram("10.0.0.23:40000", "10.0.0.1:53", 0x23, &query("claude.ai", 7)),
-        dgram("10.0.0.1:53", "10.0.0.23:40000", 0x01, &answer("claude.ai", 7, &["160.79.104.10", "2607:6bc0::10"])),
+        dgram(
+            "10.0.0.23:40000",
+            "10.0.0.1:53",
+            0x23,
+            &query("claude.ai", 7),
+        ),
+        dgram(
+            "10.0.0.1:53",
+            "10.0.0.23:40000",
+            0x01,
+            &answer("claude.ai", 7, &["160.79.104.10", "2607:6bc0::10"]),
+        ),
         seg(v6, "[2607:6bc0::10]:443", 0x23, 0, "S", &[]),
         seg(v6, "[2607:6bc0::10]:443", 0x23, 1, "A", &hello),
         // A hard-coded IPv6 address nobody resolved.
-        seg("[2001:db8::a1]:50501", "[2607:6bc0::99]:443", 0x23, 0, "S", &[]),
-        seg("[2001:db8::a1]:50501", "[2607:6bc0::99]:443", 0x23, 1, "A", &hello),
+        seg(
+            "[2001:db8::a1]:50501",
+            "[2607:6bc0::99]:443",
+            0x23,
+            0,
+            "S",
+            &[],
+        ),
+        seg(
+            "[2001:db8::a1]:50501",
+            "[2607:6bc0::99]:443",
+            0x23,
+            1,
+            "A",
+            &hello,
+        ),
         // Another device on the segment using the same IPv6 server address: not explained.
-        seg("[2001:db8::b2]:50502", "[2607:6bc0::10]:443", 0x24, 0, "S", &[]),
-        seg("[2001:db8::b2]:50502", "[2607:6bc0::10]:443", 0x24, 1, "A", &hello),
+        seg(
+            "[2001:db8::b2]:50502",
+            "[2607:6bc0::10]:443",
+            0x24,
+            0,
+            "S",
+            &[],
+        ),
+        seg(
+            "[2001:db8::b2]:50502",
+            "[2607:6bc0::10]:443",
+            0x24,
+            1,
+            "A",
+            &hello,
+        ),
     ];
     let obs = feed(&frames);
     let tls: Vec<(&str, bool)> = obs
         .iter()
         .filter(|o| o.proto == Proto::Tls)
-        .map(|o| (if o.client.port() == 50500 { "lookup" } else if o.client.port() == 50501 { "literal" } else { "other" }, o.unresolved))
+        .map(|o| {
+            (
+                if o.client.port() == 50500 {
+                    "lookup"
+                } else if o.client.port() == 50501 {
+                    "literal"
+                } else {
+                    "other"
+                },
+                o.unresolved,
+            )
+        })
         .collect();
-    assert_eq!(tls, vec![("lookup", false), ("literal", true), ("other", true)]);
+    assert_eq!(
+        tls,
+        vec![("lookup", false), ("literal", true), ("other", true)]
+    );
     assert!(obs
         .iter()
         .filter(|o| o.client.ip().is_ipv6() && o.client.port() != 50502)
@@ -445,18 +529,48 @@ fn real_ech_names_the_host_the_device_asked_for() {
         records(&m, 16_384)
     };
     let frames = [
-        dgram("10.0.0.23:40000", "10.0.0.1:53", 0x23, &query("chatgpt.com", 9)),
-        dgram("10.0.0.1:53", "10.0.0.23:40000", 0x01, &answer("chatgpt.com", 9, &["104.18.32.47"])),
+        dgram(
+            "10.0.0.23:40000",
+            "10.0.0.1:53",
+            0x23,
+            &query("chatgpt.com", 9),
+        ),
+        dgram(
+            "10.0.0.1:53",
+            "10.0.0.23:40000",
+            0x01,
+            &answer("chatgpt.com", 9, &["104.18.32.47"]),
+        ),
         // Real ECH: the outer SNI is a public name the device never looked up.
         seg("10.0.0.23:50600", server, 0x23, 0, "S", &[]),
-        seg("10.0.0.23:50600", server, 0x23, 1, "A", &ech_hello("cloudflare-ech.com")),
+        seg(
+            "10.0.0.23:50600",
+            server,
+            0x23,
+            1,
+            "A",
+            &ech_hello("cloudflare-ech.com"),
+        ),
         // GREASE: the real name in the SNI.
         seg("10.0.0.23:50601", server, 0x23, 0, "S", &[]),
-        seg("10.0.0.23:50601", server, 0x23, 1, "A", &ech_hello("chatgpt.com")),
+        seg(
+            "10.0.0.23:50601",
+            server,
+            0x23,
+            1,
+            "A",
+            &ech_hello("chatgpt.com"),
+        ),
     ];
-    let obs: Vec<Observation> = feed(&frames).into_iter().filter(|o| o.proto == Proto::Tls).collect();
+    let obs: Vec<Observation> = feed(&frames)
+        .into_iter()
+        .filter(|o| o.proto == Proto::Tls)
+        .collect();
     assert_eq!(obs.len(), 2);
     assert!(obs[0].ech_offered && obs[1].ech_offered);
-    assert_eq!(obs[0].asked.as_ref().map(|h| h.as_str()), Some("chatgpt.com"));
+    assert_eq!(
+        obs[0].asked.as_ref().map(|h| h.as_str()),
+        Some("chatgpt.com")
+    );
     assert_eq!(obs[1].asked, None, "GREASE hides nothing");
 }
