@@ -258,3 +258,77 @@ fn real_ech_is_judged_by_the_name_the_device_asked_for() {
         .collect();
     assert_eq!(asked, [Some("chatgpt.com"), None]);
 }
+
+#[test]
+fn plain_http_names_its_host_on_any_port() {
+    check(
+        "http_host.pcap",
+        &[
+            "http 10.0.0.23:50080 203.0.113.7:80 chatgpt.com chatgpt block unresolved",
+            "http 10.0.0.23:50081 203.0.113.7:8080 claude.ai claude block unresolved",
+        ],
+    );
+}
+
+#[test]
+fn a_connect_proxy_shows_the_tunnel_target_and_the_hello_inside() {
+    check(
+        "connect_proxy.pcap",
+        &[
+            "connect 10.0.0.23:50128 10.0.0.1:3128 chatgpt.com chatgpt block",
+            "tls 10.0.0.23:50128 10.0.0.1:3128 chatgpt.com chatgpt block",
+        ],
+    );
+}
+
+#[test]
+fn dns_over_tls_by_port_and_by_name() {
+    check(
+        "dot_853.pcap",
+        &[
+            // `dig +tls @IP` refused: the SYN alone says what it was.
+            "tcp 10.0.0.23:50853 203.0.113.53:853 - dns-port-853 block unresolved port_853",
+            "tls 10.0.0.23:50854 8.8.4.4:853 dns.google doh-resolvers block unresolved port_853",
+        ],
+    );
+}
+
+#[test]
+fn tls_without_sni_by_address_and_as_unexplained() {
+    check(
+        "tls_no_sni.pcap",
+        &[
+            "tls 10.0.0.23:50443 203.0.113.9:443 - tls-without-name flag unresolved no_sni",
+            "tls 10.0.0.23:50444 1.1.1.1:443 - doh-resolvers block unresolved no_sni addr",
+            "quic 10.0.0.23:50445 8.8.8.8:443 - doh-resolvers block unresolved no_sni addr",
+        ],
+    );
+}
+
+#[test]
+fn tls_and_quic_on_other_ports() {
+    check(
+        "any_port.pcap",
+        &[
+            "tls 10.0.0.23:54443 203.0.113.5:4443 claude.ai claude block unresolved",
+            "quic 10.0.0.23:58443 203.0.113.6:8443 gemini.google.com gemini block unresolved",
+        ],
+    );
+}
+
+#[test]
+fn a_dual_stack_device_is_explained_by_its_ipv4_lookup() {
+    check(
+        "dual_stack.pcap",
+        &[
+            "dns 10.0.0.23:40100 10.0.0.1:53 claude.ai claude block",
+            "dns 10.0.0.23:40101 10.0.0.1:53 claude.ai claude block",
+            "tls [2001:db8::23]:50600 [2607:6bc0::10]:443 claude.ai claude block",
+            "tls [2001:db8::23]:50601 [2607:6bc0::99]:443 claude.ai claude block unresolved",
+        ],
+    );
+    let (obs, _) = expect::observations(&fixture("dual_stack.pcap"));
+    let macs: std::collections::BTreeSet<_> = obs.iter().map(|o| o.client_mac).collect();
+    assert_eq!(macs.len(), 1, "one device: {macs:?}");
+    assert!(macs.iter().all(Option::is_some));
+}

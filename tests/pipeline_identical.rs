@@ -3,7 +3,7 @@
 //! the pipeline is written once. No root needed: the daemon reads a file and serves no
 //! socket.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aiwarden");
@@ -14,7 +14,7 @@ fn root() -> &'static Path {
 
 /// The incidents the daemon stored, oldest first, as replay prints them (no row id, no
 /// acknowledgements).
-fn daemon_rows(capture: &Path, mode: &str) -> Vec<serde_json::Value> {
+fn daemon_rows(captures: &[PathBuf], mode: &str) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("incidents.db");
     let empty = dir.path().join("arp");
@@ -35,8 +35,11 @@ fn daemon_rows(capture: &Path, mode: &str) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
         .args(["run", "--config"])
         .arg(&cfg)
-        .arg("--read")
-        .arg(capture)
+        .args(
+            captures
+                .iter()
+                .flat_map(|c| [Path::new("--read"), c.as_path()]),
+        )
         .output()
         .expect("run");
     assert!(out.status.success(), "{out:?}");
@@ -56,7 +59,7 @@ fn daemon_rows(capture: &Path, mode: &str) -> Vec<serde_json::Value> {
     rows
 }
 
-fn replay_rows(capture: &Path, mode: &str) -> Vec<serde_json::Value> {
+fn replay_rows(captures: &[PathBuf], mode: &str) -> Vec<serde_json::Value> {
     let out = Command::new(BIN)
         .args([
             "replay",
@@ -67,7 +70,7 @@ fn replay_rows(capture: &Path, mode: &str) -> Vec<serde_json::Value> {
             "--site",
         ])
         .arg(root().join("samples/site"))
-        .arg(capture)
+        .args(captures)
         .output()
         .expect("replay");
     assert!(out.status.success(), "{out:?}");
@@ -80,14 +83,28 @@ fn replay_rows(capture: &Path, mode: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn replay_and_the_daemon_record_the_same_incidents() {
-    for (capture, mode) in [
-        ("samples/clinic-morning.pcap", "enforce"),
-        ("samples/clinic-morning.pcap", "monitor"),
+    let paths: Vec<&str> = [
+        "http_host",
+        "connect_proxy",
+        "dot_853",
+        "tls_no_sni",
+        "any_port",
+        "dual_stack",
+        "tls_ech_real",
+        "tls_ech_grease",
+    ]
+    .iter()
+    .map(|f| Box::leak(format!("tests/fixtures/{f}.pcap").into_boxed_str()) as &str)
+    .collect();
+    for (captures, mode, at_least) in [
+        (vec!["samples/clinic-morning.pcap"], "enforce", 8),
+        (vec!["samples/clinic-morning.pcap"], "monitor", 8),
+        (paths, "enforce", 6),
     ] {
-        let capture = root().join(capture);
-        let daemon = daemon_rows(&capture, mode);
-        let replay = replay_rows(&capture, mode);
-        assert!(daemon.len() >= 8, "{daemon:#?}");
-        assert_eq!(daemon, replay, "{} in {mode} mode", capture.display());
+        let captures: Vec<PathBuf> = captures.iter().map(|c| root().join(c)).collect();
+        let daemon = daemon_rows(&captures, mode);
+        let replay = replay_rows(&captures, mode);
+        assert!(daemon.len() >= at_least, "{daemon:#?}");
+        assert_eq!(daemon, replay, "{captures:?} in {mode} mode");
     }
 }

@@ -200,11 +200,11 @@ impl<'a> Detection<'a> {
 }
 
 /// Replays `files` in order through one detector, writing to `out`.
-pub fn run(
+pub fn run<W: Write>(
     files: &[PathBuf],
     rules: &RuleSet,
     opts: &Options,
-    out: &mut impl Write,
+    out: &mut W,
 ) -> Result<Summary> {
     let started = Instant::now();
     let mut det = Detector::new(opts.detector.clone());
@@ -229,35 +229,38 @@ pub fn run(
     let devices = DeviceMap::default();
     let mut pipeline = Pipeline::new(opts.mode, opts.window_micros);
     let mut incidents = Incidents::default();
+    let mut step = |o: Observation, det: &Detector, out: &mut W| -> Result<()> {
+        let ip = o.client.ip();
+        let who = devices.identify_with(ip, o.client_mac.or_else(|| det.mac_of(ip)));
+        let j = judge(rules, &o, &who.client(), opts.mode);
+        if !(j.matched() || opts.all && o.host.is_some()) {
+            return Ok(());
+        }
+        let outcome = pipeline.step(&o, &who, &j);
+        let key = j
+            .decision
+            .service
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |s| s.id.to_string());
+        *summary.by_service.entry(key).or_insert(0) += 1;
+        *summary
+            .by_verdict
+            .entry(j.decision.verdict.as_str())
+            .or_insert(0) += 1;
+        if let Some(op) = &outcome.incident {
+            incidents.apply(op);
+        }
+        if !opts.incidents {
+            write_detection(out, &Detection::new(&o, &j), opts.format, &mut table_header)?;
+        }
+        Ok(())
+    };
     for path in files {
         let mut reader = FileReader::open(path)?;
         let mut n = 0u64;
         while let Some(frame) = reader.next_frame()? {
             for o in det.process(frame.ts, frame.link, frame.data) {
-                let ip = o.client.ip();
-                let who = devices.identify_with(ip, o.client_mac.or_else(|| det.mac_of(ip)));
-                let j = judge(rules, &o, &who.client(), opts.mode);
-                let matched = j.matched();
-                if !(matched || opts.all && o.host.is_some()) {
-                    continue;
-                }
-                let outcome = pipeline.step(&o, &who, &j);
-                let key = j
-                    .decision
-                    .service
-                    .as_ref()
-                    .map_or_else(|| "-".to_string(), |s| s.id.to_string());
-                *summary.by_service.entry(key).or_insert(0) += 1;
-                *summary
-                    .by_verdict
-                    .entry(j.decision.verdict.as_str())
-                    .or_insert(0) += 1;
-                if let Some(op) = &outcome.incident {
-                    incidents.apply(op);
-                }
-                if !opts.incidents {
-                    write_detection(out, &Detection::new(&o, &j), opts.format, &mut table_header)?;
-                }
+                step(o, &det, out)?;
             }
             n += 1;
             if n % 65_536 == 0 {
@@ -267,6 +270,9 @@ pub fn run(
             }
         }
         done_bytes += reader.position;
+    }
+    for o in det.finish() {
+        step(o, &det, out)?;
     }
     summary.incidents = incidents.len();
     if opts.incidents {
@@ -340,8 +346,10 @@ fn write_incident(
             }
             let r = &i.record;
             let device = r
-                .client_mac
-                .map_or_else(|| r.client_ip.to_string(), |m| m.to_string());
+                .label
+                .clone()
+                .or_else(|| r.device.clone())
+                .unwrap_or_else(|| r.client_ip.to_string());
             writeln!(
                 out,
                 "{:<20} {:<20} {:<18} {:<26} {:>5} {:<7} {} / {}",

@@ -122,6 +122,10 @@ impl Detection {
                 }
             }
         }
+        // Connections still waiting for their first flight end with the capture.
+        for obs in self.detector.finish() {
+            self.observe(obs, None);
+        }
         let now = self.detector.stats().clone();
         self.metrics.add_detector_stats(&now, &published);
     }

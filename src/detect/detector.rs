@@ -281,6 +281,22 @@ impl Detector {
         out
     }
 
+    /// Ends the capture: every connection whose first flight has named nothing yet becomes
+    /// a nameless `tcp` observation (oldest first), as if it had timed out. A replay calls
+    /// it after the last frame, the daemon when it stops.
+    pub fn finish(&mut self) -> Vec<Observation> {
+        let mut open: Vec<(Timestamp, FlowKey)> = Vec::new();
+        while let Some((key, f)) = self.tcp.pop_lru() {
+            if !f.done && f.kind != Kind::Dns {
+                open.push((f.first_seen, key));
+            }
+        }
+        open.sort_by_key(|(ts, k)| (*ts, k.src, k.dst));
+        open.into_iter()
+            .map(|(ts, key)| self.nameless(ts, key))
+            .collect()
+    }
+
     /// Forgets idle TCP streams; runs at most once per second of capture time. A first
     /// flight that never named anything becomes a nameless `tcp` observation.
     fn sweep(&mut self, now: Timestamp, out: &mut Vec<Observation>) {

@@ -30,6 +30,8 @@ use pcap_file::DataLink;
 
 #[path = "ech.rs"]
 pub(crate) mod ech;
+#[path = "paths.rs"]
+pub(crate) mod paths;
 
 pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -38,8 +40,24 @@ const BASE_SECS: u64 = 1_795_420_800;
 
 pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 23);
 pub(crate) const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x23];
 const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+/// The MAC a frame to or from `ip` carries on the clinic's LAN: each workstation its own,
+/// from the last byte of its address (10.0.0.23 and 2001:db8::23 are the same device);
+/// the gateway's for the gateway and for every address beyond it.
+fn mac_of(ip: IpAddr) -> [u8; 6] {
+    let last = match ip {
+        IpAddr::V4(v4) => v4.octets()[3],
+        IpAddr::V6(v6) => format!("{:x}", v6.segments()[7])
+            .parse::<u8>()
+            .unwrap_or(v6.octets()[15]),
+    };
+    if !is_local(ip) || last == 1 {
+        GW_MAC
+    } else {
+        [2, 0, 0, 0, 0, last]
+    }
+}
 
 /// A rustls ClientHello as the bytes a client writes first (TLS records).
 pub(crate) fn rustls_client_hello(sni: &str, ech_grease: bool) -> Res<Vec<u8>> {
@@ -204,14 +222,8 @@ impl Capture {
         &self,
         src: IpAddr,
         dst: IpAddr,
-        from_client: bool,
     ) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
-        let (smac, dmac) = if from_client {
-            (CLIENT_MAC, GW_MAC)
-        } else {
-            (GW_MAC, CLIENT_MAC)
-        };
-        let eth = PacketBuilder::ethernet2(smac, dmac);
+        let eth = PacketBuilder::ethernet2(mac_of(src), mac_of(dst));
         let ip = |b: etherparse::PacketBuilderStep<etherparse::VlanHeader>| match (src, dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => b.ipv4(s.octets(), d.octets(), 64),
             (IpAddr::V6(s), IpAddr::V6(d)) => b.ipv6(s.octets(), d.octets(), 64),
@@ -256,10 +268,7 @@ impl Capture {
     }
 
     pub(crate) fn udp(&mut self, src: SocketAddr, dst: SocketAddr, payload: &[u8]) {
-        let from_client = is_local(src.ip());
-        let b = self
-            .builder(src.ip(), dst.ip(), from_client)
-            .udp(src.port(), dst.port());
+        let b = self.builder(src.ip(), dst.ip()).udp(src.port(), dst.port());
         let mut f = Vec::new();
         b.write(&mut f, payload).expect("write frame");
         self.push_ethernet(f);
@@ -274,10 +283,9 @@ impl Capture {
         flags: &str,
         payload: &[u8],
     ) {
-        let from_client = is_local(src.ip());
-        let mut b =
-            self.builder(src.ip(), dst.ip(), from_client)
-                .tcp(src.port(), dst.port(), seq, 64_240);
+        let mut b = self
+            .builder(src.ip(), dst.ip())
+            .tcp(src.port(), dst.port(), seq, 64_240);
         if flags.contains('S') {
             b = b.syn();
         }
@@ -289,6 +297,9 @@ impl Capture {
         }
         if flags.contains('F') {
             b = b.fin();
+        }
+        if flags.contains('R') {
+            b = b.rst();
         }
         let mut f = Vec::new();
         b.write(&mut f, payload).expect("write frame");
@@ -833,6 +844,7 @@ pub(crate) fn write_all(fixtures: &Path, samples: &Path) -> Res<()> {
     cap.write(&fixtures.join("malformed.pcap"))?;
 
     ech::write_ech(fixtures)?;
+    paths::write_paths(fixtures)?;
 
     write_sample(&samples.join("clinic-morning.pcap"))?;
     Ok(())

@@ -25,6 +25,7 @@ pub(crate) fn observations(path: &Path) -> (Vec<Observation>, Detector) {
             aiwarden::detect::Timestamp::from_secs_micros(p.header.ts.tv_sec, p.header.ts.tv_usec);
         out.extend(det.process(ts, link, p.data));
     }
+    out.extend(det.finish());
     (out, det)
 }
 
