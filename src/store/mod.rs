@@ -51,18 +51,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod chain;
+mod read;
+mod retention;
 pub mod writer;
 
-use std::net::IpAddr;
-
-use rusqlite::types::{FromSqlError, Value};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
-use crate::incident::{How, IncidentRecord, IncidentSummary, Touch, MAX_SEEN_PER_INCIDENT};
-use crate::policy::{Mac, Mode, Tier, Verdict};
+use crate::incident::{IncidentRecord, IncidentSummary, Touch, MAX_SEEN_PER_INCIDENT};
+use crate::policy::Verdict;
 use crate::{Error, Result};
-use chain::{ack_values, chain_head, check_chain, hex, incident_values, insert_log, read_anchor};
+use chain::{ack_values, chain_head, check_chain, incident_values, insert_log};
 pub use chain::{Broken, Head, VerifyReport};
 
 /// The schema this build reads and writes (`PRAGMA user_version`).
@@ -426,174 +425,11 @@ impl Store {
         tx.commit().ctx(&self.path, "commit usage")
     }
 
-    /// Usage from `from_day` to `to_day` (both `YYYY-MM-DD`, inclusive), by day, service and
-    /// verdict.
-    pub fn usage(&self, from_day: &str, to_day: &str) -> Result<Vec<UsageRow>> {
-        check_day(from_day)?;
-        check_day(to_day)?;
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT day, service, verdict, count FROM usage WHERE day BETWEEN ?1 AND ?2
-                 ORDER BY day, service, verdict",
-            )
-            .ctx(&self.path, "read usage")?;
-        let rows = st
-            .query_map(params![from_day, to_day], |r| {
-                Ok(UsageRow {
-                    day: r.get(0)?,
-                    service: r.get(1)?,
-                    verdict: parsed(r.get_ref(2)?.as_str()?)?,
-                    count: unclamp(r.get(3)?),
-                })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .ctx(&self.path, "read usage")?;
-        Ok(rows)
-    }
-
-    /// Incidents that pass `filter`, newest first, with their activity and acks.
-    pub fn list(&self, filter: &ListFilter) -> Result<Vec<IncidentRow>> {
-        let mut sql = String::from("SELECT id FROM log WHERE kind = 'incident'");
-        let mut args: Vec<Value> = Vec::new();
-        if let Some(since) = filter.since {
-            args.push(Value::Integer(since));
-            sql.push_str(&format!(" AND ts >= ?{}", args.len()));
-        }
-        if let Some(until) = filter.until {
-            args.push(Value::Integer(until));
-            sql.push_str(&format!(" AND ts < ?{}", args.len()));
-        }
-        if let Some(device) = &filter.device {
-            args.push(Value::Text(device.clone()));
-            let n = args.len();
-            sql.push_str(&format!(
-                " AND (client_ip = ?{n} COLLATE NOCASE OR client_mac = ?{n} COLLATE NOCASE
-                       OR device = ?{n} COLLATE NOCASE OR label = ?{n} COLLATE NOCASE)"
-            ));
-        }
-        if let Some(service) = &filter.service {
-            args.push(Value::Text(service.clone()));
-            sql.push_str(&format!(" AND service = ?{}", args.len()));
-        }
-        if filter.unacked_only {
-            sql.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM log a WHERE a.kind = 'ack' AND a.incident_id = log.id)",
-            );
-        }
-        args.push(Value::Integer(filter.limit.map_or(-1, i64::from)));
-        sql.push_str(&format!(" ORDER BY ts DESC, id DESC LIMIT ?{}", args.len()));
-
-        // One snapshot, so a purge or an append between the queries cannot tear the answer.
-        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
-        let ids = tx
-            .prepare(&sql)
-            .and_then(|mut st| {
-                st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?
-                    .collect::<rusqlite::Result<Vec<i64>>>()
-            })
-            .ctx(&self.path, "list incidents")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(row) = read_incident(&tx, id).ctx(&self.path, "read incident")? {
-                out.push(row);
-            }
-        }
-        Ok(out)
-    }
-
-    /// The incident with row id `id`, or `None` when there is none (or `id` is an ack).
-    pub fn get(&self, id: i64) -> Result<Option<IncidentRow>> {
-        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
-        read_incident(&tx, id).ctx(&self.path, "read incident")
-    }
-
-    /// The newest row of the chain, or `None` when the log is empty.
-    pub fn head(&self) -> Result<Option<Head>> {
-        self.conn
-            .query_row(
-                "SELECT id, hash FROM log ORDER BY id DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok(Head {
-                        id: r.get(0)?,
-                        hash: hex(&r.get::<_, Vec<u8>>(1)?),
-                    })
-                },
-            )
-            .optional()
-            .ctx(&self.path, "read the chain head")
-    }
-
     /// Recomputes the chain in id order, from the retention anchor if there is one, and
     /// reports the first row that is edited, missing or out of place.
     pub fn verify(&self) -> Result<VerifyReport> {
         let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
         check_chain(&tx, None).ctx(&self.path, "verify")
-    }
-
-    /// Retention: deletes the oldest rows of the log, the longest prefix in which every row is
-    /// older than `cutoff` (unix microseconds), with their activity, and usage days before the
-    /// cutoff's day. Records the last purged row's id and hash as the anchor [`Store::verify`]
-    /// starts from. The prefix stops before an incident whose acknowledgement is kept, so no
-    /// kept ack loses its incident. Refuses to purge rows whose chain is broken, so retention
-    /// never erases the evidence of an edit. Returns the log rows deleted.
-    pub fn purge_before(&mut self, cutoff: i64) -> Result<u64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&self.path, "begin")?;
-        let anchor_id = read_anchor(&tx)
-            .ctx(&self.path, "read anchor")?
-            .map_or(0, |(id, _)| id);
-        let last = purge_end(&tx, cutoff).ctx(&self.path, "find rows to purge")?;
-        let mut deleted = 0;
-        if let Some(last) = last.filter(|&l| l > anchor_id) {
-            let report = check_chain(&tx, Some(last)).ctx(&self.path, "verify before purge")?;
-            let reason = match report.first_broken {
-                Some(b) => Some(format!("row {}: {}", b.id, b.reason)),
-                // The walk stops at `last`, so a gap just before it shows only as a short count.
-                None if report.rows != (last - anchor_id) as u64 => Some(format!(
-                    "rows {} to {last} are not all there (deleted?)",
-                    anchor_id + 1
-                )),
-                None => None,
-            };
-            if let Some(reason) = reason {
-                return Err(store_error(
-                    &self.path,
-                    format!("purge refused: {reason}; the rows are kept as evidence"),
-                ));
-            }
-            let hash: [u8; 32] = tx
-                .query_row("SELECT hash FROM log WHERE id = ?1", [last], |r| r.get(0))
-                .ctx(&self.path, "read the last purged row")?;
-            // The anchor first: the delete trigger allows deleting only rows at or before it.
-            tx.execute(
-                "INSERT INTO anchor (only, last_id, last_hash, cutoff) VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT (only) DO UPDATE SET last_id = excluded.last_id,
-                     last_hash = excluded.last_hash, cutoff = excluded.cutoff",
-                params![last, hash, cutoff],
-            )
-            .ctx(&self.path, "record anchor")?;
-            tx.execute("DELETE FROM activity_seen WHERE incident_id <= ?1", [last])
-                .ctx(&self.path, "purge activity")?;
-            tx.execute("DELETE FROM activity WHERE incident_id <= ?1", [last])
-                .ctx(&self.path, "purge activity")?;
-            deleted += tx
-                .execute("DELETE FROM log WHERE id <= ?1 AND kind = 'ack'", [last])
-                .ctx(&self.path, "purge acks")?;
-            deleted += tx
-                .execute("DELETE FROM log WHERE id <= ?1", [last])
-                .ctx(&self.path, "purge incidents")?;
-        }
-        tx.execute(
-            "DELETE FROM usage WHERE day < date(?1, 'unixepoch')",
-            [cutoff.div_euclid(1_000_000)],
-        )
-        .ctx(&self.path, "purge usage")?;
-        tx.commit().ctx(&self.path, "commit purge")?;
-        Ok(deleted as u64)
     }
 }
 
@@ -661,28 +497,6 @@ fn check_incident(inc: &IncidentRecord) -> Result<()> {
     Ok(())
 }
 
-/// A text column read back into its type; a value this build cannot read is a conversion
-/// error naming the value (the row was written by something else).
-fn parsed<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse::<T>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(FromSqlError::Other(format!("{s:?}: {e}").into())),
-        )
-    })
-}
-
-fn parsed_opt<T: std::str::FromStr>(s: Option<&str>) -> rusqlite::Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    s.map(parsed).transpose()
-}
-
 /// Accepts `YYYY-MM-DD` with a plausible month and day; SQLite compares days as text.
 fn check_day(day: &str) -> Result<()> {
     let b = day.as_bytes();
@@ -729,107 +543,6 @@ fn is_incident(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     )
     .optional()
     .map(|r| r.is_some())
-}
-
-fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<IncidentRow>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT l.ts, l.client_ip, l.client_mac, l.device, l.label, l.client_group,
-                    l.service, l.service_name, l.category, l.tier, l.verdict, l.mode, l.how,
-                    l.host, l.rule, a.last_seen, a.count
-             FROM log l LEFT JOIN activity a ON a.incident_id = l.id
-             WHERE l.id = ?1 AND l.kind = 'incident'",
-        )?
-        .query_row([id], |r| {
-            let text = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
-            let incident = IncidentRecord {
-                ts: r.get(0)?,
-                client_ip: parsed::<IpAddr>(r.get_ref(1)?.as_str()?)?,
-                client_mac: parsed_opt::<Mac>(r.get_ref(2)?.as_str_or_null()?)?,
-                device: text(3)?,
-                label: text(4)?,
-                group: text(5)?,
-                service: r.get(6)?,
-                service_name: r.get(7)?,
-                category: text(8)?,
-                tier: parsed_opt::<Tier>(r.get_ref(9)?.as_str_or_null()?)?,
-                verdict: parsed::<Verdict>(r.get_ref(10)?.as_str()?)?,
-                mode: parsed::<Mode>(r.get_ref(11)?.as_str()?)?,
-                how: parsed::<How>(r.get_ref(12)?.as_str()?)?,
-                host: r.get(13)?,
-                rule: r.get(14)?,
-            };
-            let last_seen = r.get::<_, Option<i64>>(15)?.unwrap_or(incident.ts);
-            let count = unclamp(r.get::<_, Option<i64>>(16)?.unwrap_or(1));
-            Ok((incident, last_seen, count))
-        })
-        .optional()?;
-    let Some((incident, last_seen, count)) = row else {
-        return Ok(None);
-    };
-    let mut hosts = Vec::new();
-    let mut hows = Vec::new();
-    let mut st = conn.prepare_cached(
-        "SELECT what, value FROM activity_seen WHERE incident_id = ?1 ORDER BY what, value",
-    )?;
-    let mut rows = st.query([id])?;
-    while let Some(r) = rows.next()? {
-        let value: String = r.get(1)?;
-        match r.get_ref(0)?.as_str()? {
-            "host" => hosts.push(value),
-            _ => hows.push(value),
-        }
-    }
-    let acks = conn
-        .prepare_cached(
-            "SELECT id, ts, ack_by, ack_note FROM log
-             WHERE kind = 'ack' AND incident_id = ?1 ORDER BY id",
-        )?
-        .query_map([id], |r| {
-            Ok(AckRow {
-                id: r.get(0)?,
-                incident_id: id,
-                ts: r.get(1)?,
-                by: r.get(2)?,
-                note: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Some(IncidentRow {
-        id,
-        summary: IncidentSummary {
-            record: incident,
-            last_seen,
-            count,
-            hosts,
-            hows,
-        },
-        acks,
-    }))
-}
-
-/// The last id retention may purge at `cutoff`: the end of the prefix of rows older than the
-/// cutoff, pulled back before any incident in it whose ack lies beyond it.
-fn purge_end(conn: &Connection, cutoff: i64) -> rusqlite::Result<Option<i64>> {
-    let first_kept: Option<i64> =
-        conn.query_row("SELECT min(id) FROM log WHERE ts >= ?1", [cutoff], |r| {
-            r.get(0)
-        })?;
-    let mut last: Option<i64> = match first_kept {
-        Some(id) => Some(id - 1),
-        None => conn.query_row("SELECT max(id) FROM log", [], |r| r.get(0))?,
-    };
-    if let Some(l) = last {
-        let acked_later: Option<i64> = conn.query_row(
-            "SELECT min(incident_id) FROM log WHERE kind = 'ack' AND id > ?1 AND incident_id <= ?1",
-            [l],
-            |r| r.get(0),
-        )?;
-        if let Some(inc) = acked_later {
-            last = Some(inc - 1);
-        }
-    }
-    Ok(last.filter(|&l| l > 0))
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! The store's tests: the chain, retention, concurrency, activity and usage.
 
+use std::net::IpAddr;
+
+use rusqlite::types::{Value, ValueRef};
+
 use super::chain::{row_hash, GENESIS};
 use super::*;
-use rusqlite::types::ValueRef;
+use crate::incident::How;
+use crate::policy::{Mac, Mode, Tier};
 
 const S: i64 = 1_000_000;
 

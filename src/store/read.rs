@@ -1,0 +1,214 @@
+//! Reading the store: incidents with their activity and acknowledgements, daily usage,
+//! the chain head. Values stored as text are parsed back into their types; one this build
+//! cannot read is an error naming it, never a guess.
+
+use std::net::IpAddr;
+
+use rusqlite::types::{FromSqlError, Value};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::chain::hex;
+use super::{check_day, unclamp, AckRow, Context, Head, IncidentRow, ListFilter, Store, UsageRow};
+use crate::incident::{How, IncidentRecord, IncidentSummary};
+use crate::policy::{Mac, Mode, Tier, Verdict};
+use crate::Result;
+
+impl Store {
+    /// Usage from `from_day` to `to_day` (both `YYYY-MM-DD`, inclusive), by day, service and
+    /// verdict.
+    pub fn usage(&self, from_day: &str, to_day: &str) -> Result<Vec<UsageRow>> {
+        check_day(from_day)?;
+        check_day(to_day)?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT day, service, verdict, count FROM usage WHERE day BETWEEN ?1 AND ?2
+                 ORDER BY day, service, verdict",
+            )
+            .ctx(&self.path, "read usage")?;
+        let rows = st
+            .query_map(params![from_day, to_day], |r| {
+                Ok(UsageRow {
+                    day: r.get(0)?,
+                    service: r.get(1)?,
+                    verdict: parsed(r.get_ref(2)?.as_str()?)?,
+                    count: unclamp(r.get(3)?),
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .ctx(&self.path, "read usage")?;
+        Ok(rows)
+    }
+
+    /// Incidents that pass `filter`, newest first, with their activity and acks.
+    pub fn list(&self, filter: &ListFilter) -> Result<Vec<IncidentRow>> {
+        let mut sql = String::from("SELECT id FROM log WHERE kind = 'incident'");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(since) = filter.since {
+            args.push(Value::Integer(since));
+            sql.push_str(&format!(" AND ts >= ?{}", args.len()));
+        }
+        if let Some(until) = filter.until {
+            args.push(Value::Integer(until));
+            sql.push_str(&format!(" AND ts < ?{}", args.len()));
+        }
+        if let Some(device) = &filter.device {
+            args.push(Value::Text(device.clone()));
+            let n = args.len();
+            sql.push_str(&format!(
+                " AND (client_ip = ?{n} COLLATE NOCASE OR client_mac = ?{n} COLLATE NOCASE
+                       OR device = ?{n} COLLATE NOCASE OR label = ?{n} COLLATE NOCASE)"
+            ));
+        }
+        if let Some(service) = &filter.service {
+            args.push(Value::Text(service.clone()));
+            sql.push_str(&format!(" AND service = ?{}", args.len()));
+        }
+        if filter.unacked_only {
+            sql.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM log a WHERE a.kind = 'ack' AND a.incident_id = log.id)",
+            );
+        }
+        args.push(Value::Integer(filter.limit.map_or(-1, i64::from)));
+        sql.push_str(&format!(" ORDER BY ts DESC, id DESC LIMIT ?{}", args.len()));
+
+        // One snapshot, so a purge or an append between the queries cannot tear the answer.
+        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
+        let ids = tx
+            .prepare(&sql)
+            .and_then(|mut st| {
+                st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()
+            })
+            .ctx(&self.path, "list incidents")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(row) = read_incident(&tx, id).ctx(&self.path, "read incident")? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The incident with row id `id`, or `None` when there is none (or `id` is an ack).
+    pub fn get(&self, id: i64) -> Result<Option<IncidentRow>> {
+        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
+        read_incident(&tx, id).ctx(&self.path, "read incident")
+    }
+
+    /// The newest row of the chain, or `None` when the log is empty.
+    pub fn head(&self) -> Result<Option<Head>> {
+        self.conn
+            .query_row(
+                "SELECT id, hash FROM log ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(Head {
+                        id: r.get(0)?,
+                        hash: hex(&r.get::<_, Vec<u8>>(1)?),
+                    })
+                },
+            )
+            .optional()
+            .ctx(&self.path, "read the chain head")
+    }
+}
+
+pub(super) fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<IncidentRow>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT l.ts, l.client_ip, l.client_mac, l.device, l.label, l.client_group,
+                    l.service, l.service_name, l.category, l.tier, l.verdict, l.mode, l.how,
+                    l.host, l.rule, a.last_seen, a.count
+             FROM log l LEFT JOIN activity a ON a.incident_id = l.id
+             WHERE l.id = ?1 AND l.kind = 'incident'",
+        )?
+        .query_row([id], |r| {
+            let text = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
+            let incident = IncidentRecord {
+                ts: r.get(0)?,
+                client_ip: parsed::<IpAddr>(r.get_ref(1)?.as_str()?)?,
+                client_mac: parsed_opt::<Mac>(r.get_ref(2)?.as_str_or_null()?)?,
+                device: text(3)?,
+                label: text(4)?,
+                group: text(5)?,
+                service: r.get(6)?,
+                service_name: r.get(7)?,
+                category: text(8)?,
+                tier: parsed_opt::<Tier>(r.get_ref(9)?.as_str_or_null()?)?,
+                verdict: parsed::<Verdict>(r.get_ref(10)?.as_str()?)?,
+                mode: parsed::<Mode>(r.get_ref(11)?.as_str()?)?,
+                how: parsed::<How>(r.get_ref(12)?.as_str()?)?,
+                host: r.get(13)?,
+                rule: r.get(14)?,
+            };
+            let last_seen = r.get::<_, Option<i64>>(15)?.unwrap_or(incident.ts);
+            let count = unclamp(r.get::<_, Option<i64>>(16)?.unwrap_or(1));
+            Ok((incident, last_seen, count))
+        })
+        .optional()?;
+    let Some((incident, last_seen, count)) = row else {
+        return Ok(None);
+    };
+    let mut hosts = Vec::new();
+    let mut hows = Vec::new();
+    let mut st = conn.prepare_cached(
+        "SELECT what, value FROM activity_seen WHERE incident_id = ?1 ORDER BY what, value",
+    )?;
+    let mut rows = st.query([id])?;
+    while let Some(r) = rows.next()? {
+        let value: String = r.get(1)?;
+        match r.get_ref(0)?.as_str()? {
+            "host" => hosts.push(value),
+            _ => hows.push(value),
+        }
+    }
+    let acks = conn
+        .prepare_cached(
+            "SELECT id, ts, ack_by, ack_note FROM log
+             WHERE kind = 'ack' AND incident_id = ?1 ORDER BY id",
+        )?
+        .query_map([id], |r| {
+            Ok(AckRow {
+                id: r.get(0)?,
+                incident_id: id,
+                ts: r.get(1)?,
+                by: r.get(2)?,
+                note: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(IncidentRow {
+        id,
+        summary: IncidentSummary {
+            record: incident,
+            last_seen,
+            count,
+            hosts,
+            hows,
+        },
+        acks,
+    }))
+}
+
+/// A text column read back into its type; a value this build cannot read is a conversion
+/// error naming the value (the row was written by something else).
+fn parsed<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(FromSqlError::Other(format!("{s:?}: {e}").into())),
+        )
+    })
+}
+
+fn parsed_opt<T: std::str::FromStr>(s: Option<&str>) -> rusqlite::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    s.map(parsed).transpose()
+}
