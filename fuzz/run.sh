@@ -17,3 +17,4 @@ run() {
 run frame & run tls & wait
 run quic & run dns & wait
 run rules & run admin_files & wait
+run http & run dns_query & wait

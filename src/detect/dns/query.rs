@@ -63,6 +63,11 @@ pub fn read_query<'a>(b: &'a [u8], name_buf: &'a mut [u8; 256]) -> Option<WireQu
             name_buf[n] = b'.';
             n += 1;
         }
+        // hickory writes a leading '-' as `\-`, so the full path would cache such a name
+        // under another key than this reader's: leave it to the full path.
+        if b.get(i) == Some(&b'-') {
+            return None;
+        }
         for &c in b.get(i..i + l)? {
             if !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
                 return None;
@@ -91,7 +96,7 @@ pub fn read_query<'a>(b: &'a [u8], name_buf: &'a mut [u8; 256]) -> Option<WireQu
             return None;
         }
         let rdlen = usize::from(u16::from_be_bytes([o[9], o[10]]));
-        if i + 11 + rdlen != b.len() {
+        if i + 11 + rdlen != b.len() || !plain_options(&b[i + 11..]) {
             return None;
         }
         edns = true;
@@ -112,6 +117,32 @@ pub fn read_query<'a>(b: &'a [u8], name_buf: &'a mut [u8; 256]) -> Option<WireQu
         dnssec_ok,
         max_payload,
     })
+}
+
+/// EDNS Client Subnet (RFC 7871): hickory reads its contents and refuses the whole
+/// message over a bad one, so a query carrying it takes the full path.
+const EDNS_CLIENT_SUBNET: u16 = 8;
+
+/// The OPT record's data is a run of whole options (code, length, data) with no client
+/// subnet among them: what hickory reads without error and keeps. hickory fails on an
+/// option header cut short and drops every option when an option's data is, so both are
+/// refused here.
+fn plain_options(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(h) = rdata.get(..4) else {
+            return false;
+        };
+        let code = u16::from_be_bytes([h[0], h[1]]);
+        let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+        if code == EDNS_CLIENT_SUBNET {
+            return false;
+        }
+        let Some(rest) = rdata.get(4 + len..) else {
+            return false;
+        };
+        rdata = rest;
+    }
+    true
 }
 
 /// Length of the question section of a message with one question: from byte 12 to the
@@ -199,6 +230,50 @@ mod tests {
         assert_eq!(w, Some((true, false)));
     }
 
+    /// `q` (no EDNS) with an OPT record whose data is `options`.
+    fn with_options(q: &[u8], options: &[u8]) -> Vec<u8> {
+        let mut q = q.to_vec();
+        q[11] = 1;
+        q.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0]);
+        q.extend_from_slice(&u16::try_from(options.len()).expect("short").to_be_bytes());
+        q.extend_from_slice(options);
+        q
+    }
+
+    #[test]
+    fn reads_whole_edns_options_but_not_client_subnet() {
+        let q = query("example.org.", RecordType::A, 1, None);
+        let cookie = [0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
+        let padding = [0, 12, 0, 0];
+        let both: Vec<u8> = cookie.iter().chain(&padding).copied().collect();
+        for options in [&cookie[..], &padding, &both] {
+            let m = with_options(&q, options);
+            let w = read_query(&m, &mut [0u8; 256]).map(|w| (w.edns, w.dnssec_ok, w.max_payload));
+            assert_eq!(w, Some((true, true, 1232)), "{options:?}");
+            assert!(Message::from_vec(&m).is_ok());
+        }
+        // Cut short, or a client subnet (valid or not): the full path reads them.
+        let subnet = [0, 8, 0, 7, 0, 1, 24, 0, 10, 0, 0];
+        let empty_subnet = [0, 8, 0, 0];
+        let overlong = [0, 10, 0, 200, 1, 2, 3, 4];
+        for options in [
+            &cookie[..11],
+            &cookie[..3],
+            &overlong,
+            &subnet,
+            &empty_subnet,
+        ] {
+            let m = with_options(&q, options);
+            assert!(read_query(&m, &mut [0u8; 256]).is_none(), "{options:?}");
+        }
+        // hickory refuses some of these outright (an option header running past the end,
+        // an empty client subnet) and drops the options of others; either way not a
+        // message for the hot path.
+        assert!(Message::from_vec(&with_options(&q, &cookie[..3])).is_err());
+        assert!(Message::from_vec(&with_options(&q, &overlong)).is_err());
+        assert!(Message::from_vec(&with_options(&q, &empty_subnet)).is_err());
+    }
+
     #[test]
     fn keeps_the_question_as_written_and_folds_the_name() {
         let q = query("ChatGPT.COM.", RecordType::HTTPS, 9, None);
@@ -263,7 +338,8 @@ mod tests {
             name_of(&raw_query(&[b"xn--chtgpt-9za", b"com"])).as_deref(),
             Some("xn--chtgpt-9za.com")
         );
-        for bad in [&b"a b"[..], b"a.b", b"caf\xc3\xa9", b"a*", b"\0"] {
+        // A leading '-' is written `\-` by hickory, so it would key the cache differently.
+        for bad in [&b"a b"[..], b"a.b", b"caf\xc3\xa9", b"a*", b"\0", b"-a"] {
             assert_eq!(name_of(&raw_query(&[bad, b"com"])), None, "{bad:?}");
         }
     }
