@@ -210,7 +210,11 @@ fn long_files_say_why() {
     for f in files {
         let text = std::fs::read_to_string(&f).expect("read");
         let lines = text.lines().count();
-        let head: String = text.lines().take_while(|l| l.starts_with("//")).collect();
+        let head: String = text
+            .lines()
+            .take_while(|l| l.starts_with("//"))
+            .collect::<String>()
+            .to_lowercase();
         if lines > 750 && !head.contains("long") {
             long.push(format!("{} ({lines} lines)", f.display()));
         }

@@ -1,8 +1,12 @@
 //! The project's capture generator: writes the test fixtures under `tests/fixtures/` and
-//! the bundled sample `samples/clinic-morning.pcap`. Handshakes come from real stacks:
-//! rustls 0.23 (aws-lc-rs provider, so ClientHellos carry the post-quantum X25519MLKEM768
-//! key share and are ~1.3 KB like Chrome's) and quinn-proto 0.11 (QUIC v1 Initials). DNS
-//! messages are built with hickory-proto, frames with etherparse, files with pcap-file.
+//! the bundled sample `samples/clinic-morning.pcap`. It is long because every fixture of the
+//! first detection work is written in one function, so the regeneration test covers them
+//! all; later sets live beside it (ech.rs, paths.rs, encap.rs, sample.rs).
+//!
+//! Handshakes come from real stacks: rustls 0.23 (aws-lc-rs provider, so ClientHellos
+//! carry the post-quantum X25519MLKEM768 key share and are ~1.3 KB like Chrome's) and
+//! quinn-proto 0.11 (QUIC v1 Initials). DNS messages are built with hickory-proto, frames
+//! with etherparse, files with pcap-file.
 //!
 //! Timestamps, addresses, ports and every choice the generator makes are fixed, so two
 //! runs describe the same traffic; the stacks' own random values (client randoms, key
