@@ -137,3 +137,36 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         "the failed reload names file and line:\n{log}"
     );
 }
+
+#[test]
+fn a_busy_port_is_named_and_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    // Something else already serves DNS on this port.
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let cfg = d.join("aiwarden.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n\
+             [store]\npath = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+            d.join("incidents.db").display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "dns: cannot listen on 127.0.0.1:{port}: Address already in use"
+        )),
+        "{err}"
+    );
+    drop(busy);
+}
