@@ -112,35 +112,33 @@ impl FileReader {
             u32::from_le_bytes([header[20], header[21], header[22], header[23]])
         };
         // The upper bits may carry FCS information; the link type is the low 16.
-        let raw = i32::from(lt as u16);
-        let link = LinkType::from_pcap(raw)
-            .ok_or_else(|| capture_err(path, format!("unsupported link type {raw}")))?;
-        Ok(FileReader {
-            path: path.to_path_buf(),
-            link,
-            linktype_raw: raw,
-            source: Source::Classic(Classic {
-                file,
-                buf: Vec::new(),
-                start: 0,
-                end: 0,
-                big_endian,
-                nanos,
-            }),
-            position: 24,
-        })
+        let source = Source::Classic(Classic {
+            file,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            big_endian,
+            nanos,
+        });
+        FileReader::with(path, i32::from(lt as u16), source)
     }
 
     fn open_libpcap(path: &Path) -> Result<FileReader> {
         let cap = Capture::from_file(path).map_err(|e| capture_err(path, e.to_string()))?;
         let raw = cap.get_datalink().0;
+        FileReader::with(path, raw, Source::Libpcap(Box::new(cap)))
+    }
+
+    /// A reader of `source`, whose pcap link type is `raw`; an error for a link type
+    /// aiwarden does not decode.
+    fn with(path: &Path, raw: i32, source: Source) -> Result<FileReader> {
         let link = LinkType::from_pcap(raw)
             .ok_or_else(|| capture_err(path, format!("unsupported link type {raw}")))?;
         Ok(FileReader {
             path: path.to_path_buf(),
             link,
             linktype_raw: raw,
-            source: Source::Libpcap(Box::new(cap)),
+            source,
             position: 24,
         })
     }

@@ -35,40 +35,32 @@ impl fmt::Display for Lint {
     }
 }
 
-/// The first entry of `kind` in `map` other than `p` itself that covers every host `p`
-/// covers, if any (most specific first).
-fn covered_by(map: &SuffixMap, p: &Pattern, kind: usize) -> Option<u32> {
+/// The first entry of `kind` in `map` that covers every host `p` covers, if any (most
+/// specific first). With `equal`, an entry of exactly `p`'s pattern counts (an entry of
+/// another kind, or another list, written the same); without, only a broader one does:
+/// `example.com` covers `*.example.com`, not the reverse.
+fn covering(map: &SuffixMap, p: &Pattern, kind: usize, equal: bool) -> Option<u32> {
     let mut found = None;
     map.walk(&p.name, |_, whole, slots| {
         if found.is_some() {
             return;
         }
-        found = if whole {
-            // The same name: `example.com` covers `*.example.com`, not the reverse.
-            slots.apex(kind).filter(|_| p.subdomains_only)
-        } else {
-            slots.apex(kind).or(slots.sub(kind))
+        found = match (whole, p.subdomains_only) {
+            (false, _) => slots.apex(kind).or(slots.sub(kind)),
+            (true, false) => slots.apex(kind).filter(|_| equal),
+            (true, true) if equal => slots.apex(kind).or(slots.sub(kind)),
+            (true, true) => slots.apex(kind),
         };
     });
     found
 }
 
-/// Like [`covered_by`] but the same pattern of another kind counts too.
+fn covered_by(map: &SuffixMap, p: &Pattern, kind: usize) -> Option<u32> {
+    covering(map, p, kind, false)
+}
+
 fn covered_or_equal(map: &SuffixMap, p: &Pattern, kind: usize) -> Option<u32> {
-    let mut found = None;
-    map.walk(&p.name, |_, whole, slots| {
-        if found.is_some() {
-            return;
-        }
-        found = if whole && p.subdomains_only {
-            slots.apex(kind).or(slots.sub(kind))
-        } else if whole {
-            slots.apex(kind)
-        } else {
-            slots.apex(kind).or(slots.sub(kind))
-        };
-    });
-    found
+    covering(map, p, kind, true)
 }
 
 impl RuleSet {

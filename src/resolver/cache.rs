@@ -9,7 +9,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RData;
 use rustc_hash::FxBuildHasher;
 
-use super::{addrs_of, reply_edns, Asked, Resolver};
+use super::{addrs_of, Asked, Resolver};
 use crate::detect::dns::query::question_len;
 
 /// What a cached answer answers.
@@ -200,11 +200,7 @@ impl Resolver {
         stored.metadata.message_type = MessageType::Response;
         stored.metadata.recursion_available = true;
         stored.queries = vec![asked.query.clone()];
-        stored.edns = asked
-            .msg
-            .edns
-            .as_ref()
-            .map(|e| reply_edns(e.flags().dnssec_ok));
+        stored.edns = asked.reply_edns();
         if let (Ok(bytes), Ok(mut cache)) = (stored.to_vec(), self.cache.lock()) {
             cache.put(
                 asked.key.id(),

@@ -158,6 +158,17 @@ struct Asked {
     question: Vec<u8>,
 }
 
+impl Asked {
+    /// The EDNS record of an answer to this query: aiwarden's, with the asker's DO bit;
+    /// none when the query had none.
+    fn reply_edns(&self) -> Option<Edns> {
+        self.msg
+            .edns
+            .as_ref()
+            .map(|e| reply_edns(e.flags().dnssec_ok))
+    }
+}
+
 impl Resolver {
     /// A resolver for `cfg`. `events` receives observations and answers; `learn` says
     /// whether answers are wanted (capture is on).
@@ -281,11 +292,7 @@ impl Resolver {
         body.metadata.recursion_available = true;
         body.metadata.checking_disabled = asked.msg.metadata.checking_disabled;
         body.queries = vec![asked.query.clone()];
-        body.edns = asked
-            .msg
-            .edns
-            .as_ref()
-            .map(|e| reply_edns(e.flags().dnssec_ok));
+        body.edns = asked.reply_edns();
         let bytes = body.to_vec().unwrap_or_default();
         if udp && bytes.len() > asked.max_payload {
             body.answers.clear();
@@ -317,25 +324,23 @@ impl Resolver {
                 m.metadata.response_code = ResponseCode::NXDomain;
                 m.authorities.push(soa());
             }
-            BlockAnswer::Address(addr) => match asked.query.query_type() {
-                RecordType::A => {
-                    let v4 = match addr {
-                        IpAddr::V4(a) => a,
-                        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-                    };
-                    m.answers
-                        .push(Record::from_rdata(name.clone(), ttl, RData::A(A(v4))));
+            BlockAnswer::Address(addr) => {
+                // The block address in the family asked for; the unspecified address of that
+                // family when the configured one is of the other.
+                let data = match (asked.query.query_type(), addr) {
+                    (RecordType::A, IpAddr::V4(a)) => Some(RData::A(A(a))),
+                    (RecordType::A, IpAddr::V6(_)) => Some(RData::A(A(Ipv4Addr::UNSPECIFIED))),
+                    (RecordType::AAAA, IpAddr::V6(a)) => Some(RData::AAAA(AAAA(a))),
+                    (RecordType::AAAA, IpAddr::V4(_)) => {
+                        Some(RData::AAAA(AAAA(Ipv6Addr::UNSPECIFIED)))
+                    }
+                    _ => None,
+                };
+                match data {
+                    Some(d) => m.answers.push(Record::from_rdata(name.clone(), ttl, d)),
+                    None => m.authorities.push(soa()),
                 }
-                RecordType::AAAA => {
-                    let v6 = match addr {
-                        IpAddr::V6(a) => a,
-                        IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
-                    };
-                    m.answers
-                        .push(Record::from_rdata(name.clone(), ttl, RData::AAAA(AAAA(v6))));
-                }
-                _ => m.authorities.push(soa()),
-            },
+            }
         }
         m
     }
