@@ -131,32 +131,60 @@ fn thread_err(name: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// What the daemon loads before it serves anything: the rules, the store (purged to its
+/// retention) and the device map. Read here, off the async runtime.
+struct Loaded {
+    metrics: Arc<Metrics>,
+    live: Arc<Live>,
+    store: Store,
+    sources: devices::Sources,
+    device_map: Arc<ArcSwap<devices::DeviceMap>>,
+}
+
+fn load(cfg: &Config) -> Result<Loaded> {
+    let metrics = Arc::new(Metrics::new());
+    let live = Arc::new(Live::load(&cfg.rule_dirs())?);
+    publish_rules(&metrics, &live);
+    let mut store = Store::open(&cfg.store.path)?;
+    writer::purge(&mut store, cfg.store.retention_days)?;
+    let sources = sources(cfg);
+    let device_map = Arc::new(ArcSwap::from_pointee(devices::load(
+        &sources,
+        SystemTime::now(),
+    )?));
+    Ok(Loaded {
+        metrics,
+        live,
+        store,
+        sources,
+        device_map,
+    })
+}
+
 /// Runs the daemon until SIGTERM or SIGINT, or, with `read` files, until they are read.
 pub fn run(cfg: Config, read: Vec<PathBuf>) -> Result<()> {
+    let loaded = load(&cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("aiwarden-io")
         .build()
         .map_err(thread_err("the async runtime"))?;
-    runtime.block_on(run_async(cfg, read))
+    runtime.block_on(serve(cfg, read, loaded))
 }
 
 fn fresh(beat: &AtomicU64) -> bool {
     (now_micros().max(0) as u64).saturating_sub(beat.load(Ordering::Relaxed)) < 10_000_000
 }
 
-async fn run_async(cfg: Config, read: Vec<PathBuf>) -> Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(Live::load(&cfg.rule_dirs())?);
-    publish_rules(&metrics, &live);
-    let mut store = Store::open(&cfg.store.path)?;
-    writer::purge(&mut store, cfg.store.retention_days)?;
-    let sources = sources(&cfg);
-    let device_map = Arc::new(ArcSwap::from_pointee(devices::load(
-        &sources,
-        SystemTime::now(),
-    )?));
+async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
+    let Loaded {
+        metrics,
+        live,
+        store,
+        sources,
+        device_map,
+    } = loaded;
     let shutdown = Shutdown::new();
     let detection_beat = Arc::new(AtomicU64::new(0));
     let store_beat = Arc::new(AtomicU64::new(0));
