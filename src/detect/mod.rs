@@ -4,6 +4,7 @@
 pub mod detector;
 pub mod dns;
 pub mod flow;
+pub mod frag;
 pub mod observation;
 pub mod packet;
 pub mod quic;
