@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! ```text
-//! frame bytes + timestamp ──> detect::packet  (borrowed view: Ethernet/VLAN/SLL/IP/TCP/UDP)
+//! frame bytes + timestamp ──> detect::packet  (borrowed view: link layers, tunnels, IP/TCP/UDP)
+//!                          ──> detect::frag    (bounded IP fragment reassembly)
 //!                          ──> detect::flow    (bounded TCP first-flight reassembly)
 //!                          ──> detect::tls / detect::quic / detect::dns
 //!                          ──> Observation     (who, what host, how seen)
@@ -14,7 +15,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, DNS, observations |
+//! | [`detect`] | pure: decoding (tunnels opened), IP fragment and TCP reassembly, TLS, QUIC, DNS, observations |
 //! | [`policy`] | pure: catalog and site files, client groups, host matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
 //! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`) so reports name a device and its owner; `devices::load` reads the sources |
 //! | [`incident`] | pure: groups flagged/blocked observations per client and service |
