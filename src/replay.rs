@@ -241,7 +241,7 @@ pub fn run(
         b.finish_and_clear();
     }
     out.flush()?;
-    summary.stats = det.stats().clone();
+    summary.stats = det.stats();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

@@ -11,8 +11,9 @@ use rustc_hash::FxBuildHasher;
 
 use super::dns::{self, DnsSummary};
 use super::flow::{Overflow, StreamBuf};
+use super::frag::FragConfig;
 use super::observation::{FlowKey, Host, Observation, Proto};
-use super::packet::{self, LinkType, Transport};
+use super::packet::{Decoder, LinkType, Packet, Transport};
 use super::quic::{QuicConfig, QuicEvent, QuicTracker};
 use super::time::Timestamp;
 use super::tls::{self, Scan};
@@ -35,6 +36,8 @@ pub struct DetectorConfig {
     pub max_pending_queries: usize,
     /// QUIC Initial tracking limits.
     pub quic: QuicConfig,
+    /// IP fragment reassembly limits and overlap policy.
+    pub frag: FragConfig,
 }
 
 impl Default for DetectorConfig {
@@ -47,6 +50,7 @@ impl Default for DetectorConfig {
             max_resolved: 262_144,
             max_pending_queries: 65_536,
             quic: QuicConfig::default(),
+            frag: FragConfig::default(),
         }
     }
 }
@@ -104,6 +108,9 @@ pub(crate) fn map<K: std::hash::Hash + Eq, V>(cap: usize) -> Map<K, V> {
 /// The pure detection pipeline. Feed it frames in capture order.
 pub struct Detector {
     cfg: DetectorConfig,
+    /// Lent out of `self` while a frame is handled (the packet may borrow its
+    /// reassembly buffer, and handling it needs the rest of `self`), then put back.
+    decoder: Option<Box<Decoder>>,
     tcp: Map<FlowKey, TcpFlow>,
     quic: QuicTracker,
     /// (client IP, answered IP) -> the name the client asked for.
@@ -118,6 +125,7 @@ impl Detector {
     /// A detector with the given limits.
     pub fn new(cfg: DetectorConfig) -> Detector {
         Detector {
+            decoder: Some(Box::new(Decoder::new(cfg.frag.clone()))),
             tcp: map(cfg.max_tcp_flows),
             quic: QuicTracker::new(cfg.quic.clone()),
             resolved: map(cfg.max_resolved),
@@ -128,9 +136,14 @@ impl Detector {
         }
     }
 
-    /// What has been counted so far.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    /// What has been counted so far, the decoder's tunnel and fragment counters among
+    /// the events.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.stats.clone();
+        for (name, n) in self.decoder.iter().flat_map(|d| d.counts()) {
+            *stats.events.entry(name).or_insert(0) += n;
+        }
+        stats
     }
 
     /// TCP streams tracked right now.
@@ -162,13 +175,22 @@ impl Detector {
         if ts >= self.next_sweep {
             self.sweep(ts);
         }
-        let pkt = match packet::decode(link, frame) {
-            Ok(p) => p,
+        let mut decoder = self
+            .decoder
+            .take()
+            .unwrap_or_else(|| Box::new(Decoder::new(self.cfg.frag.clone())));
+        let out = match decoder.decode(ts, link, frame) {
+            Ok(pkt) => self.on_packet(ts, pkt),
             Err(skip) => {
                 *self.stats.skipped.entry(skip.as_str()).or_insert(0) += 1;
-                return Vec::new();
+                Vec::new()
             }
         };
+        self.decoder = Some(decoder);
+        out
+    }
+
+    fn on_packet(&mut self, ts: Timestamp, pkt: Packet<'_>) -> Vec<Observation> {
         match pkt.transport {
             Transport::Tcp {
                 sport,
