@@ -3,6 +3,7 @@
 //! rustls 0.23 (aws-lc-rs provider, so ClientHellos carry the post-quantum X25519MLKEM768
 //! key share and are ~1.3 KB like Chrome's) and quinn-proto 0.11 (QUIC v1 Initials). DNS
 //! messages are built with hickory-proto, frames with etherparse, files with pcap-file.
+//! `encap.rs` wraps the same traffic in tunnels, IP fragments and serial link layers.
 //!
 //! Timestamps, addresses, ports and every choice the generator makes are fixed, so two
 //! runs describe the same traffic; the stacks' own random values (client randoms, key
@@ -11,6 +12,9 @@
 //! speak v2.
 
 #![allow(dead_code)]
+
+#[path = "encap.rs"]
+mod encap;
 
 use std::error::Error;
 use std::fs::File;
@@ -830,6 +834,7 @@ pub(crate) fn write_all(fixtures: &Path, samples: &Path) -> Res<()> {
     cap.write(&fixtures.join("malformed.pcap"))?;
 
     write_sample(&samples.join("clinic-morning.pcap"))?;
+    encap::write_encap(fixtures)?;
     Ok(())
 }
 
