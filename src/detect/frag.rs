@@ -45,7 +45,8 @@ pub struct FragConfig {
     pub max_fragments: usize,
     /// Largest reassembled payload (after the IP header); more discards the datagram.
     pub max_datagram_bytes: usize,
-    /// Bytes buffered across all datagrams; least recently used datagrams are evicted.
+    /// Memory for held fragments across all datagrams (data, headers and a small fixed
+    /// cost per stored piece); least recently used datagrams are evicted.
     pub max_total_bytes: usize,
     /// Capture time from a datagram's first fragment after which it is abandoned (Linux
     /// `ipfrag_time`).
@@ -137,11 +138,16 @@ pub enum Reassembly {
     Dropped(FragEvent),
 }
 
+/// What one stored piece costs besides its data (its `Vec` and the allocator's share),
+/// counted against the memory budget so that many tiny fragments cannot hold far more
+/// than `max_total_bytes`.
+const PIECE_COST: usize = 64;
+
 /// The bounded reassembler. Feed it IP packets that are fragments, in capture order.
 pub struct Reassembler {
     cfg: FragConfig,
     table: LruCache<Key, Datagram, FxBuildHasher>,
-    /// Bytes held across all datagrams (headers and data).
+    /// Memory held across all datagrams: headers, data and [`PIECE_COST`] per piece.
     bytes: usize,
     counts: [u64; FragEvent::ALL.len()],
 }
@@ -234,7 +240,8 @@ impl Reassembler {
         self.table.is_empty()
     }
 
-    /// Bytes held right now.
+    /// Memory held right now, as counted against `max_total_bytes`: header and data
+    /// bytes plus a fixed cost per stored piece.
     pub fn buffered_bytes(&self) -> usize {
         self.bytes
     }
@@ -354,7 +361,7 @@ impl Reassembler {
             Insert::Discard(e) => return self.discard(&key, e),
         };
         let complete = dg.is_complete();
-        self.bytes += dg.bytes() - before;
+        self.bytes = self.bytes - before + dg.bytes();
         if resolved {
             self.note(FragEvent::OverlapResolved);
         }
@@ -401,7 +408,7 @@ impl Datagram {
     }
 
     fn bytes(&self) -> usize {
-        self.head.len() + self.held
+        self.head.len() + self.held + self.pieces.len() * PIECE_COST
     }
 
     fn is_complete(&self) -> bool {
@@ -1048,7 +1055,7 @@ pub(crate) mod tests {
         high.truncate(20 + 8);
         set_v4(&mut high, 65_000, true);
         assert_eq!(r.push(t(0), &high), Reassembly::Held);
-        assert_eq!(r.buffered_bytes(), 8);
+        assert_eq!(r.buffered_bytes(), 8 + PIECE_COST);
     }
 
     #[test]
@@ -1082,8 +1089,9 @@ pub(crate) mod tests {
             r.push(t(0), &frags[0]);
             assert!(r.buffered_bytes() <= 1_000);
         }
-        assert_eq!(r.len(), 3);
-        assert_eq!(r.count(FragEvent::Evicted), 7);
+        // Each holds a 20-byte header, 296 bytes and one piece: three do not fit.
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.count(FragEvent::Evicted), 8);
     }
 
     #[test]
