@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! ```text
-//! frame bytes + timestamp ──> detect::packet  (borrowed view: Ethernet/VLAN/SLL/IP/TCP/UDP)
+//! frame bytes + timestamp ──> detect::packet  (borrowed view: link layers, tunnels, IP/TCP/UDP)
+//!                          ──> detect::frag    (bounded IP fragment reassembly)
 //!                          ──> detect::flow    (bounded first-flight reassembly, any port)
 //!                          ──> detect::tls / quic / http / dns, detect::neighbours (MACs)
 //!                          ──> Observation     (who, what name or connection, how seen)
@@ -19,7 +20,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`detect`] | pure: decoding, reassembly, TLS, QUIC, HTTP, DNS, passive neighbour table, observations |
+//! | [`detect`] | pure: decoding (tunnels opened), IP fragment and TCP reassembly, TLS, QUIC, HTTP, DNS, passive neighbour table, observations |
 //! | [`policy`] | pure: catalog and site files, client groups, host/address/signal matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
 //! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`); `devices::load` reads the sources |
 //! | [`incident`] | pure: the pipeline step written once: judge an observation, count attempts and usage, open and touch incidents |

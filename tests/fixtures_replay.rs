@@ -332,3 +332,86 @@ fn a_dual_stack_device_is_explained_by_its_ipv4_lookup() {
     assert_eq!(macs.len(), 1, "one device: {macs:?}");
     assert!(macs.iter().all(Option::is_some));
 }
+
+const CHATGPT_QUIC: [&str; 2] = [
+    "dns 10.0.0.23:40007 10.0.0.1:53 chatgpt.com chatgpt block",
+    "quic 10.0.0.23:50007 104.18.32.47:443 chatgpt.com chatgpt block",
+];
+
+const CLAUDE_V6: [&str; 2] = [
+    "dns [2001:db8::23]:40040 [2001:db8::1]:53 claude.ai claude block",
+    "tls [2001:db8::23]:50040 [2607:6bc0::10]:443 claude.ai claude block",
+];
+
+#[test]
+fn remote_mirrors_and_tunnels_are_opened() {
+    for (name, counter) in [
+        ("gre_ip.pcap", "encap_gre"),
+        ("erspan2.pcap", "encap_erspan"),
+        ("erspan3.pcap", "encap_erspan"),
+        ("geneve.pcap", "encap_geneve"),
+    ] {
+        check(name, &CLAUDE_V4);
+        let (_, det) = expect::observations(&fixture(name));
+        assert!(det.stats().get(counter) > 0, "{name}: {:?}", det.stats());
+    }
+    check("vxlan.pcap", &[CLAUDE_V4, CHATGPT_QUIC].concat());
+    // 4in4 and 6in4.
+    check("ip_in_ip.pcap", &[CLAUDE_V4, CLAUDE_V6].concat());
+}
+
+#[test]
+fn ppp_cisco_hdlc_and_pppoe_links() {
+    for name in ["ppp.pcap", "chdlc.pcap", "pppoe.pcap"] {
+        check(name, &CLAUDE_V4);
+    }
+}
+
+#[test]
+fn ip_fragments_are_reassembled() {
+    // A DNS query in two fragments, the second first; a ClientHello segment in three.
+    check("ip_fragments.pcap", &CLAUDE_V4);
+    check("ipv6_fragments.pcap", &CLAUDE_V6);
+    let (_, det) = expect::observations(&fixture("ip_fragments.pcap"));
+    assert_eq!(det.stats().get("frag_reassembled"), 2);
+    assert_eq!(det.stats().skipped.get("fragment"), Some(&3));
+}
+
+/// The TLS hosts seen in a capture by a detector reassembling with `policy`.
+fn tls_hosts(name: &str, policy: aiwarden::detect::frag::FragPolicy) -> Vec<String> {
+    let mut cap = pcap::Capture::from_file(fixture(name)).expect("opens");
+    let mut cfg = aiwarden::detect::DetectorConfig::default();
+    cfg.frag.policy = policy;
+    let mut det = aiwarden::detect::Detector::new(cfg);
+    let mut out = Vec::new();
+    while let Ok(p) = cap.next_packet() {
+        let ts =
+            aiwarden::detect::Timestamp::from_secs_micros(p.header.ts.tv_sec, p.header.ts.tv_usec);
+        for o in det.process(ts, aiwarden::detect::LinkType::Ethernet, p.data) {
+            if o.proto == aiwarden::detect::Proto::Tls {
+                out.extend(o.host.as_ref().map(ToString::to_string));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn overlapping_fragments_are_resolved_as_the_server_would() {
+    // A rogue copy overlapping the server name: Linux (the default) discards the
+    // datagram, as the server would, so only the DNS query is seen.
+    check("frag_overlap.pcap", &CLAUDE_V4[..1]);
+    let (_, det) = expect::observations(&fixture("frag_overlap.pcap"));
+    assert_eq!(det.stats().get("frag_overlap_discarded"), 1);
+    // A BSD or Windows server keeps the first bytes it got (the rogue's); a last-wins
+    // stack keeps the real fragment's.
+    use aiwarden::detect::frag::FragPolicy;
+    assert_eq!(
+        tls_hosts("frag_overlap.pcap", FragPolicy::First),
+        ["zzzzzz.ai"]
+    );
+    assert_eq!(
+        tls_hosts("frag_overlap.pcap", FragPolicy::Last),
+        ["claude.ai"]
+    );
+}

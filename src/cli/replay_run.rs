@@ -284,7 +284,7 @@ pub fn run<W: Write>(
         b.finish_and_clear();
     }
     out.flush()?;
-    summary.stats = det.stats().clone();
+    summary.stats = det.stats();
     summary.pipeline = pipeline.stats().clone();
     summary.elapsed = started.elapsed();
     Ok(summary)

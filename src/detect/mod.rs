@@ -4,6 +4,7 @@
 pub mod detector;
 pub mod dns;
 pub mod flow;
+pub mod frag;
 pub mod http;
 pub mod neighbours;
 pub mod observation;

@@ -6,7 +6,8 @@
 //! Handshakes come from real stacks: rustls 0.23 (aws-lc-rs provider, so ClientHellos
 //! carry the post-quantum X25519MLKEM768 key share and are ~1.3 KB like Chrome's) and
 //! quinn-proto 0.11 (QUIC v1 Initials). DNS messages are built with hickory-proto, frames
-//! with etherparse, files with pcap-file.
+//! with etherparse, files with pcap-file. `encap.rs` wraps the same traffic in tunnels, IP
+//! fragments and serial link layers.
 //!
 //! Timestamps, addresses, ports and every choice the generator makes are fixed, so two
 //! runs describe the same traffic; the stacks' own random values (client randoms, key
@@ -15,6 +16,9 @@
 //! speak v2.
 
 #![allow(dead_code)]
+
+#[path = "encap.rs"]
+mod encap;
 
 use std::error::Error;
 use std::fs::File;
@@ -852,6 +856,7 @@ pub(crate) fn write_all(fixtures: &Path, samples: &Path) -> Res<()> {
     ech::write_ech(fixtures)?;
     paths::write_paths(fixtures)?;
 
+    encap::write_encap(fixtures)?;
     sample::write_sample(&samples.join("clinic-morning.pcap"))?;
     Ok(())
 }
