@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Seeds the fuzz corpora from the project's fixture captures and rule files.
 
-frame: each Ethernet frame, prefixed with the link-type selector byte 0.
+frame: each frame of each capture, prefixed with its link-type selector byte; and per
+       capture, its first frames joined by the 0xA5 separator (frames containing 0xA5
+       left out), so tunnels and IP fragment reassembly start from real sequences.
 tls:   TCP payloads to port 443.  quic: UDP payloads to port 443 and the RFC vectors.
 dns:   UDP payloads to or from port 53.  rules: the shipped rule files.
 admin_files: the example config, inventory and groups, a hosts file and an adblock list.
@@ -27,14 +29,16 @@ def records(path):
         e = ">"
     else:
         return
-    link = struct.unpack(e + "I", data[20:24])[0]
-    if link != 1:
-        return
+    link = struct.unpack(e + "I", data[20:24])[0] & 0xFFFF
     off = 24
     while off + 16 <= len(data):
         incl = struct.unpack(e + "I", data[off + 8:off + 12])[0]
-        yield data[off + 16:off + 16 + incl]
+        yield link, data[off + 16:off + 16 + incl]
         off += 16 + incl
+
+
+# pcap link type -> the frame target's selector (its LINKS order).
+SELECTOR = {1: 0, 113: 1, 276: 2, 101: 3, 0: 4, 108: 4, 9: 5, 50: 6, 51: 7, 104: 8}
 
 
 def save(target, name, blob):
@@ -44,12 +48,16 @@ def save(target, name, blob):
 
 
 for pcap in sorted((root / "tests" / "fixtures").glob("*.pcap")):
-    for i, frame in enumerate(records(pcap)):
-        if i > 40:
+    sequence = []
+    for i, (link, frame) in enumerate(records(pcap)):
+        if i > 40 or link not in SELECTOR:
             break
         tag = f"{pcap.stem}-{i}"
-        save("frame", tag, b"\x00" + frame)
-        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+        sel = bytes([SELECTOR[link]])
+        save("frame", tag, sel + frame)
+        if 0xA5 not in frame and len(sequence) < 12:
+            sequence.append(frame)
+        if link != 1 or len(frame) < 34 or frame[12:14] != b"\x08\x00":
             continue
         ihl = (frame[14] & 0x0F) * 4
         proto = frame[23]
@@ -71,6 +79,8 @@ for pcap in sorted((root / "tests" / "fixtures").glob("*.pcap")):
                 save("dns", tag, payload)
             if dport == 53:
                 save("dns_query", tag, payload)
+    if len(sequence) > 1:
+        save("frame", f"{pcap.stem}-sequence", sel + b"\xa5".join(sequence))
 
 for hexfile in (root / "tests" / "fixtures" / "quic").glob("*.hex"):
     text = "".join(c for c in hexfile.read_text() if c in "0123456789abcdef")

@@ -13,12 +13,20 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    for f in [ListFormat::Auto, ListFormat::Hosts, ListFormat::Domains, ListFormat::Adblock] {
+    for f in [
+        ListFormat::Auto,
+        ListFormat::Hosts,
+        ListFormat::Domains,
+        ListFormat::Adblock,
+    ] {
         let _ = import_list(&text, f);
     }
     let files = vec![
         (PathBuf::from("rules/site/groups.toml"), text.to_string()),
-        (PathBuf::from("rules/site/allow.list"), "example.com @a\n".to_string()),
+        (
+            PathBuf::from("rules/site/allow.list"),
+            "example.com @a\n".to_string(),
+        ),
     ];
     if let Ok(rules) = RuleSet::from_sources(&files) {
         let _ = rules.lint();

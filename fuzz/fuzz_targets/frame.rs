@@ -1,32 +1,50 @@
-//! The whole detector on arbitrary frames: the first byte picks the link type, and the
-//! rest is split into several frames so that state carries across them (reassembly, QUIC
-//! CRYPTO streams, DNS maps) with small caps to exercise eviction.
+//! The whole detector on arbitrary frames: the first byte picks the link type and the IP
+//! fragment overlap policy, and the rest is split into several frames so that state
+//! carries across them (IP fragment reassembly, TCP reassembly, QUIC CRYPTO streams, DNS
+//! maps) with small caps to exercise eviction.
 #![no_main]
 
+use aiwarden::detect::frag::FragPolicy;
 use aiwarden::detect::{Detector, DetectorConfig, LinkType, Timestamp};
 use libfuzzer_sys::fuzz_target;
+
+const LINKS: [LinkType; 9] = [
+    LinkType::Ethernet,
+    LinkType::LinuxSll,
+    LinkType::LinuxSll2,
+    LinkType::RawIp,
+    LinkType::Loopback,
+    LinkType::Ppp,
+    LinkType::PppHdlc,
+    LinkType::PppEther,
+    LinkType::CiscoHdlc,
+];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    let link = match sel % 5 {
-        0 => LinkType::Ethernet,
-        1 => LinkType::LinuxSll,
-        2 => LinkType::LinuxSll2,
-        3 => LinkType::RawIp,
-        _ => LinkType::Loopback,
-    };
+    let link = LINKS[usize::from(sel & 0x0f) % LINKS.len()];
     let mut cfg = DetectorConfig::default();
     cfg.max_tcp_flows = 4;
     cfg.max_resolved = 4;
     cfg.max_pending_queries = 4;
     cfg.quic.max_connections = 4;
+    cfg.frag.max_datagrams = 4;
+    cfg.frag.max_fragments = 8;
+    cfg.frag.max_total_bytes = 16 * 1024;
+    cfg.frag.policy = match (sel >> 4) & 3 {
+        0 => FragPolicy::Linux,
+        1 => FragPolicy::First,
+        _ => FragPolicy::Last,
+    };
     let mut det = Detector::new(cfg);
-    // Frames are separated by the byte 0xA5.
+    // Frames are separated by the byte 0xA5; each is a millisecond after the last, and
+    // the high bit of the selector makes that a minute, to reach the fragment timeout.
+    let step = if sel & 0x80 != 0 { 60_000_000 } else { 1_000 };
     let mut ts = 0i64;
     for frame in rest.split(|&b| b == 0xA5) {
-        ts += 1_000;
+        ts += step;
         let _ = det.process(Timestamp::from_micros(ts), link, frame);
     }
     assert!(det.tcp_flows() <= 4);

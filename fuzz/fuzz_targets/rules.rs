@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    for name in ["rules/catalog/fuzz.toml", "rules/site/allow.list", "rules/site/deny.list"] {
+    for name in [
+        "rules/catalog/fuzz.toml",
+        "rules/site/allow.list",
+        "rules/site/deny.list",
+    ] {
         let files = vec![(PathBuf::from(name), text.to_string())];
         if let Ok(rules) = RuleSet::from_sources(&files) {
             for host in text.split_whitespace().take(8) {
