@@ -13,7 +13,8 @@
 #   bulk         examples/bulk_capture.rs: 1.1 GiB, about 1.2 M packets, most bytes in
 #                long downloads, like the pipeline bench's clinic mix.
 # AIWARDEN_BASE: a second aiwarden binary (say, a build of the previous commit) timed on the
-# same captures in the same run, so before and after share one machine state.
+# same captures in the same run, so before and after share one machine state;
+# AIWARDEN_BASE_RULES: the rules directory it reads (default: this checkout's).
 # RUNS: how many times each tool reads each capture (default 5); the fastest run counts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +22,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/aiwarden-suricata.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 base=${AIWARDEN_BASE:-}
+# The base binary reads its own rules (an older build may not know newer catalog keys).
+base_rules=${AIWARDEN_BASE_RULES:-rules}
 runs=${RUNS:-5}
 if [ -n "$base" ] && [ ! -x "$base" ]; then
   echo "AIWARDEN_BASE=$base is not an executable" >&2
@@ -138,7 +141,7 @@ for capture in "${captures[@]}"; do
       ./target/release/aiwarden replay --no-progress --rules rules "$capture")
     if [ -n "$base" ]; then
       base_s=$(fastest "$base_s" "$out/base.jsonl" "$out/base.err" \
-        "$base" replay --no-progress --rules rules "$capture")
+        "$base" replay --no-progress --rules "$base_rules" "$capture")
     fi
     rm -f "$out/eve.json"
     su_s=$(fastest "$su_s" "$out/suricata.out" "$out/suricata.err" \

@@ -24,6 +24,9 @@ use super::time::Timestamp;
 use super::tls;
 use tcp::{Segment, TcpFlow};
 
+/// A frame's Ethernet address as the decoder read it (not yet checked to be a device's).
+type LinkAddr = Option<[u8; 6]>;
+
 mod tcp;
 
 /// Limits of the detector's memory. Every map is capped and evicts its least recently
@@ -96,10 +99,15 @@ impl Stats {
 
 /// The pure detection pipeline. Feed it frames in capture order.
 pub struct Detector {
+    /// Frames to packets (tunnels, reassembly). Apart from `state` so a packet may borrow
+    /// the decoder's reassembly buffer while the state handles it.
+    decoder: Decoder,
+    state: State,
+}
+
+/// Everything the detector keeps across packets.
+struct State {
     cfg: DetectorConfig,
-    /// Lent out of `self` while a frame is handled (the packet may borrow its
-    /// reassembly buffer, and handling it needs the rest of `self`), then put back.
-    decoder: Option<Box<Decoder>>,
     tcp: Map<FlowKey, TcpFlow>,
     quic: QuicTracker,
     /// (client IP, answered IP) -> the name the client asked for (the latest one).
@@ -116,11 +124,12 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.state;
         f.debug_struct("Detector")
-            .field("tcp_flows", &self.tcp.len())
-            .field("quic", &self.quic.len())
-            .field("resolved", &self.resolved.len())
-            .field("neighbours", &self.neighbours)
+            .field("tcp_flows", &s.tcp.len())
+            .field("quic", &s.quic.len())
+            .field("resolved", &s.resolved.len())
+            .field("neighbours", &s.neighbours)
             .finish_non_exhaustive()
     }
 }
@@ -134,24 +143,26 @@ impl Detector {
     /// A detector with the given limits.
     pub fn new(cfg: DetectorConfig) -> Detector {
         Detector {
-            decoder: Some(Box::new(Decoder::new(cfg.frag.clone()))),
-            tcp: map(cfg.max_tcp_flows),
-            quic: QuicTracker::new(cfg.quic.clone()),
-            resolved: map(cfg.max_resolved),
-            asked: map(cfg.max_resolved),
-            pending: map(cfg.max_pending_queries),
-            neighbours: Neighbours::new(cfg.max_neighbours),
-            next_sweep: Timestamp::default(),
-            stats: Stats::default(),
-            cfg,
+            decoder: Decoder::new(cfg.frag.clone()),
+            state: State {
+                tcp: map(cfg.max_tcp_flows),
+                quic: QuicTracker::new(cfg.quic.clone()),
+                resolved: map(cfg.max_resolved),
+                asked: map(cfg.max_resolved),
+                pending: map(cfg.max_pending_queries),
+                neighbours: Neighbours::new(cfg.max_neighbours),
+                next_sweep: Timestamp::default(),
+                stats: Stats::default(),
+                cfg,
+            },
         }
     }
 
     /// What has been counted so far, the decoder's tunnel and fragment counters among
     /// the events.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.stats.clone();
-        for (name, n) in self.decoder.iter().flat_map(|d| d.counts()) {
+        let mut stats = self.state.stats.clone();
+        for (name, n) in self.decoder.counts() {
             *stats.events.entry(name).or_insert(0) += n;
         }
         stats
@@ -159,38 +170,74 @@ impl Detector {
 
     /// TCP streams tracked right now.
     pub fn tcp_flows(&self) -> usize {
-        self.tcp.len()
+        self.state.tcp.len()
     }
 
     /// Remembers that `client` was told `addr` is `host` (by the daemon's own resolver,
     /// which sees answers even when capture misses them).
     pub fn learn(&mut self, client: IpAddr, addr: IpAddr, host: Host) {
-        let client = client.to_canonical();
-        self.asked.put((client, name_hash(&host)), ());
-        self.resolved.put((client, addr.to_canonical()), host);
+        self.state.learn(client, addr, host);
     }
 
     /// Records that the device with `mac` uses `ip` (from the kernel's neighbour table or
     /// a frame), so its connections from other addresses are its own.
     pub fn learn_neighbour(&mut self, ip: IpAddr, mac: Mac) {
-        if self.neighbours.learn(ip, mac) == Learned::Router {
-            self.stats.event("router_mac_seen");
-        }
+        self.state.learn_neighbour(ip, mac);
     }
 
     /// The device MAC behind `ip`, as frames taught it (`None` behind a router).
     pub fn mac_of(&self, ip: IpAddr) -> Option<Mac> {
-        self.neighbours.mac_of(ip)
+        self.state.neighbours.mac_of(ip)
     }
 
     /// (client, IP) pairs remembered from DNS answers right now.
     pub fn resolved_len(&self) -> usize {
-        self.resolved.len()
+        self.state.resolved.len()
     }
 
     /// QUIC connections tracked right now.
     pub fn quic_connections(&self) -> usize {
-        self.quic.len()
+        self.state.quic.len()
+    }
+
+    /// Processes one frame captured at `ts`. A malformed frame is counted and yields
+    /// nothing; it is never an error.
+    pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) -> Vec<Observation> {
+        let state = &mut self.state;
+        state.stats.packets += 1;
+        state.stats.bytes += frame.len() as u64;
+        let mut out = Vec::new();
+        if ts >= state.next_sweep {
+            state.sweep(ts, &mut out);
+        }
+        match self.decoder.decode(ts, link, frame) {
+            Ok(pkt) => state.on_packet(ts, pkt, &mut out),
+            Err(skip) => {
+                *state.stats.skipped.entry(skip.as_str()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// Ends the capture: every connection whose first flight has named nothing yet becomes
+    /// a nameless `tcp` observation (oldest first), as if it had timed out. A replay calls
+    /// it after the last frame, the daemon when it stops.
+    pub fn finish(&mut self) -> Vec<Observation> {
+        self.state.finish()
+    }
+}
+
+impl State {
+    fn learn(&mut self, client: IpAddr, addr: IpAddr, host: Host) {
+        let client = client.to_canonical();
+        self.asked.put((client, name_hash(&host)), ());
+        self.resolved.put((client, addr.to_canonical()), host);
+    }
+
+    fn learn_neighbour(&mut self, ip: IpAddr, mac: Mac) {
+        if self.neighbours.learn(ip, mac) == Learned::Router {
+            self.stats.event("router_mac_seen");
+        }
     }
 
     /// The name a DNS answer gave the device behind `client` (any of its addresses) for
@@ -209,35 +256,12 @@ impl Detector {
             .any(|a| self.asked.contains(&(a, h)))
     }
 
-    /// Processes one frame captured at `ts`. A malformed frame is counted and yields
-    /// nothing; it is never an error.
-    pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) -> Vec<Observation> {
-        self.stats.packets += 1;
-        self.stats.bytes += frame.len() as u64;
-        let mut out = Vec::new();
-        if ts >= self.next_sweep {
-            self.sweep(ts, &mut out);
-        }
-        let mut decoder = self
-            .decoder
-            .take()
-            .unwrap_or_else(|| Box::new(Decoder::new(self.cfg.frag.clone())));
-        match decoder.decode(ts, link, frame) {
-            Ok(pkt) => self.on_packet(ts, pkt, &mut out),
-            Err(skip) => {
-                *self.stats.skipped.entry(skip.as_str()).or_insert(0) += 1;
-            }
-        }
-        self.decoder = Some(decoder);
-        out
-    }
-
     fn on_packet(&mut self, ts: Timestamp, pkt: Packet<'_>, out: &mut Vec<Observation>) {
-        let (src, dst) = (pkt.src.to_canonical(), pkt.dst.to_canonical());
-        let macs = (
-            pkt.link_src.and_then(Mac::unicast),
-            pkt.link_dst.and_then(Mac::unicast),
-        );
+        // Addresses as the wire has them (an IPv4-mapped address in a real IPv6 header is
+        // not a thing); observations and the answer map canonicalise what they keep. The
+        // MACs are only read when a frame teaches the neighbour table something.
+        let (src, dst) = (pkt.src, pkt.dst);
+        let macs = (pkt.link_src, pkt.link_dst);
         match pkt.transport {
             Transport::Tcp {
                 sport,
@@ -289,14 +313,15 @@ impl Detector {
         proto: Proto,
         host: Option<Host>,
     ) -> Observation {
-        let client = key.src.ip();
+        let (client, server) = (canonical(key.src), canonical(key.dst));
         Observation {
             ts,
-            client: key.src,
-            client_mac: self.neighbours.mac_of(client),
-            server: key.dst,
+            client,
+            client_mac: self.neighbours.mac_of(client.ip()),
+            server,
             proto,
-            unresolved: proto != Proto::Connect && self.answer_for(client, key.dst.ip()).is_none(),
+            unresolved: proto != Proto::Connect
+                && self.answer_for(client.ip(), server.ip()).is_none(),
             host,
             asked: None,
             ech_offered: false,
@@ -306,8 +331,8 @@ impl Detector {
         }
     }
 
-    fn learn_from_frame(&mut self, ip: IpAddr, mac: Option<Mac>) {
-        if let Some(mac) = mac {
+    fn learn_from_frame(&mut self, ip: IpAddr, mac: LinkAddr) {
+        if let Some(mac) = mac.and_then(Mac::unicast) {
             self.learn_neighbour(ip, mac);
         }
     }
@@ -317,7 +342,7 @@ impl Detector {
         ts: Timestamp,
         key: FlowKey,
         payload: &[u8],
-        src_mac: Option<Mac>,
+        src_mac: LinkAddr,
     ) -> Option<Observation> {
         match self.quic.on_datagram(ts, key, payload) {
             QuicEvent::NotInitial => None,
@@ -379,13 +404,10 @@ impl Detector {
             // Real ECH puts a public name in the outer SNI: a name this device did not
             // look up, for an address it got under another name. GREASE keeps the name
             // the device asked for.
-            let client = key.src.ip();
+            let (client, server) = (o.client.ip(), o.server.ip());
             if let Some(h) = &o.host {
                 if !self.device_asked(client, h) {
-                    o.asked = self
-                        .answer_for(client, key.dst.ip())
-                        .filter(|a| *a != h)
-                        .cloned();
+                    o.asked = self.answer_for(client, server).filter(|a| *a != h).cloned();
                 }
             }
         }
@@ -398,7 +420,7 @@ impl Detector {
         ts: Timestamp,
         key: FlowKey,
         bytes: &[u8],
-        macs: (Option<Mac>, Option<Mac>),
+        macs: (LinkAddr, LinkAddr),
     ) -> Option<Observation> {
         let Some(msg) = dns::parse(bytes) else {
             self.stats.event("dns_malformed");

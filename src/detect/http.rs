@@ -57,10 +57,16 @@ fn methods(first: u8) -> &'static [&'static [u8]] {
 /// a space (`CONNECT `, `GET `, `POST `, `HEAD `, `PUT `, `DELETE `, `OPTIONS `, `PATCH `,
 /// `TRACE `) or are a strict prefix of one (`CON`, and the empty slice), so the caller can
 /// wait for more; false for anything else, such as a TLS record.
+#[inline]
 pub fn starts_like_request(first: &[u8]) -> bool {
     let Some(&b) = first.first() else {
         return true;
     };
+    // Called for every data segment of a stream aiwarden does not follow (downloads):
+    // turn away anything that is not a method's first letter before anything else.
+    if !matches!(b, b'C' | b'G' | b'P' | b'H' | b'D' | b'O' | b'T') {
+        return false;
+    }
     methods(b).iter().any(|m| {
         let n = first.len().min(m.len());
         first[..n] == m[..n]

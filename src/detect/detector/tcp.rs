@@ -2,10 +2,10 @@
 //! first flight, on any port, to one observation (a ClientHello, an HTTP request or
 //! CONNECT, or a nameless connection), and DNS over TCP in both directions.
 
-use super::Detector;
+use super::State;
 use crate::detect::flow::{Overflow, StreamBuf};
 use crate::detect::http;
-use crate::detect::observation::{FlowKey, Host, Mac, Observation, Proto};
+use crate::detect::observation::{FlowKey, Host, Observation, Proto};
 use crate::detect::time::Timestamp;
 use crate::detect::tls::{self, Scan};
 
@@ -33,11 +33,10 @@ pub(super) struct TcpFlow {
     buf: StreamBuf,
 }
 
-impl Detector {
-    /// Ends the capture: every connection whose first flight has named nothing yet becomes
-    /// a nameless `tcp` observation (oldest first), as if it had timed out. A replay calls
-    /// it after the last frame, the daemon when it stops.
-    pub fn finish(&mut self) -> Vec<Observation> {
+impl State {
+    /// Every connection whose first flight has named nothing yet, as nameless
+    /// observations, oldest first ([`super::Detector::finish`]).
+    pub(super) fn finish(&mut self) -> Vec<Observation> {
         let mut open: Vec<(Timestamp, FlowKey)> = Vec::new();
         while let Some((key, f)) = self.tcp.pop_lru() {
             if !f.done && f.kind != Kind::Dns {
@@ -331,7 +330,7 @@ pub(super) struct Segment<'a> {
     pub(super) ack: bool,
     pub(super) fin_or_rst: bool,
     pub(super) payload: &'a [u8],
-    pub(super) src_mac: Option<Mac>,
+    pub(super) src_mac: super::LinkAddr,
 }
 
 /// What one pass over a flow's buffer decided.
