@@ -9,7 +9,9 @@
 # Every server runs single-threaded on one core (taskset), as dnsmasq always does; unbound
 # gets num-threads: 1, aiwarden its default runtime pinned to the same core.
 #
-# usage: benches/compare/dns.sh [SECS]      (default 10)
+# usage: [AIWARDEN_BASE=/old/aiwarden AIWARDEN_BASE_RULES=/old/rules] benches/compare/dns.sh [SECS]
+#        (default 10 s; with AIWARDEN_BASE an older aiwarden is measured too, before and
+#        after in the same run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
@@ -31,6 +33,8 @@ for p in dnsperf unbound; do
 done
 cargo build --release --quiet --bin aiwarden
 bin=$root/target/release/aiwarden
+base=${AIWARDEN_BASE:-}
+base_rules=${AIWARDEN_BASE_RULES:-$root/rules}
 
 up=127.0.0.2      # the upstream: an authoritative dnsmasq answering every *.bench.example
 core_srv=0        # the server under test
@@ -83,26 +87,34 @@ for n in 1000 100000; do
   echo "deny patterns: $n"
   deny_list "$n" > "$work/deny.txt"
 
-  # aiwarden: the shipped catalog plus the list as site/deny.list.
-  rm -rf "$work/rules" && mkdir -p "$work/rules/site"
-  cp -r rules/catalog "$work/rules/"
-  cp "$work/deny.txt" "$work/rules/site/deny.list"
-  cat > "$work/aiwarden.toml" <<EOF
+  # aiwarden (and the base build, if given): the shipped catalog plus the list as
+  # site/deny.list.
+  for which in aiwarden base; do
+    exe=$bin catalog=rules/catalog port=5301
+    if [ "$which" = base ]; then
+      [ -n "$base" ] || continue
+      exe=$base catalog=$base_rules/catalog port=5304
+    fi
+    rm -rf "$work/rules" && mkdir -p "$work/rules/site"
+    cp -r "$catalog" "$work/rules/"
+    cp "$work/deny.txt" "$work/rules/site/deny.list"
+    cat > "$work/aiwarden.toml" <<EOF
 mode = "enforce"
 rules = "$work/rules"
 [dns]
-listen = ["127.0.0.1:5301"]
+listen = ["127.0.0.1:$port"]
 upstreams = ["$up:5300"]
 cache_size = 20000
 [store]
-path = "$work/incidents-$n.db"
+path = "$work/incidents-$which-$n.db"
 [metrics]
 listen = "off"
 EOF
-  AIWARDEN_LOG=error taskset -c $core_srv "$bin" run --config "$work/aiwarden.toml" >/dev/null 2>&1 &
-  pid=$!; pids+=($pid)
-  measure aiwarden 5301 $pid
-  kill $pid; wait $pid 2>/dev/null || true
+    AIWARDEN_LOG=error taskset -c $core_srv "$exe" run --config "$work/aiwarden.toml" >/dev/null 2>&1 &
+    pid=$!; pids+=($pid)
+    measure "$which" "$port" $pid
+    kill $pid; wait $pid 2>/dev/null || true
+  done
 
   # dnsmasq: the same names as address=/name/ (NXDOMAIN).
   sed 's|.*|address=/&/|' "$work/deny.txt" > "$work/dnsmasq-block.conf"
