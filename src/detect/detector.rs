@@ -331,6 +331,22 @@ impl State {
         }
     }
 
+    /// A name as a host, counting why there is none: `missing` when the message named
+    /// nothing, `bad_hostname` when the name holds what no host name may.
+    fn host_of(&mut self, raw: Option<&[u8]>, missing: &'static str) -> Option<Host> {
+        match raw.map(Host::parse) {
+            Some(Ok(h)) => Some(h),
+            Some(Err(_)) => {
+                self.stats.event("bad_hostname");
+                None
+            }
+            None => {
+                self.stats.event(missing);
+                None
+            }
+        }
+    }
+
     fn learn_from_frame(&mut self, ip: IpAddr, mac: LinkAddr) {
         if let Some(mac) = mac.and_then(Mac::unicast) {
             self.learn_neighbour(ip, mac);
@@ -381,17 +397,7 @@ impl State {
             Proto::Quic => "quic_client_hello",
             _ => "tls_client_hello",
         });
-        let host = match ch.sni.as_deref().map(Host::parse) {
-            Some(Ok(h)) => Some(h),
-            Some(Err(_)) => {
-                self.stats.event("bad_hostname");
-                None
-            }
-            None => {
-                self.stats.event("client_hello_without_sni");
-                None
-            }
-        };
+        let host = self.host_of(ch.sni.as_deref(), "client_hello_without_sni");
         let mut o = self.observation(ts, key, proto, host);
         if tunnelled {
             // Inside a CONNECT tunnel the server is the proxy: the name is the evidence.

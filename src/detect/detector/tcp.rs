@@ -5,7 +5,7 @@
 use super::State;
 use crate::detect::flow::{Overflow, StreamBuf};
 use crate::detect::http;
-use crate::detect::observation::{FlowKey, Host, Observation, Proto};
+use crate::detect::observation::{FlowKey, Observation, Proto};
 use crate::detect::time::Timestamp;
 use crate::detect::tls::{self, Scan};
 
@@ -300,17 +300,7 @@ impl State {
         } else {
             "http_request"
         });
-        let host = match req.host.as_deref().map(Host::parse) {
-            Some(Ok(h)) => Some(h),
-            Some(Err(_)) => {
-                self.stats.event("bad_hostname");
-                None
-            }
-            None => {
-                self.stats.event("http_without_host");
-                None
-            }
-        };
+        let host = self.host_of(req.host.as_deref(), "http_without_host");
         let proto = if req.connect {
             Proto::Connect
         } else {
