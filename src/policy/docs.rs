@@ -121,8 +121,16 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
         } else {
             "flag"
         };
-        if !s.addresses.is_empty() || !s.signals.is_empty() {
-            let addrs: Vec<String> = s.addresses.iter().map(|a| format!("`{a}`")).collect();
+        let by_value = !s.addresses.is_empty() || !s.signals.is_empty();
+        if by_value {
+            let addrs: Vec<String> = s
+                .addresses
+                .iter()
+                .map(|a| match a.prefix_len() == a.max_prefix_len() {
+                    true => format!("`{}`", a.addr()),
+                    false => format!("`{a}`"),
+                })
+                .collect();
             let signals: Vec<String> = s
                 .signals
                 .iter()
@@ -138,22 +146,13 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
             if !signals.is_empty() {
                 let _ = writeln!(out, "| signals | {action} | {} |", signals.join(" "));
             }
-            let _ = writeln!(out);
         }
-        if s.hosts.is_empty() {
-            if let Some(n) = &s.notes {
-                let _ = writeln!(out, "{}", n.trim());
+        if !s.hosts.is_empty() {
+            if by_value {
+                let _ = writeln!(out);
             }
-            if !s.sources.is_empty() {
-                let _ = writeln!(out, "\nSources:");
-                for src in &s.sources {
-                    let _ = writeln!(out, "- <{src}>");
-                }
-            }
-            let _ = writeln!(out);
-            continue;
+            let _ = writeln!(out, "| Tier | Default action | Hosts |\n|---|---|---|");
         }
-        let _ = writeln!(out, "| Tier | Default action | Hosts |\n|---|---|---|");
         for h in &s.hosts {
             let hosts: Vec<String> = h.patterns.iter().map(|p| format!("`{p}`")).collect();
             let _ = writeln!(
