@@ -290,6 +290,13 @@ pub fn run<W: Write>(
     Ok(summary)
 }
 
+/// One JSON object and a newline.
+fn json_line(out: &mut impl Write, v: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, v).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 fn write_detection(
     out: &mut impl Write,
     d: &Detection<'_>,
@@ -297,10 +304,7 @@ fn write_detection(
     header: &mut bool,
 ) -> Result<()> {
     match format {
-        Format::Jsonl => {
-            serde_json::to_writer(&mut *out, d).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
+        Format::Jsonl => json_line(out, d)?,
         Format::Table => {
             if std::mem::take(header) {
                 writeln!(
@@ -332,10 +336,7 @@ fn write_incident(
     header: &mut bool,
 ) -> Result<()> {
     match format {
-        Format::Jsonl => {
-            serde_json::to_writer(&mut *out, i).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
-        }
+        Format::Jsonl => json_line(out, i)?,
         Format::Table => {
             if std::mem::take(header) {
                 writeln!(
