@@ -19,21 +19,28 @@ use crate::metrics::Metrics;
 
 /// Default capture filter: everything detection may read, without the bulk it never
 /// reads. Kept: DNS; every TCP packet except data sent from ports 443 and 80 (downloads
-/// from web servers, most of a clinic's bytes; their SYN, FIN and RST stay), so the first
-/// flight of a connection on any port is seen; QUIC long-header packets on any UDP port
-/// (Initials; short-header bulk and media streams such as RTP are dropped); port 853;
-/// tunnels (GRE and ERSPAN, VXLAN, Geneve, IP in IP) and IP fragments, whose insides a
-/// filter cannot see. libpcap's `tcp[]` and `udp[]` index IPv4 only, so IPv6 headers are
-/// read at fixed offsets (no extension headers; packets with them are kept whole).
+/// from web servers, most of a clinic's bytes; their SYN, FIN and RST stay) and bare ACKs,
+/// so the first flight of a connection on any port is seen; QUIC long-header packets on
+/// any UDP port (Initials; short-header bulk and media streams such as RTP are dropped);
+/// port 853;
+/// tunnels (GRE and ERSPAN, VXLAN, Geneve, IP in IP), IP fragments, and frames inside
+/// VLAN tags, PPPoE or MPLS, whose insides a filter cannot see (matched by EtherType:
+/// libpcap's `vlan`, `pppoes` and `mpls` keywords would shift the offsets of everything
+/// after them). libpcap's `tcp[]` and `udp[]` index IPv4 only, so IPv6 headers are read at
+/// fixed offsets (no extension headers; packets with them are kept whole).
 pub const DEFAULT_FILTER: &str = "port 53 or port 853 \
-or (ip and tcp and not ((src port 443 or src port 80) and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) == 0)) \
-or (ip6 and tcp and not ((src port 443 or src port 80) and ip6[6] == 6 and ip6[53] & 7 == 0)) \
+or (ip and tcp and not ((src port 443 or src port 80) and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) == 0) \
+    and not (tcp[tcpflags] == tcp-ack and ip[2:2] == ((ip[0] & 0xf) << 2) + ((tcp[12] & 0xf0) >> 2))) \
+or (ip6 and tcp and not ((src port 443 or src port 80) and ip6[6] == 6 and ip6[53] & 7 == 0) \
+    and not (ip6[6] == 6 and ip6[53] == 0x10 and ip6[4:2] == (ip6[52] & 0xf0) >> 2)) \
 or (ip and udp and udp[8] & 0xc0 == 0xc0) \
 or (ip6 and ip6[6] == 17 and ip6[48] & 0xc0 == 0xc0) \
 or (ip6 and ip6[6] != 6 and ip6[6] != 17 and ip6[6] != 58) \
 or udp port 4789 or udp port 6081 \
 or ip proto 47 or ip proto 4 or ip proto 41 \
-or (ip and ip[6:2] & 0x3fff != 0)";
+or (ip and ip[6:2] & 0x3fff != 0) \
+or ether proto 0x8100 or ether proto 0x88a8 or ether proto 0x9100 \
+or ether proto 0x8864 or ether proto 0x8847 or ether proto 0x8848";
 
 /// A frame copied out of the capture ring for the detection queue.
 #[derive(Debug)]
