@@ -111,7 +111,7 @@ impl Detection {
             }
             if last_export.elapsed() >= Duration::from_secs(1) {
                 last_export = Instant::now();
-                let now = self.detector.stats().clone();
+                let now = self.detector.stats();
                 self.metrics.add_detector_stats(&now, &published);
                 published = now;
             }
@@ -126,7 +126,7 @@ impl Detection {
         for obs in self.detector.finish() {
             self.observe(obs, None);
         }
-        let now = self.detector.stats().clone();
+        let now = self.detector.stats();
         self.metrics.add_detector_stats(&now, &published);
     }
 
