@@ -495,6 +495,18 @@ impl Pipeline {
         let host = shown_host(judged, obs.server);
         let service: Arc<str> = Arc::from(service);
         let key = (device, service.clone());
+        if let DeviceKey::Mac(_) = device {
+            // Opened by address before the device's MAC was known (a resolver query ahead
+            // of any captured frame): the same device, so its incident carries on.
+            if !self.open.contains_key(&key) {
+                if let Some(open) = self
+                    .open
+                    .remove(&(DeviceKey::Addr(who.ip), service.clone()))
+                {
+                    self.open.insert(key.clone(), open);
+                }
+            }
+        }
         if let Some((k, last)) = self.open.get_mut(&key) {
             if obs.ts.micros_since(*last) <= self.window_micros {
                 *last = (*last).max(obs.ts);

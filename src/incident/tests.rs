@@ -366,6 +366,53 @@ fn behind_a_router_devices_are_addresses_and_windows_close_incidents() {
 }
 
 #[test]
+fn an_incident_opened_before_the_mac_was_known_carries_on_under_it() {
+    let rs = rules();
+    let mut p = Pipeline::new(Mode::Enforce, DEFAULT_WINDOW_MICROS);
+    let opens = |o: &Outcome| matches!(o.incident, Some(IncidentOp::Open { .. }));
+    // The resolver answers before any frame from the device was captured: by address.
+    let query = obs(
+        Proto::Dns,
+        "10.0.0.21:40000",
+        "10.0.0.1:53",
+        Some("gemini.google.com"),
+        0,
+    );
+    assert!(opens(&step(&mut p, &rs, &query)));
+    // Its connection, from a frame that carries the MAC: the same incident.
+    let mut tls = obs(
+        Proto::Tls,
+        "10.0.0.21:50000",
+        "142.250.1.1:443",
+        Some("gemini.google.com"),
+        1,
+    );
+    tls.client_mac = Some(PC);
+    let out = step(&mut p, &rs, &tls);
+    assert!(
+        matches!(out.incident, Some(IncidentOp::Touch { .. })),
+        "{out:?}"
+    );
+    assert_eq!(p.open_count(), 1);
+    // From now on its other addresses join it too.
+    let mut v6 = obs(
+        Proto::Quic,
+        "[2001:db8::a1]:50000",
+        "[2a00:1450::1]:443",
+        Some("gemini.google.com"),
+        2,
+    );
+    v6.client_mac = Some(PC);
+    assert!(!opens(&step(&mut p, &rs, &v6)));
+    // Another device at another address is still its own incident.
+    let mut other = tls.clone();
+    other.client = "10.0.0.22:50000".parse().expect("addr");
+    other.client_mac = Some(Mac([2, 0, 0, 0, 0, 0x22]));
+    assert!(opens(&step(&mut p, &rs, &other)));
+    assert_eq!(p.open_count(), 2);
+}
+
+#[test]
 fn allowed_use_is_usage_without_incidents() {
     let rs = rules();
     let mut p = Pipeline::new(Mode::Enforce, DEFAULT_WINDOW_MICROS);
