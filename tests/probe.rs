@@ -2,6 +2,9 @@
 //! ClientHello it sends, `openssl s_server` for a whole handshake, and a silent UDP socket
 //! that collects its QUIC Initials. Everything it sends is read back with the detector.
 
+#[path = "support/example.rs"]
+mod example;
+
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
@@ -12,48 +15,10 @@ use std::time::Duration;
 use aiwarden::detect::tls::parse_client_hello;
 use aiwarden::detect::{Detector, DetectorConfig, LinkType, Timestamp};
 
-/// Builds the example once per test run (a no-op when `cargo test` already did) and
-/// returns its path next to this test binary.
+/// The probe example, built once per test run.
 fn probe_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "--example", "probe"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        // Drop what cargo set for this test: build scripts that watch these variables
-        // (ring's watches CARGO_MANIFEST_DIR) would otherwise rebuild half the tree.
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy();
-            if k.starts_with("CARGO_PKG_")
-                || k.starts_with("CARGO_BIN_")
-                || matches!(
-                    &*k,
-                    "CARGO_MANIFEST_DIR"
-                        | "CARGO_MANIFEST_PATH"
-                        | "CARGO_CRATE_NAME"
-                        | "CARGO_PRIMARY_PACKAGE"
-                        | "CARGO_TARGET_TMPDIR"
-                        | "CARGO_RUSTC_CURRENT_DIR"
-                        | "OUT_DIR"
-                )
-            {
-                cargo.env_remove(&*k);
-            }
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "cargo build --example probe");
-        let exe = std::env::current_exe().expect("test binary path");
-        // target/<profile>/deps/probe-HASH -> target/<profile>/examples/probe
-        let bin = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .expect("target dir")
-            .join("examples")
-            .join("probe");
-        assert!(bin.exists(), "{} missing", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| example::build("probe"))
 }
 
 fn probe(args: &[&str]) -> Command {

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+#[path = "example.rs"]
+mod example;
+
 use std::path::Path;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -199,17 +202,9 @@ pub(crate) fn setup(dual_stack: bool) -> Net {
     net
 }
 
-/// The example probe client (real rustls and quinn handshakes), built beside the tests.
+/// The example probe client (real rustls and quinn handshakes), built for the test.
 pub(crate) fn probe() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let p = dir.join("examples").join("probe");
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --examples` (cargo test --all-targets does)",
-        p.display()
-    );
-    p
+    example::build("probe")
 }
 
 /// True when `tool` is on the PATH.
