@@ -3,7 +3,9 @@
 # block list (1,000 and 100,000 deny patterns) and the same upstream, on cached answers.
 #
 # For each list size and server: warm the cache, then
-#   - throughput: dnsperf with 100 queries in flight for $SECS seconds -> queries/s;
+#   - throughput: dnsperf with 100 queries in flight for $SECS seconds -> queries/s, and
+#     the server's CPU time per answer (on a 2-core machine dnsperf's one core is often
+#     the limit, so q/s ties where CPU per answer still tells the servers apart);
 #   - latency: dnsperf -v at a fixed 20,000 queries/s -> p50 and p99 from every answer;
 #   - resident memory (VmRSS, VmHWM) of the server after the runs.
 # Every server runs single-threaded on one core (taskset), as dnsmasq always does; unbound
@@ -56,6 +58,10 @@ deny_list() { # N -> N registrable-domain patterns, the shape of real block list
 
 rss() { awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END {printf "%.1f MB (peak %.1f MB)", r/1024, h/1024}' "/proc/$1/status"; }
 
+cpu_ticks() { # PID -> user + system clock ticks of every thread so far
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 wait_up() { # PORT
   for _ in $(seq 1 100); do
     if dig @127.0.0.1 -p "$1" +time=1 +tries=1 +short host1.bench.example 2>/dev/null | grep -q 192.0.2.1; then return 0; fi
@@ -72,14 +78,21 @@ measure() { # NAME PORT PID
   taskset -c $core_perf dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -n 2 -q 100 >/dev/null 2>&1
   local blocked
   blocked=$(dig @127.0.0.1 -p "$port" +time=1 +tries=1 tracker7.ads7.example | grep -c -E 'NXDOMAIN' || true)
-  local qps
-  qps=$(taskset -c $core_perf dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -q 100 2>&1 \
-    | awk '/Queries per second/{print $4}')
+  local qps out cpu0 cpu1 done_q cpu
+  cpu0=$(cpu_ticks "$pid")
+  out=$(taskset -c $core_perf dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$secs" -q 100 2>&1)
+  cpu1=$(cpu_ticks "$pid")
+  qps=$(awk '/Queries per second/{print $4}' <<<"$out")
+  done_q=$(awk '/Queries completed/{print $3}' <<<"$out")
+  # The server's own CPU time per answer: what decides q/s when the server, not dnsperf
+  # on its one core, is the limit.
+  cpu=$(awk -v t=$((cpu1 - cpu0)) -v hz="$(getconf CLK_TCK)" -v n="$done_q" \
+    'BEGIN { if (n > 0) printf "%.2f us cpu/q", t * 1e6 / hz / n; else printf "-" }')
   local lat
   lat=$(taskset -c $core_perf dnsperf -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l 5 -Q 20000 -v 2>/dev/null \
     | awk '$1 == ">" && $2 == "NOERROR" {print $NF * 1e6}' | sort -n \
     | awk '{a[NR]=$1} END {if (NR) printf "p50 %d us, p99 %d us", a[int(NR*0.5)+1], a[int(NR*0.99)+1]; else printf "no answers"}')
-  printf "  %-9s %9s q/s   %-26s  %s  block answer: %s\n" "$name" "$qps" "$lat" "$(rss "$pid")" \
+  printf "  %-9s %9s q/s  %s  %-26s  %s  block answer: %s\n" "$name" "$qps" "$cpu" "$lat" "$(rss "$pid")" \
     "$([ "$blocked" -gt 0 ] && echo NXDOMAIN || echo MISSING)"
 }
 

@@ -481,6 +481,99 @@ async fn udp_and_tcp_sockets_serve() {
     t2.await.expect("tcp task");
 }
 
+/// Queries that arrive together are received and answered in batches: every answer
+/// reaches the peer that asked, with its id, over IPv4 and IPv6, whichever path it took
+/// (refused by a rule, forwarded, from the cache).
+#[tokio::test]
+async fn batched_udp_answers_reach_every_peer() {
+    let up = upstream().await;
+    let (r, _) = resolver(config(up.addr), Mode::Enforce);
+    for listen in ["127.0.0.1:0", "[::1]:0"] {
+        let Ok(sockets) = bind(&[listen.parse().expect("addr")]).await else {
+            println!("skipped {listen}: no such loopback address here");
+            continue;
+        };
+        let (udp, _tcp) = sockets.into_iter().next().expect("one");
+        let addr = udp.local_addr().expect("addr");
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(
+                UdpSocket::bind(SocketAddr::new(addr.ip(), 0))
+                    .await
+                    .expect("bind"),
+            );
+        }
+        let name = |id: u16| {
+            if id % 3 == 0 {
+                "chatgpt.com."
+            } else {
+                "allowed.example."
+            }
+        };
+        // 20 queries from each of 4 clients: 80, more than two batches.
+        let burst = |first: u16| {
+            let clients = &clients;
+            async move {
+                for i in 0..20u16 {
+                    for (c, sock) in clients.iter().enumerate() {
+                        let id = first + i * 4 + c as u16;
+                        sock.send_to(&query(name(id), RecordType::A, id, false), addr)
+                            .await
+                            .expect("send");
+                    }
+                }
+            }
+        };
+        let answers = |first: u16| {
+            let clients = &clients;
+            async move {
+                for (c, sock) in clients.iter().enumerate() {
+                    let mut ids = Vec::new();
+                    let mut buf = [0u8; 1500];
+                    for _ in 0..20 {
+                        let (n, _) = tokio::time::timeout(
+                            std::time::Duration::from_secs(5),
+                            sock.recv_from(&mut buf),
+                        )
+                        .await
+                        .expect("every query answered")
+                        .expect("recv");
+                        let m = Message::from_vec(&buf[..n]).expect("parses");
+                        let id = m.metadata.id;
+                        assert_eq!(usize::from(id - first) % 4, c, "{listen}: another's answer");
+                        assert_eq!(m.queries[0].name().to_ascii(), name(id));
+                        let want = if name(id) == "chatgpt.com." {
+                            ResponseCode::NXDomain
+                        } else {
+                            ResponseCode::NoError
+                        };
+                        assert_eq!(m.metadata.response_code, want, "{listen} id {id}");
+                        ids.push(id);
+                    }
+                    ids.sort_unstable();
+                    ids.dedup();
+                    assert_eq!(ids.len(), 20, "{listen}: client {c} got {ids:?}");
+                }
+            }
+        };
+        // The first burst waits in the socket before the thread starts: one batch takes
+        // many. Then a second burst, answered from the cache.
+        burst(1000).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let t = {
+            let (me, rt, stop) = (r.clone(), tokio::runtime::Handle::current(), stop.clone());
+            std::thread::spawn(move || me.serve_udp(udp, rt, stop))
+        };
+        answers(1000).await;
+        burst(2000).await;
+        answers(2000).await;
+        stop.store(true, Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || t.join().expect("udp thread"))
+            .await
+            .expect("joined");
+    }
+}
+
 #[tokio::test]
 async fn forwards_over_tls() {
     // A DNS-over-TLS upstream on loopback with a certificate for dns.test.
