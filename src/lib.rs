@@ -27,6 +27,7 @@
 //! | [`capture`] | shell: capture files and live interfaces (libpcap), its threads and restarts |
 //! | [`resolver`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
 //! | [`store`] | shell: the SQLite incident store (hash-chained incidents and acks, activity, daily usage, retention) and its writer thread |
+//! | [`health`] | each part's state (resolver, detection, store, capture) and the daemon's grade for `/healthz` and the watchdog |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
 //! | [`cli`] | the command line: one file per command group |
@@ -41,6 +42,7 @@ pub mod daemon;
 pub mod detect;
 pub mod devices;
 pub mod error;
+pub mod health;
 pub mod incident;
 pub mod metrics;
 pub mod paths;

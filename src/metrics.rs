@@ -3,7 +3,6 @@
 //! client addresses never become labels.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use prometheus::{
@@ -11,6 +10,8 @@ use prometheus::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::health::{Grade, Health};
 
 /// Every metric the daemon exports.
 #[derive(Debug, Clone)]
@@ -213,12 +214,12 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` is set. `healthy` is
-/// what `/healthz` reports.
+/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` is set. `/healthz`
+/// answers the [`Health`] report: 200 when `ok` or `degraded`, 503 when `down`.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    healthy: Arc<AtomicBool>,
+    health: Arc<Health>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -233,7 +234,7 @@ pub async fn serve(
             _ = shutdown.changed() => return,
         };
         let metrics = metrics.clone();
-        let healthy = healthy.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
             let mut n = 0;
@@ -258,14 +259,14 @@ pub async fn serve(
             let path = head.split_whitespace().nth(1).unwrap_or("");
             let (status, ctype, body) = match path {
                 "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                "/healthz" if healthy.load(Ordering::Relaxed) => {
-                    ("200 OK", "text/plain", "ok\n".to_string())
+                "/healthz" => {
+                    let report = health.report();
+                    let status = match report.grade {
+                        Grade::Ok | Grade::Degraded => "200 OK",
+                        Grade::Down => "503 Service Unavailable",
+                    };
+                    (status, "text/plain", report.to_string())
                 }
-                "/healthz" => (
-                    "503 Service Unavailable",
-                    "text/plain",
-                    "unhealthy\n".to_string(),
-                ),
                 _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
             };
             let resp = format!(
@@ -293,9 +294,10 @@ mod tests {
         m.dns_queries.with_label_values(&["blocked"]).inc();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let healthy = Arc::new(AtomicBool::new(true));
+        let health = Arc::new(Health::new());
+        health.set("resolver", crate::health::State::Ok);
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(serve(listener, m.clone(), healthy.clone(), rx));
+        let task = tokio::spawn(serve(listener, m.clone(), health.clone(), rx));
         let get = |path: &'static str| async move {
             let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
             c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -311,8 +313,14 @@ mod tests {
             body.contains("aiwarden_dns_queries_total{result=\"blocked\"} 1"),
             "{body}"
         );
-        assert!(get("/healthz").await.ends_with("ok\n"));
-        healthy.store(false, Ordering::Relaxed);
+        assert!(get("/healthz")
+            .await
+            .ends_with("\r\n\r\nok\nresolver: ok\n"));
+        health.set("store", crate::health::State::Down("disk full".into()));
+        let degraded = get("/healthz").await;
+        assert!(degraded.starts_with("HTTP/1.1 200"), "{degraded}");
+        assert!(degraded.contains("degraded\n"), "{degraded}");
+        health.set("resolver", crate::health::State::Down("gone".into()));
         assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
         let _ = tx.send(true);

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module's place in the flow: a module may use modules of a lower layer
 /// (and `error`, `paths`), never one of its own layer or above.
-const LAYERS: [(&str, u8); 15] = [
+const LAYERS: [(&str, u8); 16] = [
     ("error", 0),
+    ("health", 0),
     ("paths", 0),
     ("detect", 1),
     ("policy", 2),

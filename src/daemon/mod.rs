@@ -24,7 +24,7 @@ mod systemd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::detect::{Detector, DetectorConfig};
 use crate::devices;
 use crate::error::{Error, Result};
+use crate::health::{Grade, Health, State};
 use crate::incident::Pipeline;
 use crate::metrics::Metrics;
 use crate::policy::{Live, Mode, RuleSet};
@@ -186,6 +187,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         device_map,
     } = loaded;
     let shutdown = Shutdown::new();
+    let health = Arc::new(Health::new());
     let detection_beat = Arc::new(AtomicU64::new(0));
     let store_beat = Arc::new(AtomicU64::new(0));
 
@@ -304,7 +306,6 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     drop(input_tx);
 
     // Metrics and health.
-    let healthy = Arc::new(AtomicBool::new(true));
     let mut metrics_addr = None;
     if let Some(addr) = cfg.metrics.listen {
         let listener = crate::metrics::bind(addr)
@@ -318,7 +319,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         tasks.push(tokio::spawn(crate::metrics::serve(
             listener,
             metrics.clone(),
-            healthy.clone(),
+            health.clone(),
             shutdown.subscribe(),
         )));
     }
@@ -353,9 +354,24 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 if reader.as_ref().is_some_and(|r| r.is_finished()) {
                     break;
                 }
-                let alive = fresh(&detection_beat) && fresh(&store_beat)
-                    && !detection_thread.is_finished() && !writer_thread.is_finished();
-                healthy.store(alive, Ordering::Relaxed);
+                health.set("detection", if fresh(&detection_beat) && !detection_thread.is_finished() {
+                    State::Ok
+                } else {
+                    State::Down("the detection thread stopped or is stuck".into())
+                });
+                health.set("store", if fresh(&store_beat) && !writer_thread.is_finished() {
+                    State::Ok
+                } else {
+                    State::Down("the store writer stopped or is stuck".into())
+                });
+                if !udp_threads.is_empty() {
+                    health.set("resolver", if udp_threads.iter().any(|t| t.is_finished()) {
+                        State::Down("a DNS socket thread ended".into())
+                    } else {
+                        State::Ok
+                    });
+                }
+                let alive = health.report().grade != Grade::Down;
                 if let Some(every) = watchdog {
                     if alive && last_watchdog.elapsed() >= every {
                         systemd::notify("WATCHDOG=1");
