@@ -34,6 +34,7 @@
 //! | [`config`] | the daemon's configuration file |
 //! | [`paths`] | every default path, the compiled-in rules location among them |
 //! | [`error`] | the one error enum |
+//! | [`limit`] | bounds the shells share: one log line per interval for failures that repeat, connection slots that evict the longest idle when full |
 
 pub mod capture;
 pub mod cli;
@@ -44,6 +45,7 @@ pub mod devices;
 pub mod error;
 pub mod health;
 pub mod incident;
+pub mod limit;
 pub mod metrics;
 pub mod paths;
 pub mod policy;
