@@ -101,6 +101,11 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// `aiwarden check` found things that would stop part of the daemon (a listen address
+    /// this host does not have, a capture interface missing or not openable, a store that
+    /// is corrupt or cannot be written, a device source that does not load); all listed.
+    #[error("{} problems:\n{}", .0.len(), .0.join("\n"))]
+    Check(Vec<String>),
     /// TLS settings for DNS-over-TLS upstreams are unusable.
     #[error("dns upstream tls: {0}")]
     Tls(String),
@@ -125,6 +130,7 @@ impl Error {
             | Error::Usage(_)
             | Error::Listen { .. }
             | Error::Tls(_)
+            | Error::Check(_)
             | Error::NoSuchIncident(_) => 2,
             Error::Output(_)
             | Error::Thread { .. }

@@ -574,11 +574,56 @@ fn bad_config_names_file_and_line() {
     // The shipped example config is valid.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
     let out = aiwarden()
-        .args(["check", "--config"])
+        .args(["check", "--files-only", "--config"])
         .arg(&example)
         .output()
         .expect("runs");
     assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn check_tries_this_host_and_names_every_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("aiwarden.toml");
+    std::fs::write(
+        &cfg,
+        "[capture]\ninterfaces = [\"aiw-missing0\"]\n[dns]\nlisten = [\"192.0.2.53:53\"]\nupstreams = [\"9.9.9.9\"]\n",
+    )
+    .expect("write");
+    let out = aiwarden()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 problems"), "{err}");
+    assert!(err.contains("dns.listen 192.0.2.53:53"), "{err}");
+    assert!(err.contains("capture.interfaces aiw-missing0"), "{err}");
+    // The same files are fine as files.
+    let out = aiwarden()
+        .args(["check", "--files-only", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    // A wildcard listener is allowed, with a warning.
+    std::fs::write(
+        &cfg,
+        "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"9.9.9.9\"]\n",
+    )
+    .expect("write");
+    let out = aiwarden()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("answers on every address of this host"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -588,7 +633,7 @@ fn check_says_what_is_enforced_and_warns_about_a_loopback_resolver() {
     let check = |text: &str| {
         std::fs::write(&cfg, text).expect("write");
         let out = aiwarden()
-            .args(["check", "--config"])
+            .args(["check", "--files-only", "--config"])
             .arg(&cfg)
             .output()
             .expect("runs");

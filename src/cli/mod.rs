@@ -39,8 +39,9 @@ enum Command {
     Replay(replay::Args),
     /// Run the daemon: live capture, filtering DNS, incident store, metrics.
     Run(daemon::RunArgs),
-    /// Validate the configuration and the rules it names (for ExecStartPre=).
-    Check(daemon::ConfigArg),
+    /// Validate the configuration and the rules it names, and try this host: listen
+    /// addresses, capture interfaces, device sources (exit 2 naming every problem).
+    Check(daemon::CheckArgs),
     /// Check the incident store's hash chain; names the first broken row.
     Verify(incidents::StoreArgs),
     /// List and acknowledge incidents (staff-training follow-up).
