@@ -52,7 +52,9 @@ pub struct Metrics {
     /// What detection counted, by kind (`tls_client_hello`, `client_hello_without_sni`,
     /// `decrypt_failed`, `encap_vxlan`, `frag_reassembled`, ...).
     pub events: IntCounterVec,
-    /// What the incident pipeline counted: `attempt`, `repeat`, `ech_grease`, `ech_hidden`.
+    /// What the incident pipeline counted: `attempt`, `repeat`, `ech_grease`, `ech_hidden`,
+    /// `spoofed` (a frame from another device's MAC used the address), `opens_limited`
+    /// (an incident not opened: a budget was used up).
     pub pipeline: IntCounterVec,
     /// Capture handles reopened after a failure.
     pub capture_restarts: IntCounter,
@@ -207,7 +209,7 @@ impl Metrics {
             pipeline: counter_vec(
                 &r,
                 "aiwarden_pipeline_total",
-                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden",
+                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden, spoofed, opens_limited",
                 &["kind"],
             ),
             capture_restarts: counter(

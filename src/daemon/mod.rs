@@ -298,6 +298,8 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         store: store_writer.tx.clone(),
         metrics: metrics.clone(),
         beat: detection_beat.clone(),
+        spoofed: crate::detect::table::map(detection::MAX_SPOOFED),
+        flood_log: crate::limit::Throttle::new(Duration::from_secs(10)),
     };
     let detection_thread = std::thread::Builder::new()
         .name("aiwarden-detect".into())
