@@ -536,7 +536,7 @@ shared = "flag"
                     .expect("ip")
             };
             let mac = (r >> 32) % 3 == 0;
-            let mac = mac.then(|| Mac([2, 0, 0, 0, 0, ((r >> 40) % 80) as u8]));
+            let mac = mac.then_some(Mac([2, 0, 0, 0, 0, ((r >> 40) % 80) as u8]));
             let dev = format!("pc-{}", (r >> 48) % 70);
             let device = ((r >> 56) % 3 == 0).then_some(dev.as_str());
             let c = Client::new(Some(ip), mac, device);
