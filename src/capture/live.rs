@@ -107,12 +107,18 @@ fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> 
         path: PathBuf::from(iface),
         message: e.to_string(),
     };
+    // Not immediate mode: without it libpcap uses TPACKET_V3, whose ring holds frames at
+    // their own length, so 16 MiB holds ~16,000 of 1 KB. Immediate mode makes it use
+    // TPACKET_V2, whose slots are sized for the snaplen (65,535 on an interface with
+    // offloads, as most NICs and veth are): 16 MiB asked gave 32 MiB mapped and 256
+    // slots, which dropped frames at 1 Gbit/s of the clinic mix (benches/compare/live.sh).
+    // A frame now waits at most the timeout (200 ms) in a block that is not yet full.
     let mut cap = pcap::Capture::from_device(iface)
         .map_err(err)?
         .promisc(true)
         .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(opts.buffer_mib.saturating_mul(1 << 20)).unwrap_or(i32::MAX))
-        .immediate_mode(true)
+        .immediate_mode(false)
         .timeout(200)
         .open()
         .map_err(err)?;
