@@ -15,8 +15,9 @@
 # not reach is marked. aiwarden runs with its defaults (capture ring 16 MiB, snaplen
 # 65535, the default capture filter) and monitor mode, its resolver on a namespace address;
 # Suricata 7 with /etc/suricata/suricata.yaml, one af-packet worker (tpacket-v3, a 16 MiB
-# ring like aiwarden's: SURICATA_RING frames), the
-# catalog as tls.sni/dns.query/quic.sni rules (make-suricata-rules.py), alerts only.
+# ring like aiwarden's: SURICATA_RING frames), the catalog as tls.sni/dns.query/quic.sni
+# rules (make-suricata-rules.py), alerts only. Both at NICE, so a busy machine disturbs
+# less; the "other" column shows what else ran on the tool's CPU meanwhile.
 #
 # The mix (examples/bulk_capture.rs): visits taken from the bundled sample and fixtures
 # (rustls ClientHellos with the post-quantum key share, in two TCP segments; quinn QUIC
@@ -35,7 +36,7 @@
 #
 # usage: sudo [RATES="250 500 1000 ... max"] [SECS=4] [MIX=clinic|bulk|FILE] [MIX_GIB=0.1]
 #          [TOOLS="aiwarden suricata"] [AIWARDEN_BASE=/old/aiwarden] [SETTLE=2]
-#          [SENDER_CPU=0] [TOOL_CPU=1] benches/compare/live.sh
+#          [SENDER_CPU=0] [TOOL_CPU=1] [NICE=-10] [TOOL_CPU_QUOTA=10] benches/compare/live.sh
 # RATES are Mbit/s of frame bytes; "max" sends as fast as the sender can. Each tool climbs
 # until a rate fails or the sender cannot reach it; if the first rate fails it halves it
 # (down to 30 Mbit/s) until one passes. AIWARDEN_BASE: an older aiwarden binary measured
@@ -57,6 +58,11 @@ tools=${TOOLS:-aiwarden suricata}
 settle=${SETTLE:-2}
 cpu_send=${SENDER_CPU:-0}
 cpu_tool=${TOOL_CPU:-1}
+prio=${NICE:--10}
+# TOOL_CPU_QUOTA=N: each tool may use N% of one core (a cpu cgroup, 10 ms periods), as on a
+# core 100/N times slower. On this machine the sender tops out before either tool does;
+# with a quota the tools' own limits come within its reach.
+quota=${TOOL_CPU_QUOTA:-}
 base=${AIWARDEN_BASE:-}
 base_rules=${AIWARDEN_BASE_RULES:-$root/rules}
 # Suricata's ring in frames: 10,000 of its 1,616-byte slots (tpacket-v3, 128 KiB blocks) is
@@ -71,13 +77,33 @@ tag=awlr$$ # veth names must fit 15 characters
 ns_tx=$tag-tx ns_rx=$tag-rx veth_tx=${tag}t veth_rx=${tag}r
 work=$(mktemp -d "${TMPDIR:-/tmp}/aiwarden-live.XXXXXX")
 pids=()
+cgroup=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
   ip netns del "$ns_tx" 2>/dev/null || true
   ip netns del "$ns_rx" 2>/dev/null || true
+  [ -z "$cgroup" ] || rmdir "$cgroup" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+if [ -n "$quota" ]; then
+  if [ -f /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then # cgroup v1
+    cgroup=/sys/fs/cgroup/cpu/$tag
+    mkdir "$cgroup"
+    echo 10000 > "$cgroup/cpu.cfs_period_us"
+    echo $((quota * 100)) > "$cgroup/cpu.cfs_quota_us"
+  elif grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null; then # v2
+    cgroup=/sys/fs/cgroup/$tag
+    mkdir "$cgroup"
+    echo "$((quota * 100)) 10000" > "$cgroup/cpu.max"
+  else
+    echo "TOOL_CPU_QUOTA needs the cpu cgroup controller" >&2
+    exit 2
+  fi
+fi
+# confine PID: puts a tool under the quota, if there is one.
+confine() { [ -z "$cgroup" ] || echo "$1" > "$cgroup/cgroup.procs"; }
 
 bash scripts/setup-debian.sh
 bash benches/compare/install-suricata.sh
@@ -176,13 +202,15 @@ ip -n "$ns_rx" addr add 10.99.0.1/24 dev "$veth_rx" # aiwarden's resolver listen
 
 rxstat() { ip netns exec "$ns_rx" cat "/sys/class/net/$veth_rx/statistics/$1"; }
 cputicks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpustat CPU -> "busy idle" ticks of that CPU (busy: user, nice, system, irq, softirq, steal)
+cpustat() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
 hz=$(getconf CLK_TCK)
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $2"; }
 passes_for() { # MBPS -> passes of the capture that take about SECS
   awk -v r="$1" -v s="$secs" -v b="$cap_bytes" 'BEGIN { p = int(r * 1e6 * s / (b * 8) + 0.5); print (p < 1 ? 1 : p) }'
 }
 send() { # MBPS PASSES -> the sender's line
-  ip netns exec "$ns_tx" taskset -c "$cpu_send" "$sender" "$veth_tx" "$cap" --mbps "$1" --passes "$2"
+  ip netns exec "$ns_tx" nice -n "$prio" taskset -c "$cpu_send" "$sender" "$veth_tx" "$cap" --mbps "$1" --passes "$2"
 }
 stop_pid() { # PID SIGNAL
   kill "-$2" "$1" 2>/dev/null || true
@@ -196,7 +224,7 @@ stop_pid() { # PID SIGNAL
 cal_passes=$(passes_for 4000)
 rust_line=$(send 0 "$cal_passes")
 ceiling=$(field mbps "$rust_line")
-tr_line=$(ip netns exec "$ns_tx" taskset -c "$cpu_send" tcpreplay -i "$veth_tx" -K --topspeed \
+tr_line=$(ip netns exec "$ns_tx" nice -n "$prio" taskset -c "$cpu_send" tcpreplay -i "$veth_tx" -K --topspeed \
   --loop "$cal_passes" "$cap" 2>&1 | awk '/^Rated:/{printf "mbps=%s pps=%s", $4, $6}')
 
 # One step: TOOL LABEL MBPS -> a row in $work/rows-LABEL, status in $step_ok / $step_reached
@@ -212,11 +240,12 @@ step() {
   rx0=$(rxstat rx_packets)
   dr0=$(rxstat rx_dropped)
   if [ "$tool" = suricata ]; then
-    ip netns exec "$ns_rx" taskset -c "$cpu_tool" suricata -c "$work/suricata.yaml" \
+    ip netns exec "$ns_rx" nice -n "$prio" taskset -c "$cpu_tool" suricata -c "$work/suricata.yaml" \
       --af-packet="$veth_rx" -k none -l "$d" > "$d/out" 2>&1 &
     pid=$!
     pids+=("$pid")
-    for _ in $(seq 600); do grep -q 'Engine started' "$d/out" && break; sleep 0.1; done
+    confine "$pid"
+    for _ in $(seq 600); do grep -qs 'Engine started' "$d/out" && break; sleep 0.1; done
     read -r exp_tls exp_quic exp_dns < "$work/suricata.ref"
   else
     local b=$bin r=$root/rules ref=$work/aiwarden.ref
@@ -234,9 +263,10 @@ path = "$d/incidents.db"
 [metrics]
 listen = "127.0.0.1:9747"
 TOML
-    ip netns exec "$ns_rx" taskset -c "$cpu_tool" "$b" run --config "$d/config.toml" > "$d/log" 2>&1 &
+    ip netns exec "$ns_rx" nice -n "$prio" taskset -c "$cpu_tool" "$b" run --config "$d/config.toml" > "$d/log" 2>&1 &
     pid=$!
     pids+=("$pid")
+    confine "$pid"
     for _ in $(seq 200); do
       ip netns exec "$ns_rx" curl -s 127.0.0.1:9747/healthz 2>/dev/null | grep -q "capture $veth_rx: ok" && break
       sleep 0.1
@@ -244,8 +274,10 @@ TOML
     read -r exp_tls exp_quic exp_dns exp_ch exp_qi exp_q _ < "$ref"
   fi
   cpu0=$(cputicks "$pid")
+  read -r busy0 idle0 < <(cpustat "$cpu_tool")
   line=$(send "$mbps" "$passes")
   cpu1=$(cputicks "$pid")
+  read -r busy1 idle1 < <(cpustat "$cpu_tool")
   sent_p=$(field packets "$line") sent_b=$(field bytes "$line") sent_s=$(field seconds "$line")
   sleep "$settle"
   got_rx=$(($(rxstat rx_packets) - rx0))
@@ -288,15 +320,19 @@ TOML
     set -- $x
     [ "$1" = $(($2 * passes)) ] || ok=no
   done
-  local ach cpu
+  local ach cpu other
   ach=$(awk -v b="$sent_b" -v s="$sent_s" 'BEGIN {printf "%.0f", b * 8 / s / 1e6}')
   cpu=$(awk -v c=$((cpu1 - cpu0)) -v h="$hz" -v s="$sent_s" 'BEGIN {printf "%.0f", 100 * c / h / s}')
+  # What else ran on the tool's CPU meanwhile (other processes, interrupts): a busy
+  # machine shows here.
+  other=$(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v c=$((cpu1 - cpu0)) \
+    'BEGIN {t = b + i; printf "%.0f", (t > 0 ? 100 * (b - c) / t : 0)}')
   if [ "$target" != max ] && [ "$ach" -lt $((target * 9 / 10)) ]; then
     reached=no
     note="$note sender reached only $ach"
   fi
-  printf '%-9s %6s %8s %7.0f %4s %5s%% %7s %11s %9s %11s  %-4s %s\n' "$label" "$target" "$ach" \
-    "$(awk -v p="$sent_p" -v s="$sent_s" 'BEGIN {print p / s / 1000}')" "$passes" "$cpu" "$drops" \
+  printf '%-9s %6s %8s %7.0f %4s %5s%% %5s%% %7s %11s %9s %11s  %-4s %s\n' "$label" "$target" "$ach" \
+    "$(awk -v p="$sent_p" -v s="$sent_s" 'BEGIN {print p / s / 1000}')" "$passes" "$cpu" "$other" "$drops" \
     "$tls/$((exp_tls * passes))" "$quic/$((exp_quic * passes))" "$dns/$((exp_dns * passes))" "$ok" "$note" \
     | tee -a "$work/rows-$label"
   step_ok=$ok step_reached=$reached step_mbps=$ach
@@ -342,8 +378,8 @@ read -r su_tls su_quic su_dns < "$work/suricata.ref"
 printf 'per pass, in the file (%s frames): aiwarden detects tls %s, quic %s, dns %s (of %s ClientHellos, %s QUIC ClientHellos, %s DNS queries); suricata alerts tls %s, quic %s, dns %s\n' \
   "$frames" "$ref_tls" "$ref_quic" "$ref_dns" "$ref_ch" "$ref_qi" "$ref_q" "$su_tls" "$su_quic" "$su_dns"
 echo "senders, nobody listening, $cal_passes passes: send_capture (sendmmsg) $(field mbps "$rust_line") Mbit/s $(field pps "$rust_line") pps; tcpreplay -K --topspeed $(field mbps "$tr_line") Mbit/s $(field pps "$tr_line") pps"
-echo "sender on CPU $cpu_send, tool on CPU $cpu_tool; $secs s a rate; Mbit/s of frame bytes"
-printf '%-9s %6s %8s %7s %4s %6s %7s %11s %9s %11s  %s\n' tool target 'Mbit/s' kpps pass cpu drops tls quic dns ok
+echo "sender on CPU $cpu_send, tool on CPU $cpu_tool${quota:+ (at most $quota% of it)}; $secs s a rate; Mbit/s of frame bytes; cpu: the tool's, other: the rest of its CPU's busy time while sending"
+printf '%-9s %6s %8s %7s %4s %6s %6s %7s %11s %9s %11s  %s\n' tool target 'Mbit/s' kpps pass cpu other drops tls quic dns ok
 labels=()
 for t in $tools; do
   if [ "$t" = aiwarden ] && [ -n "$base" ]; then
