@@ -33,8 +33,20 @@ pub struct Metrics {
     pub dns_ech_stripped: IntCounter,
     /// Incidents recorded, by verdict.
     pub incidents: IntCounterVec,
-    /// Incidents the store could not write (kept in memory and retried).
-    pub store_errors: IntCounter,
+    /// Store failures by kind: `corrupt`, `vanished`, `tampered`, `head` (head file missing
+    /// or forged), `readonly`, `full`, `no_directory`, `denied`, `busy`, `io`, `version`,
+    /// `head_write` (the head file could not be rewritten), `spool` (the spool file could
+    /// not be written), `writer_gone`, `other`.
+    pub store_errors: IntCounterVec,
+    /// 1 while the store is being written, 0 while it is down (incidents spool).
+    pub store_up: IntGauge,
+    /// Operations waiting in the store writer's spool.
+    pub store_spooled: IntGauge,
+    /// Operations the store lost, by reason: `spool_full`, `shutdown` (not written before
+    /// exit and the spool file could not be written), `invalid`.
+    pub store_dropped: IntCounterVec,
+    /// Attempts to open the store again after it went down.
+    pub store_reopen_attempts: IntCounter,
     /// Events dropped between the resolver and detection.
     pub events_dropped: IntCounter,
     /// The rule set version in force.
@@ -62,6 +74,12 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
     let _ = r.register(Box::new(c.clone()));
     c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -139,10 +157,32 @@ impl Metrics {
                 "incidents recorded, by verdict",
                 &["verdict"],
             ),
-            store_errors: counter(
+            store_errors: counter_vec(
                 &r,
                 "aiwarden_store_errors_total",
-                "failed writes to the incident store",
+                "incident store failures, by kind",
+                &["kind"],
+            ),
+            store_up: gauge(
+                &r,
+                "aiwarden_store_up",
+                "1 while the incident store is written, 0 while incidents spool",
+            ),
+            store_spooled: gauge(
+                &r,
+                "aiwarden_store_spooled_ops",
+                "operations waiting in the store writer's spool",
+            ),
+            store_dropped: counter_vec(
+                &r,
+                "aiwarden_store_dropped_ops_total",
+                "store operations lost, by reason",
+                &["reason"],
+            ),
+            store_reopen_attempts: counter(
+                &r,
+                "aiwarden_store_reopen_attempts_total",
+                "attempts to open the incident store again after it went down",
             ),
             events_dropped: counter(
                 &r,

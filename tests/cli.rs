@@ -571,11 +571,21 @@ fn bad_config_names_file_and_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("deny.list:2:"), "{err}");
-    // The shipped example config is valid.
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    // The shipped example config is valid (with its store in a directory that exists here:
+    // `check` also checks the store's directory takes writes).
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"))
+            .expect("example");
+    assert!(example.contains("path = \"/var/lib/aiwarden/incidents.db\""));
+    let example = example.replace(
+        "path = \"/var/lib/aiwarden/incidents.db\"",
+        &format!("path = \"{}\"", dir.path().join("incidents.db").display()),
+    );
+    let copy = dir.path().join("example.toml");
+    std::fs::write(&copy, example).expect("write");
     let out = aiwarden()
         .args(["check", "--config"])
-        .arg(&example)
+        .arg(&copy)
         .output()
         .expect("runs");
     assert!(out.status.success(), "{out:?}");
@@ -585,8 +595,12 @@ fn bad_config_names_file_and_line() {
 fn check_says_what_is_enforced_and_warns_about_a_loopback_resolver() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("aiwarden.toml");
+    let store = format!(
+        "\n[store]\npath = \"{}\"\n",
+        dir.path().join("incidents.db").display()
+    );
     let check = |text: &str| {
-        std::fs::write(&cfg, text).expect("write");
+        std::fs::write(&cfg, format!("{text}{store}")).expect("write");
         let out = aiwarden()
             .args(["check", "--config"])
             .arg(&cfg)

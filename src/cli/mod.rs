@@ -41,8 +41,9 @@ enum Command {
     Run(daemon::RunArgs),
     /// Validate the configuration and the rules it names (for ExecStartPre=).
     Check(daemon::ConfigArg),
-    /// Check the incident store's hash chain; names the first broken row.
-    Verify(incidents::StoreArgs),
+    /// Check the incident store: the file, the hash chain and its tail against the head
+    /// file; exits 3 naming the first fault.
+    Verify(incidents::VerifyArgs),
     /// List and acknowledge incidents (staff-training follow-up).
     Incidents {
         #[command(subcommand)]

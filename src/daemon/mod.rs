@@ -41,7 +41,6 @@ use crate::metrics::Metrics;
 use crate::policy::{Live, Mode, RuleSet};
 use crate::resolver::{self, DnsEvent, Resolver};
 use crate::store::writer::{self, now_micros, WriterConfig};
-use crate::store::Store;
 use detection::{Detection, Input};
 use housekeeping::{publish_rules, Chore, Housekeeping};
 pub use shutdown::Shutdown;
@@ -65,6 +64,7 @@ pub fn check(path: &Path) -> Result<Checked> {
         devices::Inventory::load(inv)?;
     }
     let mut warnings: Vec<String> = rules.lint().iter().map(ToString::to_string).collect();
+    warnings.extend(crate::store::check(&config.store.path, false)?.notes);
     let listen = &config.dns.listen;
     if !config.capture.interfaces.is_empty()
         && !listen.is_empty()
@@ -132,12 +132,12 @@ fn thread_err(name: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// What the daemon loads before it serves anything: the rules, the store (purged to its
-/// retention) and the device map. Read here, off the async runtime.
+/// What the daemon loads before it serves anything: the rules and the device map. Read
+/// here, off the async runtime. The store is the writer thread's to open: it never stops
+/// the daemon.
 struct Loaded {
     metrics: Arc<Metrics>,
     live: Arc<Live>,
-    store: Store,
     sources: devices::Sources,
     device_map: Arc<ArcSwap<devices::DeviceMap>>,
 }
@@ -146,8 +146,6 @@ fn load(cfg: &Config) -> Result<Loaded> {
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(Live::load(&cfg.rule_dirs())?);
     publish_rules(&metrics, &live);
-    let mut store = Store::open(&cfg.store.path)?;
-    writer::purge(&mut store, cfg.store.retention_days)?;
     let sources = sources(cfg);
     let device_map = Arc::new(ArcSwap::from_pointee(devices::load(
         &sources,
@@ -156,7 +154,6 @@ fn load(cfg: &Config) -> Result<Loaded> {
     Ok(Loaded {
         metrics,
         live,
-        store,
         sources,
         device_map,
     })
@@ -182,7 +179,6 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     let Loaded {
         metrics,
         live,
-        store,
         sources,
         device_map,
     } = loaded;
@@ -192,13 +188,11 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     let store_beat = Arc::new(AtomicU64::new(0));
 
     let store_writer = writer::spawn(
-        store,
+        cfg.store.path.clone(),
         16_384,
-        WriterConfig {
-            retention_days: cfg.store.retention_days,
-            purge_every: Duration::from_secs(86_400),
-        },
+        WriterConfig::new(cfg.store.retention_days, false),
         metrics.clone(),
+        health.clone(),
         store_beat.clone(),
     )
     .map_err(thread_err("the store writer"))?;
@@ -359,11 +353,10 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 } else {
                     State::Down("the detection thread stopped or is stuck".into())
                 });
-                health.set("store", if fresh(&store_beat) && !writer_thread.is_finished() {
-                    State::Ok
-                } else {
-                    State::Down("the store writer stopped or is stuck".into())
-                });
+                // The writer reports its own state; only a stopped or stuck writer is said here.
+                if !fresh(&store_beat) || writer_thread.is_finished() {
+                    health.set("store", State::Down("the store writer stopped or is stuck".into()));
+                }
                 if !udp_threads.is_empty() {
                     health.set("resolver", if udp_threads.iter().any(|t| t.is_finished()) {
                         State::Down("a DNS socket thread ended".into())
