@@ -538,6 +538,100 @@ fn incidents_list_ack_and_verify() {
     assert!(err.contains("chain broken at row 3"), "{err}");
 }
 
+/// `verify` exits 3 for rows cut off the end of the chain (what `sqlite3` does after
+/// dropping the guard trigger), for a corrupt file, for a missing head file and for a
+/// deleted store whose head file stayed; a head file behind the database passes with a note.
+#[test]
+fn verify_exits_3_for_a_cut_off_tail_and_a_corrupt_file() {
+    let fresh = |n: i64| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("incidents.db");
+        let mut store = aiwarden::store::Store::open(&db).expect("store");
+        let incs: Vec<_> = (0..n)
+            .map(|i| incident(1_763_888_400_000_000 + i, "10.0.0.21", "chatgpt"))
+            .collect();
+        store.append_incidents(&incs).expect("append");
+        (dir, db)
+    };
+    let verify = |db: &Path| {
+        aiwarden()
+            .args(["verify", "--store"])
+            .arg(db)
+            .output()
+            .expect("runs")
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let (_dir, db) = fresh(10);
+    let out = verify(&db);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("intact (10 rows)") && said.contains("head: row 10 ("),
+        "{said}"
+    );
+    rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.execute_batch(
+                "PRAGMA foreign_keys = OFF; DROP TRIGGER log_no_delete; DELETE FROM log WHERE id > 7;",
+            )
+        })
+        .expect("cut the tail");
+    let out = verify(&db);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        stderr(&out).contains("chain broken at row 8: rows 8 to 10 are missing from the end"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (_dir, db) = fresh(3);
+    let mut bytes = std::fs::read(&db).expect("read");
+    bytes[..100].fill(0);
+    std::fs::write(&db, &bytes).expect("clobber");
+    let out = verify(&db);
+    assert_eq!(out.status.code(), Some(3), "a corrupt file: {out:?}");
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+
+    let (_dir, db) = fresh(3);
+    std::fs::remove_file(db.with_file_name("incidents.db.head")).expect("rm head");
+    let out = verify(&db);
+    assert_eq!(out.status.code(), Some(3), "no head file: {out:?}");
+    assert!(stderr(&out).contains("head file:"), "{}", stderr(&out));
+
+    let (_dir, db) = fresh(3);
+    std::fs::remove_file(&db).expect("rm");
+    let out = verify(&db);
+    assert_eq!(out.status.code(), Some(3), "a deleted store: {out:?}");
+    assert!(
+        stderr(&out).contains("the store file is missing"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (_dir, db) = fresh(3);
+    let head = db.with_file_name("incidents.db.head");
+    let old = std::fs::read(&head).expect("head");
+    aiwarden::store::Store::open(&db)
+        .and_then(|mut s| {
+            s.append_incidents(&[incident(1_763_888_500_000_000, "10.0.0.22", "claude")])
+        })
+        .expect("append");
+    std::fs::write(&head, old).expect("an older head");
+    let out = verify(&db);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 newer rows follow it"),
+        "{out:?}"
+    );
+    let out = aiwarden()
+        .args(["verify", "--keyed", "--store"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "--keyed without a key: {out:?}");
+}
+
 #[test]
 fn bad_config_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");

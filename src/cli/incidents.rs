@@ -103,6 +103,9 @@ pub(super) struct VerifyArgs {
 /// exits 3 naming the first fault.
 pub(super) fn verify(a: VerifyArgs) -> CmdResult {
     let path = a.store.path()?;
+    if let Some(e) = crate::store::deleted(&path) {
+        return Err(e);
+    }
     let store = Store::open_read_only(&path)?;
     store.integrity()?;
     let report = store.verify()?;

@@ -474,6 +474,23 @@ fn check_names_the_fault() {
             .contains("rows 3 to 4 are missing from the end"),
         "{err}"
     );
+    // The file deleted while its head file stays: not a fresh store.
+    let (dir, store) = filled(2);
+    drop(store);
+    let path = dir.path().join("incidents.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(sibling(&path, suffix));
+    }
+    match check(&path, false) {
+        Err(e @ Error::StoreHead { .. }) => {
+            assert!(
+                e.to_string().contains("the store file is missing but"),
+                "{e}"
+            );
+            assert_eq!(e.exit_code(), 3);
+        }
+        other => panic!("expected StoreHead, got {other:?}"),
+    }
     // A good store with keyed on and no key yet: a note, not a failure.
     let (dir, store) = filled(1);
     drop(store);

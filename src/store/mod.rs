@@ -115,7 +115,7 @@ use files::{Gone, Watch};
 use head::Key;
 pub use head::Tail;
 pub use schema::SCHEMA_VERSION;
-pub use verify::{check, StoreCheck, VerifyReport};
+pub use verify::{check, deleted, StoreCheck, VerifyReport};
 
 /// Default retention: HIPAA (45 CFR 164.316(b)(2)(i)) asks that documentation be kept six years
 /// from its creation. 366-day years keep at least six calendar years whatever the leap days.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::chain::{check_chain, BreakRow};
 use super::files::{dir_of, probe_dir};
-use super::head::{check_tail, head_path, key_path, read_head};
+use super::head::{check_tail, head_path, key_path, read_head, HeadFile};
 use super::{store_error, tail_error, Broken, Context, Store, Tail};
 use crate::{Error, Result};
 
@@ -88,6 +88,26 @@ impl Store {
     }
 }
 
+/// The error for a store file that is gone while its head file names rows: it was deleted
+/// (`None` when the file is there, or was never written).
+pub fn deleted(path: &Path) -> Option<Error> {
+    if path.exists() {
+        return None;
+    }
+    let head = head_path(path);
+    match read_head(&head) {
+        HeadFile::Present(h) if h.id > 0 => Some(Error::StoreHead {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the store file is missing but {} names row {} (deleted?)",
+                head.display(),
+                h.id
+            ),
+        }),
+        _ => None,
+    }
+}
+
 /// What [`check`] found: a store the daemon can write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoreCheck {
@@ -118,6 +138,9 @@ pub fn check(path: &Path, keyed: bool) -> Result<StoreCheck> {
             fault,
             format!("{why}: incidents cannot be written"),
         ));
+    }
+    if let Some(e) = deleted(path) {
+        return Err(e);
     }
     if !path.exists() {
         return Ok(StoreCheck {
