@@ -15,7 +15,6 @@ use crate::store::{now_micros, store_error, Store, StoreOptions};
 impl Shell<'_> {
     /// Sets the store aside and starts a new chain whose first row says why.
     pub(super) fn break_chain(&mut self, e: Error, now: Instant) {
-        self.last_break = Some(now);
         self.breaks_in_row += 1;
         let vanished = matches!(
             e,

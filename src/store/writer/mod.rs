@@ -215,7 +215,6 @@ struct Shell<'a> {
     last_watch: Instant,
     /// A break happened in this process: said in health until it restarts.
     broke: Option<String>,
-    last_break: Option<Instant>,
     /// Breaks since the last successful write.
     breaks_in_row: u32,
     /// The spool positions already skipped for the open store.
@@ -249,7 +248,6 @@ impl<'a> Shell<'a> {
             last_purge: None,
             last_watch: Instant::now(),
             broke: None,
-            last_break: None,
             breaks_in_row: 0,
             skipped: false,
             write_errors: Every::default(),
@@ -421,7 +419,9 @@ impl<'a> Shell<'a> {
             Err(e) => return Err(e),
         };
         self.breaks_in_row = 0;
-        if let Some(e) = store.take_head_error() {
+        let head_error = store.take_head_error();
+        self.recovered();
+        if let Some(e) = head_error {
             self.error_metric("head_write");
             if let Some(n) = self.write_errors.hit(Instant::now(), 1) {
                 tracing::warn!(error = %e, failures = n, "store: head file not updated");
@@ -457,11 +457,8 @@ impl<'a> Shell<'a> {
         let kind = kind(&e);
         self.error_metric(kind);
         // A new chain that fails the same way at once would be set aside again and again:
-        // at most three breaks before a write succeeds, and not twice within 10 s.
-        let recent = self
-            .last_break
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(10));
-        if breaks(&e) && !recent && self.breaks_in_row < 3 {
+        // at most three breaks before a write succeeds.
+        if breaks(&e) && self.breaks_in_row < 3 {
             self.break_chain(e, now);
             return;
         }
@@ -496,9 +493,19 @@ impl<'a> Shell<'a> {
         }
     }
 
+    /// The store opened. It is back only once a write succeeds (a full disk opens fine and
+    /// fails the first write): until then the backoff keeps growing and failures are not
+    /// logged as new.
     fn up(&mut self, store: Store) {
         self.store = Some(store);
         self.skipped = false;
+        if self.spool.is_empty() {
+            self.recovered();
+        }
+    }
+
+    /// A write succeeded.
+    fn recovered(&mut self) {
         self.backoff = FIRST_RETRY;
         if self.down.take().is_some() {
             tracing::info!(spooled = self.spool.len(), "store: writable again");
