@@ -75,9 +75,20 @@ pub struct How {
     pub port_853: bool,
     /// Decided by the server's address, not by a name.
     pub by_address: bool,
+    /// A TCP first flight given up on before it named anything (see
+    /// [`Observation::incomplete`]): judged like any nameless connection, by address and
+    /// port.
+    pub incomplete: bool,
 }
 
-const QUALIFIERS: [&str; 5] = ["unresolved", "ech", "no_sni", "port_853", "addr"];
+const QUALIFIERS: [&str; 6] = [
+    "unresolved",
+    "ech",
+    "no_sni",
+    "port_853",
+    "addr",
+    "incomplete",
+];
 
 impl How {
     /// Just the protocol.
@@ -89,16 +100,18 @@ impl How {
             no_sni: false,
             port_853: false,
             by_address: false,
+            incomplete: false,
         }
     }
 
-    fn flags(&self) -> [bool; 5] {
+    fn flags(&self) -> [bool; 6] {
         [
             self.unresolved,
             self.ech,
             self.no_sni,
             self.port_853,
             self.by_address,
+            self.incomplete,
         ]
     }
 }
@@ -128,6 +141,7 @@ impl FromStr for How {
                 "no_sni" => how.no_sni = true,
                 "port_853" => how.port_853 = true,
                 "addr" => how.by_address = true,
+                "incomplete" => how.incomplete = true,
                 _ => return Err(format!("unknown qualifier {p:?} in {s:?}")),
             }
         }
@@ -191,6 +205,7 @@ pub fn judge(rules: &RuleSet, obs: &Observation, client: &Client<'_>, mode: Mode
         no_sni: hello && obs.host.is_none(),
         port_853: obs.proto != Proto::Dns && obs.server.port() == 853,
         by_address: false,
+        incomplete: obs.incomplete,
     };
     let judged = |decision: Decision, host: Option<&Host>, how: How| Judged {
         decision,
