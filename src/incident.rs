@@ -130,6 +130,7 @@ pub fn judge(rules: &RuleSet, obs: &Observation, client: &Client<'_>, mode: Mode
         no_sni: hello && obs.host.is_none(),
         port_853: obs.proto != Proto::Dns && obs.server.port() == 853,
         by_address: false,
+        incomplete: obs.incomplete,
         // Identity is the shell's to check (it knows the neighbour tables).
         spoofed: false,
     };

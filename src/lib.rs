@@ -6,7 +6,7 @@
 //! ```text
 //! frame bytes + timestamp ──> detect::packet  (borrowed view: link layers, tunnels, IP/TCP/UDP)
 //!                          ──> detect::frag    (bounded IP fragment reassembly)
-//!                          ──> detect::flow    (bounded first-flight reassembly, any port)
+//!                          ──> detect::flow    (first-flight reassembly, any port, on a byte budget)
 //!                          ──> detect::tls / quic / http / dns, detect::neighbours (MACs)
 //!                          ──> Observation     (who, what name or connection, how seen)
 //!                          ──> incident::judge (rules + device + mode -> decision, how)

@@ -79,6 +79,9 @@ pub struct Metrics {
     pub dns_upstream_failures: IntCounterVec,
     /// Errors accepting connections (out of file handles, ...), by listener.
     pub accept_errors: IntCounterVec,
+    /// Bytes the TCP first flights hold now (buffers and a fixed cost per flow), against
+    /// the detector's first-flight budget.
+    pub first_flight_bytes: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -139,6 +142,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("metric: {e}"));
         let _ = r.register(Box::new(rules_loaded.clone()));
+        let first_flight_bytes = IntGauge::new(
+            "aiwarden_first_flight_bytes",
+            "bytes held by TCP first flights waiting to name their host",
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        let _ = r.register(Box::new(first_flight_bytes.clone()));
         Metrics {
             packets: counter(&r, "aiwarden_packets_total", "frames seen by detection"),
             bytes: counter(
@@ -266,11 +275,13 @@ impl Metrics {
                 "errors accepting connections, by listener",
                 &["listener"],
             ),
+            first_flight_bytes,
             registry: r,
         }
     }
 
-    /// Adds what detection counted since `last` (the totals at the previous call).
+    /// Adds what detection counted since `last` (the totals at the previous call), and sets
+    /// the first-flight memory gauge to `now`'s.
     pub fn add_detector_stats(&self, now: &crate::detect::Stats, last: &crate::detect::Stats) {
         for (reason, n) in &now.skipped {
             let before = last.skipped.get(reason).copied().unwrap_or(0);
@@ -284,6 +295,8 @@ impl Metrics {
                 self.events.with_label_values(&[kind]).inc_by(n - before);
             }
         }
+        self.first_flight_bytes
+            .set(i64::try_from(now.first_flight_bytes).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

@@ -389,6 +389,7 @@ impl Resolver {
             asked: None,
             ech_offered: false,
             unresolved: false,
+            incomplete: false,
             alpn: Vec::new(),
             qtype: Some(asked.query.query_type().to_string()),
             answers: Vec::new(),

@@ -207,6 +207,12 @@ pub(crate) fn probe() -> std::path::PathBuf {
     example::build("probe")
 }
 
+/// The example raw sender (real rustls ClientHellos as one-byte TCP segments written onto
+/// an interface), built for the test.
+pub(crate) fn trickle() -> std::path::PathBuf {
+    example::build("trickle")
+}
+
 /// True when `tool` is on the PATH.
 pub(crate) fn have(tool: &str) -> bool {
     Command::new("sh")
