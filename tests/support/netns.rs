@@ -288,5 +288,29 @@ pub(crate) fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("198.51.100.7"))
         .unwrap_or(false)
     });
+    // Capture opens its interfaces in threads of its own, after DNS is up: frames sent
+    // before then are not seen (a device's MAC is learned from them).
+    wait_for("the daemon's capture", Duration::from_secs(20), || {
+        // 503 while something is down: the body is read all the same.
+        let health = net
+            .exec(
+                &gw,
+                &[
+                    "curl",
+                    "-s",
+                    "--max-time",
+                    "2",
+                    "http://127.0.0.1:9747/healthz",
+                ],
+            )
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        !health.is_empty()
+            && health
+                .lines()
+                .filter(|l| l.starts_with("capture "))
+                .all(|l| l.ends_with(": ok"))
+    });
     pid
 }
