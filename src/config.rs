@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -138,6 +139,24 @@ pub struct Dns {
     pub timeout_ms: u64,
     /// A PEM file of CA certificates for DNS-over-TLS upstreams (default: the system's).
     pub ca_file: Option<PathBuf>,
+    /// Who may use the resolver; `None`: the networks of the listen addresses' interfaces
+    /// (every interface's for a wildcard address) and loopback. Others get REFUSED.
+    pub allow_clients: Option<Vec<IpNet>>,
+    /// Queries per second one client address may send (a token bucket); 0: no limit.
+    /// Queries beyond it are dropped and counted.
+    pub rate_limit: u32,
+    /// How many queries a client may send at once above its rate.
+    pub rate_burst: u32,
+    /// Memory the answer cache may use, MiB (entries are bounded by `cache_size` too).
+    pub cache_mib: usize,
+    /// DNS-over-TCP connections open at once, in all.
+    pub max_tcp_clients: usize,
+    /// DNS-over-TCP connections open at once from one client address.
+    pub max_tcp_per_client: usize,
+    /// Seconds an idle DNS-over-TCP connection is kept.
+    pub tcp_idle_secs: u64,
+    /// Queries waiting for an upstream at once; beyond it SERVFAIL, counted.
+    pub max_upstream_inflight: usize,
 }
 
 /// The incident store.
@@ -157,6 +176,8 @@ pub struct Store {
 pub struct Metrics {
     /// Address of `/metrics` and `/healthz`; none disables it.
     pub listen: Option<SocketAddr>,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
 }
 
 /// Where device identity comes from.
@@ -239,12 +260,21 @@ struct RawDns {
     cache_size: Option<usize>,
     timeout_ms: Option<u64>,
     ca_file: Option<PathBuf>,
+    allow_clients: Option<Vec<toml::Spanned<String>>>,
+    rate_limit: Option<u32>,
+    rate_burst: Option<u32>,
+    cache_mib: Option<usize>,
+    max_tcp_clients: Option<usize>,
+    max_tcp_per_client: Option<usize>,
+    tcp_idle_secs: Option<u64>,
+    max_upstream_inflight: Option<usize>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: Option<toml::Spanned<String>>,
+    max_connections: Option<usize>,
 }
 
 /// `addr:port`, or an address alone (`9.9.9.9`, `::1`, `[::1]`) with `port`.
@@ -256,6 +286,19 @@ fn socket_addr(s: &str, port: u16) -> Option<SocketAddr> {
             .ok()
             .map(|ip| SocketAddr::new(ip, port))
     })
+}
+
+/// Queries per second per client by default: a busy workstation asks a few dozen names
+/// a second at most (a page load); 200 with a burst of 1,000 leaves room for a small
+/// office behind one NAT address while one flooding device cannot starve the rest.
+pub const DEFAULT_RATE_LIMIT: u32 = 200;
+
+/// `10.0.0.0/24`, `fd00::/64`, or an address alone (a /32 or /128).
+fn parse_net(s: &str) -> std::result::Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .map(|n| n.trunc())
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not a network (expected e.g. \"192.168.1.0/24\")"))
 }
 
 fn socket(s: &str, port: u16) -> std::result::Result<SocketAddr, String> {
@@ -344,6 +387,14 @@ impl Config {
             cache_size: None,
             timeout_ms: None,
             ca_file: None,
+            allow_clients: None,
+            rate_limit: None,
+            rate_burst: None,
+            cache_mib: None,
+            max_tcp_clients: None,
+            max_tcp_per_client: None,
+            tcp_idle_secs: None,
+            max_upstream_inflight: None,
         });
         let mut listen = Vec::new();
         for l in &d.listen {
@@ -378,25 +429,70 @@ impl Config {
                 )
             })?),
         };
+        let allow_clients = match &d.allow_clients {
+            None => None,
+            Some(list) => {
+                let mut nets = Vec::new();
+                for n in list {
+                    nets.push(parse_net(n.get_ref()).map_err(|m| {
+                        err(
+                            line_of(text, n.span().start),
+                            format!("dns.allow_clients: {m}"),
+                        )
+                    })?);
+                }
+                Some(nets)
+            }
+        };
+        let rate_limit = d.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT);
+        let positive = |v: usize, what: &str| -> Result<usize> {
+            if v == 0 {
+                let line = text.find(what).map_or(0, |at| line_of(text, at));
+                Err(err(line, format!("dns.{what} must be at least 1")))
+            } else {
+                Ok(v)
+            }
+        };
         let dns = Dns {
             listen,
             upstreams,
             block_answer,
             block_ttl: d.block_ttl.unwrap_or(60),
             strip_ech: d.strip_ech.unwrap_or(StripEch::Ai),
-            cache_size: d.cache_size.unwrap_or(20_000),
+            cache_size: positive(d.cache_size.unwrap_or(20_000), "cache_size")?,
             timeout_ms: d.timeout_ms.unwrap_or(2_000),
             ca_file: d.ca_file.map(rel),
+            allow_clients,
+            rate_limit,
+            rate_burst: d.rate_burst.unwrap_or(rate_limit.saturating_mul(5)),
+            cache_mib: positive(d.cache_mib.unwrap_or(32), "cache_mib")?,
+            max_tcp_clients: positive(d.max_tcp_clients.unwrap_or(256), "max_tcp_clients")?,
+            max_tcp_per_client: positive(d.max_tcp_per_client.unwrap_or(16), "max_tcp_per_client")?,
+            tcp_idle_secs: d.tcp_idle_secs.unwrap_or(10).max(1),
+            max_upstream_inflight: positive(
+                d.max_upstream_inflight.unwrap_or(512),
+                "max_upstream_inflight",
+            )?,
         };
-        let metrics = match raw.metrics.and_then(|m| m.listen) {
+        let raw_metrics = raw.metrics.unwrap_or(RawMetrics {
+            listen: None,
+            max_connections: None,
+        });
+        let max_connections = raw_metrics.max_connections.unwrap_or(32).max(1);
+        let metrics = match raw_metrics.listen {
             None => Metrics {
                 listen: Some(SocketAddr::from(([127, 0, 0, 1], 9747))),
+                max_connections,
             },
-            Some(l) if l.get_ref() == "off" => Metrics { listen: None },
+            Some(l) if l.get_ref() == "off" => Metrics {
+                listen: None,
+                max_connections,
+            },
             Some(l) => Metrics {
                 listen: Some(
                     socket(l.get_ref(), 9747).map_err(|m| err(line_of(text, l.span().start), m))?,
                 ),
+                max_connections,
             },
         };
         let mut store = raw.store.unwrap_or(Store {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// A rule or site file (catalog, allow and deny lists, `groups.toml`, the device
     /// inventory `devices.toml`) could not be parsed or failed validation.
-    #[error("{}:{line}: {message}", path.display())]
+    #[error("{}:{line}: {}", path.display(), excerpt(message))]
     Rule {
         /// The file that holds the bad rule.
         path: PathBuf,
@@ -19,10 +19,10 @@ pub enum Error {
         message: String,
     },
     /// Several rule files are bad; every problem is listed so an admin fixes them in one go.
-    #[error("{} rule errors:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    #[error("{} rule errors:\n{}", .0.len(), list(.0))]
     Rules(Vec<Error>),
     /// The daemon's configuration file is invalid.
-    #[error("{}:{line}: {message}", path.display())]
+    #[error("{}:{line}: {}", path.display(), excerpt(message))]
     Config {
         /// The configuration file.
         path: PathBuf,
@@ -114,6 +114,11 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// `aiwarden check` found things that would stop part of the daemon (a listen address
+    /// this host does not have, a capture interface missing or not openable, a store that
+    /// is corrupt or cannot be written, a device source that does not load); all listed.
+    #[error("{} problems:\n{}", .0.len(), .0.join("\n"))]
+    Check(Vec<String>),
     /// TLS settings for DNS-over-TLS upstreams are unusable.
     #[error("dns upstream tls: {0}")]
     Tls(String),
@@ -139,6 +144,7 @@ impl Error {
             | Error::Usage(_)
             | Error::Listen { .. }
             | Error::Tls(_)
+            | Error::Check(_)
             | Error::NoSuchIncident(_) => 2,
             Error::Output(_) | Error::Thread { .. } | Error::StoreVersion { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
@@ -190,5 +196,85 @@ impl StoreFault {
     }
 }
 
+/// The longest message an error about a file's contents prints: a rule line can be
+/// megabytes long, and it would be copied whole into every log line that reports it.
+pub const MAX_MESSAGE: usize = 400;
+
+/// `message` cut to [`MAX_MESSAGE`] bytes (at a character boundary), saying how much was
+/// left out.
+pub fn excerpt(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.len() <= MAX_MESSAGE {
+        return message.into();
+    }
+    let mut end = MAX_MESSAGE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}... ({} more bytes)",
+        &message[..end],
+        message.len() - end
+    )
+    .into()
+}
+
+/// Errors listed in one message, at most [`MAX_LISTED`]: a file broken on every line
+/// makes a message of a screenful, not of the whole file.
+pub const MAX_LISTED: usize = 20;
+
+fn list(errors: &[Error]) -> String {
+    let mut out: Vec<String> = errors
+        .iter()
+        .take(MAX_LISTED)
+        .map(ToString::to_string)
+        .collect();
+    if errors.len() > MAX_LISTED {
+        out.push(format!("... and {} more", errors.len() - MAX_LISTED));
+    }
+    out.join("\n")
+}
+
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_line_is_cut_in_messages() {
+        let e = Error::Rule {
+            path: "/etc/aiwarden/rules/site/deny.list".into(),
+            line: 3,
+            message: format!(
+                "host pattern longer than 253 characters: {:?}",
+                "é".repeat(5_000_000)
+            ),
+        };
+        let text = e.to_string();
+        assert!(text.len() < MAX_MESSAGE + 100, "{} bytes", text.len());
+        assert!(text.starts_with("/etc/aiwarden/rules/site/deny.list:3: host pattern longer"));
+        assert!(text.ends_with("more bytes)"), "{text}");
+        let short = Error::Config {
+            path: "a.toml".into(),
+            line: 1,
+            message: "bad".into(),
+        };
+        assert_eq!(short.to_string(), "a.toml:1: bad");
+        let many = Error::Rules(
+            (1..=1000)
+                .map(|line| Error::Rule {
+                    path: "deny.list".into(),
+                    line,
+                    message: "not a host".into(),
+                })
+                .collect(),
+        );
+        let text = many.to_string();
+        assert!(text.starts_with("1000 rule errors:\ndeny.list:1: not a host\n"));
+        assert!(
+            text.ends_with("deny.list:20: not a host\n... and 980 more"),
+            "{text}"
+        );
+    }
+}

@@ -11,10 +11,14 @@
 //! address only behind a router. Counts are attempts, not packets: a distinct query name
 //! per device per minute, and each distinct connection, so retries and the A/AAAA/HTTPS
 //! trio of one lookup count once.
+//!
+//! Opening is budgeted (`budget.rs`): [`DEVICE_OPENS_PER_MINUTE`] per device,
+//! [`ALL_OPENS_PER_MINUTE`] in all and [`SPOOFED_OPENS_PER_MINUTE`] for observations the
+//! shell marked `spoofed`, so a host cycling through addresses cannot write thousands of
+//! incidents; what a budget turned away is counted and its usage still recorded. `How`
+//! (`how.rs`) is how an observation was seen, as incidents record it.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -24,6 +28,12 @@ use crate::detect::table::{map, Map};
 use crate::detect::{is_local, Host, Mac, Observation, Proto, Timestamp};
 use crate::devices::Identity;
 use crate::policy::{Client, Decision, Mode, RuleSet, Signal, Tier, Verdict};
+
+mod budget;
+mod how;
+
+use budget::Budget;
+pub use how::How;
 
 /// Default grouping window: 10 minutes.
 pub const DEFAULT_WINDOW_MICROS: u64 = 10 * 60 * 1_000_000;
@@ -35,6 +45,17 @@ pub const ATTEMPT_WINDOW_MICROS: u64 = 60 * 1_000_000;
 pub const MAX_SEEN_PER_INCIDENT: usize = 64;
 /// (device, attempt) pairs remembered to tell a retry from a new attempt.
 const MAX_ATTEMPTS: usize = 131_072;
+
+/// Incidents one device may open in a minute (its burst; refilled evenly). A real device
+/// opens a few: one per AI service it uses.
+pub const DEVICE_OPENS_PER_MINUTE: u32 = 30;
+/// Incidents all devices together may open in a minute: what one host cycling through
+/// addresses, each a "device" behind a router, meets.
+pub const ALL_OPENS_PER_MINUTE: u32 = 600;
+/// Incidents marked `spoofed` that may open in a minute, in all.
+pub const SPOOFED_OPENS_PER_MINUTE: u32 = 10;
+/// Devices whose open budgets are kept (least recently seen dropped).
+const MAX_DEVICE_BUDGETS: usize = 65_536;
 
 /// Names that are signals to clients rather than services: the resolver answers them
 /// NXDOMAIN in every mode. `use-application-dns.net`: Firefox keeps DNS-over-HTTPS off.
@@ -57,88 +78,6 @@ pub fn is_canary(host: &str) -> bool {
                 && host.ends_with(c)
                 && host.as_bytes()[host.len() - c.len() - 1] == b'.')
     })
-}
-
-/// How an observation was seen and decided, as incidents record it: the protocol, then
-/// what qualifies it. Written `tls,unresolved,ech` (the stored and printed form).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct How {
-    /// How it was seen.
-    pub proto: Proto,
-    /// No DNS answer to the device explained the server address.
-    pub unresolved: bool,
-    /// Real ECH: the outer SNI was a public name, not the name the device asked for.
-    pub ech: bool,
-    /// A ClientHello without a name.
-    pub no_sni: bool,
-    /// To port 853 (DNS over TLS or QUIC).
-    pub port_853: bool,
-    /// Decided by the server's address, not by a name.
-    pub by_address: bool,
-}
-
-const QUALIFIERS: [&str; 5] = ["unresolved", "ech", "no_sni", "port_853", "addr"];
-
-impl How {
-    /// Just the protocol.
-    pub fn of(proto: Proto) -> How {
-        How {
-            proto,
-            unresolved: false,
-            ech: false,
-            no_sni: false,
-            port_853: false,
-            by_address: false,
-        }
-    }
-
-    fn flags(&self) -> [bool; 5] {
-        [
-            self.unresolved,
-            self.ech,
-            self.no_sni,
-            self.port_853,
-            self.by_address,
-        ]
-    }
-}
-
-impl fmt::Display for How {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.proto.as_str())?;
-        for (q, on) in QUALIFIERS.iter().zip(self.flags()) {
-            if on {
-                write!(f, ",{q}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl FromStr for How {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<How, String> {
-        let mut parts = s.split(',');
-        let mut how = How::of(parts.next().unwrap_or("").parse()?);
-        for p in parts {
-            match p {
-                "unresolved" => how.unresolved = true,
-                "ech" => how.ech = true,
-                "no_sni" => how.no_sni = true,
-                "port_853" => how.port_853 = true,
-                "addr" => how.by_address = true,
-                _ => return Err(format!("unknown qualifier {p:?} in {s:?}")),
-            }
-        }
-        Ok(how)
-    }
-}
-
-impl Serialize for How {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 /// An observation decided: what the rules said, about which name, seen how.
@@ -191,6 +130,9 @@ pub fn judge(rules: &RuleSet, obs: &Observation, client: &Client<'_>, mode: Mode
         no_sni: hello && obs.host.is_none(),
         port_853: obs.proto != Proto::Dns && obs.server.port() == 853,
         by_address: false,
+        incomplete: obs.incomplete,
+        // Identity is the shell's to check (it knows the neighbour tables).
+        spoofed: false,
     };
     let judged = |decision: Decision, host: Option<&Host>, how: How| Judged {
         decision,
@@ -387,6 +329,9 @@ pub struct PipelineStats {
     pub ech_grease: u64,
     /// ClientHellos with real ECH (an outer public name).
     pub ech_hidden: u64,
+    /// Incidents not opened because a device, all devices, or spoofed addresses used up
+    /// their budget (the attempts still count as usage).
+    pub opens_limited: u64,
 }
 
 /// The incident pipeline's state: open incidents and recent attempts, both bounded.
@@ -397,6 +342,9 @@ pub struct Pipeline {
     next_key: u64,
     open: FxHashMap<(DeviceKey, Arc<str>), (u64, Timestamp)>,
     attempts: Map<u64, Timestamp>,
+    budgets: Map<DeviceKey, Budget>,
+    all: Option<Budget>,
+    spoofed: Option<Budget>,
     stats: PipelineStats,
 }
 
@@ -410,6 +358,9 @@ impl Pipeline {
             next_key: 1,
             open: FxHashMap::default(),
             attempts: map(MAX_ATTEMPTS),
+            budgets: map(MAX_DEVICE_BUDGETS),
+            all: None,
+            spoofed: None,
             stats: PipelineStats::default(),
         }
     }
@@ -455,6 +406,37 @@ impl Pipeline {
             self.attempts.put(k, obs.ts);
         }
         fresh
+    }
+
+    /// Takes one incident opening from `device`'s budget, the spoofed budget when it
+    /// applies, and everyone's; false (nothing taken) when one of them is empty.
+    fn may_open(&mut self, device: DeviceKey, spoofed: bool, now: Timestamp) -> bool {
+        let mut mine = self
+            .budgets
+            .get(&device)
+            .copied()
+            .unwrap_or_else(|| Budget::full(DEVICE_OPENS_PER_MINUTE, now));
+        mine.refill(DEVICE_OPENS_PER_MINUTE, now);
+        let mut all = self
+            .all
+            .unwrap_or_else(|| Budget::full(ALL_OPENS_PER_MINUTE, now));
+        all.refill(ALL_OPENS_PER_MINUTE, now);
+        let mut fake = self
+            .spoofed
+            .unwrap_or_else(|| Budget::full(SPOOFED_OPENS_PER_MINUTE, now));
+        fake.refill(SPOOFED_OPENS_PER_MINUTE, now);
+        let ok = mine.tokens >= 1.0 && all.tokens >= 1.0 && (!spoofed || fake.tokens >= 1.0);
+        if ok {
+            mine.tokens -= 1.0;
+            all.tokens -= 1.0;
+            if spoofed {
+                fake.tokens -= 1.0;
+            }
+        }
+        self.budgets.put(device, mine);
+        self.all = Some(all);
+        self.spoofed = Some(fake);
+        ok
     }
 
     /// Files one observation by the device `who`, already judged.
@@ -524,6 +506,14 @@ impl Pipeline {
                     }),
                 };
             }
+        }
+        if !self.may_open(device, judged.how.spoofed, obs.ts) {
+            self.stats.opens_limited += 1;
+            return Outcome {
+                attempt,
+                usage,
+                incident: None,
+            };
         }
         let k = self.next_key;
         self.next_key += 1;

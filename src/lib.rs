@@ -6,7 +6,7 @@
 //! ```text
 //! frame bytes + timestamp ──> detect::packet  (borrowed view: link layers, tunnels, IP/TCP/UDP)
 //!                          ──> detect::frag    (bounded IP fragment reassembly)
-//!                          ──> detect::flow    (bounded first-flight reassembly, any port)
+//!                          ──> detect::flow    (first-flight reassembly, any port, on a byte budget)
 //!                          ──> detect::tls / quic / http / dns, detect::neighbours (MACs)
 //!                          ──> Observation     (who, what name or connection, how seen)
 //!                          ──> incident::judge (rules + device + mode -> decision, how)
@@ -34,6 +34,7 @@
 //! | [`config`] | the daemon's configuration file |
 //! | [`paths`] | every default path, the compiled-in rules location among them |
 //! | [`error`] | the one error enum |
+//! | [`limit`] | bounds the shells share: one log line per interval for failures that repeat, connection slots that evict the longest idle when full |
 
 pub mod capture;
 pub mod cli;
@@ -44,6 +45,7 @@ pub mod devices;
 pub mod error;
 pub mod health;
 pub mod incident;
+pub mod limit;
 pub mod metrics;
 pub mod paths;
 pub mod policy;

@@ -4,14 +4,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::health::{Grade, Health};
+use crate::limit::{Slots, Throttle, Ticket};
 
 /// Every metric the daemon exports.
 #[derive(Debug, Clone)]
@@ -62,12 +64,36 @@ pub struct Metrics {
     /// What detection counted, by kind (`tls_client_hello`, `client_hello_without_sni`,
     /// `decrypt_failed`, `encap_vxlan`, `frag_reassembled`, ...).
     pub events: IntCounterVec,
-    /// What the incident pipeline counted: `attempt`, `repeat`, `ech_grease`, `ech_hidden`.
+    /// What the incident pipeline counted: `attempt`, `repeat`, `ech_grease`, `ech_hidden`,
+    /// `spoofed` (a frame from another device's MAC used the address), `opens_limited`
+    /// (an incident not opened: a budget was used up).
     pub pipeline: IntCounterVec,
     /// Capture handles reopened after a failure.
     pub capture_restarts: IntCounter,
     /// Capture handles that failed (interface gone, driver reset).
     pub capture_failures: IntCounter,
+    /// Queries and connections a limit turned away, by limit: `not_allowed` (not in
+    /// `dns.allow_clients`: REFUSED), `client_rate` (over `dns.rate_limit`: dropped),
+    /// `tcp_total`, `tcp_per_client`, `upstream_inflight` (SERVFAIL), `coalesced_waiters`,
+    /// `metrics_connections`, `tcp_too_long`.
+    pub dns_limited: IntCounterVec,
+    /// DNS-over-TCP connections open now.
+    pub dns_tcp_connections: IntGauge,
+    /// Questions waiting for an upstream now.
+    pub dns_upstream_inflight: IntGauge,
+    /// Questions answered by joining an identical one already sent upstream.
+    pub dns_coalesced: IntCounter,
+    /// Bytes and entries the answer cache holds now.
+    pub dns_cache: IntGaugeVec,
+    /// Answer cache entries evicted to stay within `dns.cache_mib` or `dns.cache_size`.
+    pub dns_cache_evictions: IntCounter,
+    /// Upstream exchanges that failed, by reason (`timeout`, `error`, `mismatch`, `servfail`).
+    pub dns_upstream_failures: IntCounterVec,
+    /// Errors accepting connections (out of file handles, ...), by listener.
+    pub accept_errors: IntCounterVec,
+    /// Bytes the TCP first flights hold now (buffers and a fixed cost per flow), against
+    /// the detector's first-flight budget.
+    pub first_flight_bytes: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -87,6 +113,13 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     let _ = r.register(Box::new(c.clone()));
     c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
 }
 
 impl Default for Metrics {
@@ -121,6 +154,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("metric: {e}"));
         let _ = r.register(Box::new(rules_loaded.clone()));
+        let first_flight_bytes = IntGauge::new(
+            "aiwarden_first_flight_bytes",
+            "bytes held by TCP first flights waiting to name their host",
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        let _ = r.register(Box::new(first_flight_bytes.clone()));
         Metrics {
             packets: counter(&r, "aiwarden_packets_total", "frames seen by detection"),
             bytes: counter(
@@ -213,7 +252,7 @@ impl Metrics {
             pipeline: counter_vec(
                 &r,
                 "aiwarden_pipeline_total",
-                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden",
+                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden, spoofed, opens_limited",
                 &["kind"],
             ),
             capture_restarts: counter(
@@ -226,11 +265,57 @@ impl Metrics {
                 "aiwarden_capture_failures_total",
                 "capture handles that failed (interface gone, driver reset)",
             ),
+            dns_limited: counter_vec(
+                &r,
+                "aiwarden_dns_limited_total",
+                "queries and connections turned away by a limit, by limit",
+                &["limit"],
+            ),
+            dns_tcp_connections: gauge(
+                &r,
+                "aiwarden_dns_tcp_connections",
+                "DNS-over-TCP connections open now",
+            ),
+            dns_upstream_inflight: gauge(
+                &r,
+                "aiwarden_dns_upstream_inflight",
+                "questions waiting for an upstream now",
+            ),
+            dns_coalesced: counter(
+                &r,
+                "aiwarden_dns_coalesced_total",
+                "questions answered by joining an identical one already sent upstream",
+            ),
+            dns_cache: gauge_vec(
+                &r,
+                "aiwarden_dns_cache",
+                "what the answer cache holds now: bytes, entries",
+                &["what"],
+            ),
+            dns_cache_evictions: counter(
+                &r,
+                "aiwarden_dns_cache_evictions_total",
+                "answer cache entries evicted to stay within its bounds",
+            ),
+            dns_upstream_failures: counter_vec(
+                &r,
+                "aiwarden_dns_upstream_failures_total",
+                "upstream exchanges that failed, by reason",
+                &["reason"],
+            ),
+            accept_errors: counter_vec(
+                &r,
+                "aiwarden_accept_errors_total",
+                "errors accepting connections, by listener",
+                &["listener"],
+            ),
+            first_flight_bytes,
             registry: r,
         }
     }
 
-    /// Adds what detection counted since `last` (the totals at the previous call).
+    /// Adds what detection counted since `last` (the totals at the previous call), and sets
+    /// the first-flight memory gauge to `now`'s.
     pub fn add_detector_stats(&self, now: &crate::detect::Stats, last: &crate::detect::Stats) {
         for (reason, n) in &now.skipped {
             let before = last.skipped.get(reason).copied().unwrap_or(0);
@@ -244,6 +329,8 @@ impl Metrics {
                 self.events.with_label_values(&[kind]).inc_by(n - before);
             }
         }
+        self.first_flight_bytes
+            .set(i64::try_from(now.first_flight_bytes).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.
@@ -256,67 +343,123 @@ impl Metrics {
 
 /// Serves `/metrics` and `/healthz` on `listener` until `shutdown` is set. `/healthz`
 /// answers the [`Health`] report: 200 when `ok` or `degraded`, 503 when `down`.
+///
+/// At most `max_connections` at once (the longest idle is closed for a newcomer: a
+/// connection that never finishes its request head cannot hold a slot against a health
+/// check); a request head must arrive whole within [`HEAD_TIMEOUT`] and the answer be
+/// taken within [`WRITE_TIMEOUT`]. Accept errors back off and are logged once per interval.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    max_connections: usize,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let slots = Slots::new(max_connections, max_connections);
+    let log = Throttle::new(Duration::from_secs(10));
+    let mut backoff = Duration::ZERO;
     loop {
-        let (mut conn, _) = tokio::select! {
+        if !backoff.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        let (conn, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok(c) => c,
+                Ok(c) => {
+                    backoff = Duration::ZERO;
+                    c
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept");
+                    metrics.accept_errors.with_label_values(&["metrics"]).inc();
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    if let Some(quiet) = log.ready(Instant::now()) {
+                        tracing::warn!(error = %e, not_logged = quiet, "metrics accept failed; backing off");
+                    }
                     continue;
                 }
             },
             _ = shutdown.changed() => return,
         };
-        let metrics = metrics.clone();
-        let health = health.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let mut n = 0;
-            // Read until the end of the request head (or the buffer is full).
-            while n < buf.len() {
-                match tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    conn.read(&mut buf[n..]),
-                )
-                .await
-                {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(k)) => {
-                        n += k;
-                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
+        // One slot pool for everyone: the listener is on the management address, and the
+        // eviction of the longest idle keeps room for a real request.
+        let ticket = match slots.enter(peer.ip(), Instant::now()) {
+            Ok((t, evicted)) => {
+                if evicted {
+                    metrics
+                        .dns_limited
+                        .with_label_values(&["metrics_evicted_idle"])
+                        .inc();
+                }
+                t
+            }
+            Err(_) => {
+                metrics
+                    .dns_limited
+                    .with_label_values(&["metrics_connections"])
+                    .inc();
+                continue;
+            }
+        };
+        let (metrics, health, id) = (metrics.clone(), health.clone(), ticket.id());
+        let task = tokio::spawn(async move {
+            answer(conn, &metrics, &health, &ticket).await;
+        });
+        slots.set_abort(id, task.abort_handle());
+    }
+}
+
+/// How long a client has to send its whole request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a client has to take the answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn answer(mut conn: TcpStream, metrics: &Metrics, health: &Health, ticket: &Ticket) {
+    let mut buf = [0u8; 2048];
+    let mut n = 0;
+    // Read until the end of the request head (or the buffer is full), within the deadline.
+    let head = async {
+        while n < buf.len() {
+            match conn.read(&mut buf[n..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(k) => {
+                    n += k;
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        return true;
                     }
                 }
             }
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, ctype, body) = match path {
-                "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-                "/healthz" => {
-                    let report = health.report();
-                    let status = match report.grade {
-                        Grade::Ok | Grade::Degraded => "200 OK",
-                        Grade::Down => "503 Service Unavailable",
-                    };
-                    (status, "text/plain", report.to_string())
-                }
-                _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(resp.as_bytes()).await;
-            let _ = conn.shutdown().await;
-        });
+        }
+        true
+    };
+    if !matches!(tokio::time::timeout(HEAD_TIMEOUT, head).await, Ok(true)) {
+        return;
     }
+    ticket.busy();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    let path = head.split_whitespace().nth(1).unwrap_or("");
+    let (status, ctype, body) = match path {
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
+        "/healthz" => {
+            let report = health.report();
+            let status = match report.grade {
+                Grade::Ok | Grade::Degraded => "200 OK",
+                Grade::Down => "503 Service Unavailable",
+            };
+            (status, "text/plain", report.to_string())
+        }
+        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
+        let _ = conn.write_all(resp.as_bytes()).await;
+        let _ = conn.shutdown().await;
+    })
+    .await;
 }
 
 /// Binds the metrics address.
@@ -337,7 +480,7 @@ mod tests {
         let health = Arc::new(Health::new());
         health.set("resolver", crate::health::State::Ok);
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(serve(listener, m.clone(), health.clone(), rx));
+        let task = tokio::spawn(serve(listener, m.clone(), health.clone(), 8, rx));
         let get = |path: &'static str| async move {
             let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
             c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -363,6 +506,44 @@ mod tests {
         health.set("resolver", crate::health::State::Down("gone".into()));
         assert!(get("/healthz").await.starts_with("HTTP/1.1 503"));
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+        let _ = tx.send(true);
+        task.await.expect("stops");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_cannot_lock_out_a_health_check() {
+        let m = Arc::new(Metrics::new());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let health = Arc::new(Health::new());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(serve(listener, m.clone(), health, 8, rx));
+        // 50 connections that send half a request head and stall.
+        let mut idle = Vec::new();
+        for _ in 0..50 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            c.write_all(b"GET /metrics HTTP/1.1\r\n")
+                .await
+                .expect("write");
+            idle.push(c);
+        }
+        for _ in 0..5 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            c.write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+                .await
+                .expect("write");
+            let mut s = String::new();
+            tokio::time::timeout(Duration::from_secs(2), c.read_to_string(&mut s))
+                .await
+                .expect("answered while 50 idle connections wait")
+                .expect("read");
+            assert!(s.starts_with("HTTP/1.1 200 OK"), "{s}");
+        }
+        let evicted = m
+            .dns_limited
+            .with_label_values(&["metrics_evicted_idle"])
+            .get();
+        assert!(evicted >= 42, "evicted {evicted}");
         let _ = tx.send(true);
         task.await.expect("stops");
     }

@@ -168,9 +168,12 @@ inventory = "{inventory}"
         ),
     )
     .expect("inventory");
-    let check = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
+    // `check` where the daemon will run: the gateway's addresses and interfaces.
+    let check = net
+        .exec(
+            &net.gateway.clone(),
+            &[BIN, "check", "--config", config.to_str().expect("utf8")],
+        )
         .output()
         .expect("check");
     assert!(check.status.success(), "{check:?}");

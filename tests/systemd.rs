@@ -26,6 +26,8 @@ fn unit_verifies() {
         "WatchdogSec=",
         "Restart=always",
         "Type=notify",
+        "LimitNOFILE=65536",
+        "ExecStartPre=-/",
     ] {
         assert!(unit.contains(want), "{want} missing");
     }

@@ -1,8 +1,9 @@
 //! Live capture: one libpcap handle and one thread per interface, a BPF filter that keeps
 //! what detection reads, and a bounded queue to detection that capture never waits on
-//! (frames it cannot queue are dropped and counted). When the handle fails (the interface
-//! went away, the driver reset) the thread reopens it every two seconds until it works or
-//! the daemon stops; restarts are counted. The file source (`aiwarden run --read`) feeds
+//! (frames it cannot queue are dropped and counted). The thread opens its interface
+//! itself and never gives up: a missing interface, one that goes away, or a missing
+//! CAP_NET_RAW is reported in health and the log and retried, while DNS runs on; restarts
+//! and failures are counted. The file source (`aiwarden run --read`) feeds
 //! the same queue, waiting instead of dropping, so a file is read whole.
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::FileReader;
 use crate::detect::{LinkType, Timestamp};
 use crate::error::{Error, Result};
+use crate::health::{Health, State};
 use crate::metrics::Metrics;
 
 /// Default capture filter: everything detection may read, without the bulk it never
@@ -133,47 +135,67 @@ pub fn check_filter(filter: &str) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Opens `iface` (failing now if it cannot) and starts its capture thread, which sends
-/// frames to `tx` until `stop` is set or every receiver is gone.
+/// Starts the capture thread of `iface`, which opens it and sends frames to `tx` until
+/// `stop` is set or every receiver is gone. The thread never gives up: when the interface
+/// is missing, goes away or cannot be opened (no CAP_NET_RAW), it says so in `health`
+/// (part `capture <iface>`), logs once per kind of failure and tries again with a growing
+/// pause (2 s to 30 s), so DNS and the rest of the daemon run on without it.
 pub fn spawn_live<T: From<OwnedFrame> + Send + 'static>(
     iface: &str,
     opts: LiveOptions,
     tx: SyncSender<T>,
     stop: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 ) -> Result<Live> {
-    let mut cap = open(iface, &opts)?;
-    let breaker = Arc::new(Mutex::new(Some(cap.breakloop_handle())));
+    let breaker = Arc::new(Mutex::new(None));
     let name = iface.to_string();
+    let part = format!("capture {iface}");
     let b = breaker.clone();
+    health.set(&part, State::Degraded("opening".into()));
     let thread = std::thread::Builder::new()
         .name(format!("aiwarden-cap-{iface}"))
         .spawn(move || {
-            let mut cap = Some(cap);
+            let mut pause = Duration::from_secs(2);
+            let mut last_error = String::new();
+            let mut opened_before = false;
             while !stop.load(Ordering::Relaxed) {
-                let c = match cap.take() {
-                    Some(c) => c,
-                    None => match open(&name, &opts) {
-                        Ok(mut c) => {
-                            if let Ok(mut slot) = b.lock() {
-                                *slot = Some(c.breakloop_handle());
-                            }
+                let c = match open(&name, &opts) {
+                    Ok(mut c) => {
+                        if let Ok(mut slot) = b.lock() {
+                            *slot = Some(c.breakloop_handle());
+                        }
+                        if opened_before {
                             metrics.capture_restarts.inc();
                             tracing::info!(iface = %name, "capture reopened");
-                            c
                         }
-                        Err(e) => {
-                            tracing::debug!(iface = %name, error = %e, "capture reopen failed");
-                            sleep_unless(&stop, Duration::from_secs(2));
-                            continue;
+                        opened_before = true;
+                        health.set(&part, State::Ok);
+                        pause = Duration::from_secs(2);
+                        last_error.clear();
+                        c
+                    }
+                    Err(e) => {
+                        let why = explain(&e.to_string());
+                        if why != last_error {
+                            tracing::error!(iface = %name, error = %why, "cannot capture; DNS goes on, capture retries");
+                            last_error = why.clone();
                         }
-                    },
+                        health.set(&part, State::Down(why));
+                        sleep_unless(&stop, pause);
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                        continue;
+                    }
                 };
                 match capture_loop(c, &name, &tx, &stop, &metrics) {
                     Ended::Stopped => return,
                     Ended::Failed(e) => {
                         tracing::error!(iface = %name, error = %e, "capture failed; reopening");
                         metrics.capture_failures.inc();
+                        health.set(&part, State::Down(format!("failed: {e}; reopening")));
+                        if let Ok(mut slot) = b.lock() {
+                            *slot = None;
+                        }
                         sleep_unless(&stop, Duration::from_secs(2));
                     }
                 }
@@ -188,6 +210,30 @@ pub fn spawn_live<T: From<OwnedFrame> + Send + 'static>(
         thread,
         breaker,
     })
+}
+
+/// Whether `iface` can be captured on now (it exists, and this process may open it):
+/// `aiwarden check` asks before the daemon would find out.
+pub fn probe(iface: &str) -> std::result::Result<(), String> {
+    pcap::Capture::from_device(iface)
+        .and_then(|c| c.snaplen(256).timeout(10).open())
+        .map(|_| ())
+        .map_err(|e| explain(&e.to_string()))
+}
+
+/// libpcap's message, with what to do about it when the cause is known.
+fn explain(message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    if m.contains("permission") || m.contains("not permitted") {
+        format!(
+            "{message} (capture needs CAP_NET_RAW: run as root, or give the service \
+             AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN as the shipped unit does)"
+        )
+    } else if m.contains("no such device") || m.contains("doesn't exist") {
+        format!("{message} (no such interface: check capture.interfaces)")
+    } else {
+        message.to_string()
+    }
 }
 
 fn sleep_unless(stop: &AtomicBool, d: Duration) {

@@ -11,7 +11,7 @@ mod live;
 
 pub use file::FileReader;
 pub use live::{
-    check_filter, spawn_file, spawn_live, Live, LiveOptions, OwnedFrame, DEFAULT_FILTER,
+    check_filter, probe, spawn_file, spawn_live, Live, LiveOptions, OwnedFrame, DEFAULT_FILTER,
 };
 
 use crate::detect::{LinkType, Timestamp};

@@ -15,6 +15,17 @@ pub(super) struct ConfigArg {
     config: PathBuf,
 }
 
+/// `aiwarden check`.
+#[derive(clap::Args)]
+pub(super) struct CheckArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Validate the files only, not this host (its addresses, interfaces, store): for a
+    /// configuration written for another machine.
+    #[arg(long)]
+    files_only: bool,
+}
+
 /// `aiwarden run`.
 #[derive(clap::Args)]
 pub(super) struct RunArgs {
@@ -32,15 +43,15 @@ pub(super) fn run(a: RunArgs, log: &Logging) -> CmdResult {
     daemon::run(cfg, a.read)
 }
 
-pub(super) fn check(a: ConfigArg) -> CmdResult {
-    let c = daemon::check(&a.config)?;
+pub(super) fn check(a: CheckArgs) -> CmdResult {
+    let c = daemon::check(&a.config.config, !a.files_only)?;
     for w in &c.warnings {
         println!("{w}");
     }
     let cfg = &c.config;
     println!(
         "{}: ok (mode {}, {} interfaces, dns on {:?}, {} services, {} patterns, {} warnings)",
-        a.config.display(),
+        a.config.config.display(),
         cfg.mode.as_str(),
         cfg.capture.interfaces.len(),
         cfg.dns.listen,

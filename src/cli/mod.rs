@@ -39,8 +39,10 @@ enum Command {
     Replay(replay::Args),
     /// Run the daemon: live capture, filtering DNS, incident store, metrics.
     Run(daemon::RunArgs),
-    /// Validate the configuration and the rules it names (for ExecStartPre=).
-    Check(daemon::ConfigArg),
+    /// Validate the configuration and the rules it names, and try this host: listen
+    /// addresses, capture interfaces, device sources, the incident store (exit 2 naming
+    /// every problem).
+    Check(daemon::CheckArgs),
     /// Check the incident store: the file, the hash chain and its tail against the head
     /// file; exits 3 naming the first fault.
     Verify(incidents::VerifyArgs),

@@ -3,7 +3,7 @@
 //! `aiwarden replay`), store operations and metrics out. It never reads a file or runs a
 //! process: an address nobody knows asks the housekeeping thread for a device refresh.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -13,9 +13,11 @@ use arc_swap::ArcSwap;
 
 use super::housekeeping::Chore;
 use crate::capture::OwnedFrame;
+use crate::detect::table::Map;
 use crate::detect::{Detector, Observation, Proto, Stats, Timestamp};
 use crate::devices::{DeviceMap, Identity};
 use crate::incident::{judge, service_key, IncidentOp, Judged, Pipeline};
+use crate::limit::Throttle;
 use crate::metrics::Metrics;
 use crate::policy::{Decision, Live, Mode};
 use crate::resolver::DnsEvent;
@@ -60,7 +62,18 @@ pub(super) struct Detection {
     pub metrics: Arc<Metrics>,
     /// Stamped while the thread is alive.
     pub beat: Arc<AtomicU64>,
+    /// Addresses lately seen from a MAC other than the neighbour table's, and when.
+    pub spoofed: Map<IpAddr, Timestamp>,
+    /// One log line per interval for incidents not opened.
+    pub flood_log: Throttle,
 }
+
+/// How long an address stays suspect after a frame from the wrong MAC used it: the
+/// resolver's events (which carry no MAC) within it are marked too.
+const SPOOF_MEMORY_MICROS: u64 = 60_000_000;
+
+/// Addresses remembered as suspect, at most.
+pub(super) const MAX_SPOOFED: usize = 4_096;
 
 impl Detection {
     fn stamp(&self) {
@@ -130,6 +143,30 @@ impl Detection {
         self.metrics.add_detector_stats(&now, &published);
     }
 
+    /// Whether `obs` used an address that is not its sender's: a frame whose MAC is not
+    /// the one the kernel's neighbour table has for the address, or (for the resolver's
+    /// events, which carry no MAC) an address such a frame used within the last minute.
+    fn spoofed(&mut self, obs: &Observation) -> bool {
+        let ip = obs.client.ip().to_canonical();
+        match obs.client_mac {
+            Some(frame) => {
+                let known = self.devices.load().neighbour_mac(ip);
+                let wrong = known.is_some_and(|k| k != frame);
+                if wrong {
+                    if self.spoofed.put(ip, obs.ts).is_none() {
+                        tracing::warn!(client = %ip, frame_mac = %frame, "an address used from another device's MAC; its incidents are marked spoofed");
+                    }
+                    self.metrics.pipeline.with_label_values(&["spoofed"]).inc();
+                }
+                wrong
+            }
+            None => self
+                .spoofed
+                .get(&ip)
+                .is_some_and(|t| obs.ts.micros_since(*t) < SPOOF_MEMORY_MICROS),
+        }
+    }
+
     /// Who made `obs`: the device map's answer, with the MAC frames taught standing in.
     fn identify(&mut self, obs: &Observation) -> Identity {
         let ip = obs.client.ip();
@@ -150,6 +187,9 @@ impl Detection {
     }
 
     fn observe(&mut self, obs: Observation, resolver: Option<Decision>) {
+        // Checked before anything is skipped: a spoofed query to aiwarden's own resolver
+        // is reported by the resolver, marked by what this frame showed.
+        let spoofed = self.spoofed(&obs);
         if resolver.is_none()
             && obs.proto == Proto::Dns
             && self.own_dns.iter().any(|l| {
@@ -159,14 +199,27 @@ impl Detection {
         {
             return;
         }
-        let who = self.identify(&obs);
-        let judged = match resolver {
+        let mut who = self.identify(&obs);
+        if spoofed {
+            // The frame's own MAC is who sent it; the address belongs to someone else.
+            if let Some(frame) = obs.client_mac {
+                who = Identity {
+                    ip: who.ip,
+                    mac: Some(frame),
+                    hostname: None,
+                    label: None,
+                    owner: None,
+                };
+            }
+        }
+        let mut judged = match resolver {
             Some(decision) => Judged::resolved_query(&obs, decision),
             None => {
                 let rules = self.live.current();
                 judge(&rules, &obs, &who.client(), self.mode)
             }
         };
+        judged.how.spoofed = spoofed;
         if judged.ech_grease {
             self.metrics
                 .pipeline
@@ -181,7 +234,18 @@ impl Detection {
         if !judged.matched() {
             return;
         }
+        let before = self.pipeline.stats().opens_limited;
         let outcome = self.pipeline.step(&obs, &who, &judged);
+        if self.pipeline.stats().opens_limited > before {
+            self.metrics
+                .pipeline
+                .with_label_values(&["opens_limited"])
+                .inc();
+            if let Some(quiet) = self.flood_log.ready(Instant::now()) {
+                tracing::warn!(device = %who, service = %service_key(&judged.decision), not_logged = quiet,
+                    "incident not opened: this device, all devices or spoofed addresses used up their budget (a flood?)");
+            }
+        }
         let d = &judged.decision;
         self.metrics
             .detections

@@ -17,6 +17,7 @@
 //! SIGTERM (or the end of `--read` files) stops capture and the resolver, drains
 //! detection, and flushes the store before the process exits.
 
+mod budget;
 mod detection;
 mod housekeeping;
 mod shutdown;
@@ -56,16 +57,49 @@ pub struct Checked {
     pub warnings: Vec<String>,
 }
 
-/// Validates the configuration and the rules and inventory it names (`aiwarden check`).
-pub fn check(path: &Path) -> Result<Checked> {
+/// Validates the configuration and the rules and inventory it names, and with `host`
+/// tries what the daemon will need (`aiwarden check`): the listen addresses are this
+/// host's, the capture interfaces exist and can be opened, the device sources load, the
+/// store's directory takes writes and the store passes its integrity check, its chain
+/// verifies and its tail matches the head file ([`crate::store::check`]). Every problem is
+/// listed in one [`Error::Check`]; advice that does not stop anything is in `warnings`.
+pub fn check(path: &Path, host: bool) -> Result<Checked> {
     let config = Config::load(path)?;
     let rules = RuleSet::load(&config.rule_dirs())?;
     if let Some(inv) = &config.devices.inventory {
         devices::Inventory::load(inv)?;
     }
+    let mut problems = Vec::new();
     let mut warnings: Vec<String> = rules.lint().iter().map(ToString::to_string).collect();
-    warnings.extend(crate::store::check(&config.store.path, false)?.notes);
+    if host {
+        match crate::store::check(&config.store.path, false) {
+            Ok(c) => warnings.extend(c.notes),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
     let listen = &config.dns.listen;
+    for a in listen.iter().filter(|_| host) {
+        if a.ip().is_unspecified() {
+            continue;
+        }
+        // Port 0: the address is checked, not the port (the running daemon holds it).
+        if let Err(e) = std::net::UdpSocket::bind(SocketAddr::new(a.ip(), 0)) {
+            problems.push(format!(
+                "dns.listen {a}: {e} (is {} an address of this host?)",
+                a.ip()
+            ));
+        }
+    }
+    for iface in config.capture.interfaces.iter().filter(|_| host) {
+        if let Err(why) = capture::probe(iface) {
+            problems.push(format!("capture.interfaces {iface}: {why}"));
+        }
+    }
+    if host {
+        if let Err(e) = devices::load(&sources(&config), SystemTime::now()) {
+            problems.push(format!("devices: {e}"));
+        }
+    }
     if !config.capture.interfaces.is_empty()
         && !listen.is_empty()
         && listen.iter().all(|a| a.ip().is_loopback())
@@ -88,11 +122,49 @@ pub fn check(path: &Path) -> Result<Checked> {
             path.display()
         ));
     }
+    if let Some(a) = listen.iter().find(|a| a.ip().is_unspecified()) {
+        warnings.push(format!(
+            "{}: dns.listen {a} answers on every address of this host, the WAN's included; \
+             listen on the LAN address instead",
+            path.display()
+        ));
+    }
+    if host && config.dns.allow_clients.is_none() && !listen.is_empty() {
+        for net in resolver::attached_networks(listen) {
+            if is_public(net.addr()) {
+                warnings.push(format!(
+                    "{}: the resolver would answer {net}, a public network (the WAN?): set \
+                     dns.allow_clients to the LAN's networks or listen on the LAN address",
+                    path.display()
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Check(problems));
+    }
     Ok(Checked {
         config,
         rules,
         warnings,
     })
+}
+
+/// A public IPv4 address: none of private, shared (CGNAT), loopback, link-local,
+/// documentation. IPv6 LANs use global addresses, so only IPv4 can tell a WAN here.
+fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || (o[0] == 100 && (64..128).contains(&o[1])))
+        }
+        std::net::IpAddr::V6(_) => false,
+    }
 }
 
 /// Where device identity comes from, per the configuration.
@@ -147,10 +219,13 @@ fn load(cfg: &Config) -> Result<Loaded> {
     let live = Arc::new(Live::load(&cfg.rule_dirs())?);
     publish_rules(&metrics, &live);
     let sources = sources(cfg);
-    let device_map = Arc::new(ArcSwap::from_pointee(devices::load(
-        &sources,
-        SystemTime::now(),
-    )?));
+    // A broken inventory or leases file costs names in incidents, not DNS: start without
+    // them (`aiwarden check` names the fault; the next refresh tries again).
+    let map = devices::load(&sources, SystemTime::now()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "device identity unavailable; going on without it");
+        devices::DeviceMap::default()
+    });
+    let device_map = Arc::new(ArcSwap::from_pointee(map));
     Ok(Loaded {
         metrics,
         live,
@@ -160,7 +235,12 @@ fn load(cfg: &Config) -> Result<Loaded> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT, or, with `read` files, until they are read.
-pub fn run(cfg: Config, read: Vec<PathBuf>) -> Result<()> {
+pub fn run(mut cfg: Config, read: Vec<PathBuf>) -> Result<()> {
+    if let Some(limit) = budget::open_file_limit() {
+        if let Some(said) = budget::fit(&mut cfg, limit) {
+            tracing::warn!("{said}");
+        }
+    }
     let loaded = load(&cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -219,6 +299,8 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         store: store_writer.tx.clone(),
         metrics: metrics.clone(),
         beat: detection_beat.clone(),
+        spoofed: crate::detect::table::map(detection::MAX_SPOOFED),
+        flood_log: crate::limit::Throttle::new(Duration::from_secs(10)),
     };
     let detection_thread = std::thread::Builder::new()
         .name("aiwarden-detect".into())
@@ -243,6 +325,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 input_tx.clone(),
                 shutdown.flag(),
                 metrics.clone(),
+                health.clone(),
             )?);
         }
     } else {
@@ -277,6 +360,15 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
             !cfg.capture.interfaces.is_empty(),
             metrics.clone(),
         )?);
+        tracing::info!(
+            allow_clients = ?resolver.allowed_clients(),
+            rate_limit = cfg.dns.rate_limit,
+            max_tcp_clients = cfg.dns.max_tcp_clients,
+            max_upstream_inflight = cfg.dns.max_upstream_inflight,
+            cache_mib = cfg.dns.cache_mib,
+            "resolver limits (loopback is always allowed)"
+        );
+        health.set("resolver", State::Ok);
         for (udp, tcp) in sockets {
             if let Ok(a) = udp.local_addr() {
                 resolver_addrs.push(a);
@@ -299,23 +391,31 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     }
     drop(input_tx);
 
-    // Metrics and health.
+    // Metrics and health: without them DNS still works, so a busy port is logged and
+    // shown as degraded, not fatal.
     let mut metrics_addr = None;
     if let Some(addr) = cfg.metrics.listen {
-        let listener = crate::metrics::bind(addr)
-            .await
-            .map_err(|source| Error::Listen {
-                what: "metrics",
-                addr: addr.to_string(),
-                source,
-            })?;
-        metrics_addr = Some(addr);
-        tasks.push(tokio::spawn(crate::metrics::serve(
-            listener,
-            metrics.clone(),
-            health.clone(),
-            shutdown.subscribe(),
-        )));
+        match crate::metrics::bind(addr).await {
+            Ok(listener) => {
+                metrics_addr = Some(addr);
+                tasks.push(tokio::spawn(crate::metrics::serve(
+                    listener,
+                    metrics.clone(),
+                    health.clone(),
+                    cfg.metrics.max_connections,
+                    shutdown.subscribe(),
+                )));
+            }
+            Err(source) => {
+                let e = Error::Listen {
+                    what: "metrics",
+                    addr: addr.to_string(),
+                    source,
+                };
+                tracing::error!(error = %e, "no /metrics or /healthz; DNS goes on");
+                health.set("metrics", State::Down(e.to_string()));
+            }
+        }
     }
 
     systemd::notify("READY=1\nSTATUS=watching");

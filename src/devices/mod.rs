@@ -254,6 +254,12 @@ impl DeviceMap {
         }
     }
 
+    /// The MAC the kernel's neighbour table gives for `ip` (ARP or NDP answered by the
+    /// device itself): what a frame from `ip` should carry on this segment.
+    pub fn neighbour_mac(&self, ip: IpAddr) -> Option<Mac> {
+        self.neighbours.get(&ip.to_canonical()).copied()
+    }
+
     /// True when the neighbour table or a lease knows `ip` (else a refresh may find it).
     pub fn knows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();

@@ -25,6 +25,7 @@ fn obs(proto: Proto, client: &str, server: &str, host: Option<&str>, secs: i64) 
         asked: None,
         ech_offered: false,
         unresolved: false,
+        incomplete: false,
         alpn: Vec::new(),
         qtype: None,
         answers: Vec::new(),
@@ -50,7 +51,10 @@ fn how_round_trips() {
         "tls,unresolved",
         "tls,unresolved,ech",
         "tls,no_sni,addr",
+        "dns,spoofed",
         "tcp,port_853",
+        "tcp,unresolved,incomplete",
+        "tcp,unresolved,port_853,addr,incomplete",
         "connect",
     ] {
         let h: How = s.parse().expect(s);
@@ -164,6 +168,29 @@ fn every_kind_of_observation_is_judged() {
         &obs(Proto::Tcp, "10.0.0.21:50000", "203.0.113.9:22", None, 0)
     )
     .matched());
+}
+
+#[test]
+fn an_incomplete_first_flight_is_judged_like_a_nameless_connection() {
+    let rs = rules();
+    let given_up = |server: &str| {
+        let mut o = obs(Proto::Tcp, "10.0.0.21:50000", server, None, 0);
+        o.unresolved = true;
+        o.incomplete = true;
+        o
+    };
+    // To an address no rule knows: nothing, as for any connection that named nothing.
+    let j = decide(&rs, &given_up("203.0.113.9:443"));
+    assert!(!j.matched());
+    assert_eq!(j.how.to_string(), "tcp,unresolved,incomplete");
+    // To a public resolver's address: decided by the address, and marked.
+    let j = decide(&rs, &given_up("8.8.8.8:443"));
+    assert_eq!(service(&j), Some("doh-resolvers"));
+    assert_eq!(j.how.to_string(), "tcp,unresolved,addr,incomplete");
+    // To port 853: the port's signal.
+    let j = decide(&rs, &given_up("203.0.113.53:853"));
+    assert_eq!(service(&j), Some("dns-port-853"));
+    assert_eq!(j.how.to_string(), "tcp,unresolved,port_853,incomplete");
 }
 
 #[test]
@@ -410,6 +437,69 @@ fn an_incident_opened_before_the_mac_was_known_carries_on_under_it() {
     other.client_mac = Some(Mac([2, 0, 0, 0, 0, 0x22]));
     assert!(opens(&step(&mut p, &rs, &other)));
     assert_eq!(p.open_count(), 2);
+}
+
+/// The shipped catalog with a site deny list of `n` hosts `h0.flood.example`...: each a
+/// service of its own (keyed by its rule).
+fn flood_rules(n: usize) -> (RuleSet, tempfile::TempDir) {
+    let site = tempfile::tempdir().expect("tempdir");
+    let list: String = (0..n).map(|i| format!("h{i}.flood.example\n")).collect();
+    std::fs::write(site.path().join("deny.list"), list).expect("write");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rs = RuleSet::load(&crate::policy::RuleDirs::with_site(
+        &root,
+        Some(site.path()),
+    ))
+    .expect("rules");
+    (rs, site)
+}
+
+#[test]
+fn incident_openings_have_budgets_per_device_in_all_and_for_spoofed_addresses() {
+    let (rs, _site) = flood_rules(1_000);
+    let opens = |o: &Outcome| matches!(o.incident, Some(IncidentOp::Open { .. }));
+    let flood =
+        |p: &mut Pipeline, client: &str, first: usize, n: usize, secs: i64, spoofed: bool| {
+            (first..first + n)
+                .filter(|i| {
+                    let o = obs(
+                        Proto::Dns,
+                        client,
+                        "10.0.0.1:53",
+                        Some(&format!("h{i}.flood.example")),
+                        secs,
+                    );
+                    let w = who(&o);
+                    let mut j = judge(&rs, &o, &w.client(), Mode::Enforce);
+                    j.how.spoofed = spoofed;
+                    let out = p.step(&o, &w, &j);
+                    assert!(out.attempt && out.usage.is_some(), "usage is still counted");
+                    opens(&out)
+                })
+                .count()
+        };
+    // One device asking 50 blocked names at once: 30 incidents, the rest limited.
+    let mut p = Pipeline::new(Mode::Enforce, DEFAULT_WINDOW_MICROS);
+    assert_eq!(flood(&mut p, "10.0.0.21:40000", 0, 50, 0, false), 30);
+    assert_eq!(p.stats().opens_limited, 20);
+    // Another device is not affected; a minute later the first has its budget back.
+    assert_eq!(flood(&mut p, "10.0.0.22:40000", 0, 5, 0, false), 5);
+    assert_eq!(flood(&mut p, "10.0.0.21:40000", 100, 50, 60, false), 30);
+    // One host cycling through 700 addresses, each a device behind a router: 600 in all.
+    let mut p = Pipeline::new(Mode::Enforce, DEFAULT_WINDOW_MICROS);
+    let all: usize = (0..700)
+        .map(|i| {
+            let client = format!("192.168.{}.{}:40000", 10 + i / 250, 1 + i % 250);
+            flood(&mut p, &client, i, 1, 0, false)
+        })
+        .sum();
+    assert_eq!(all, ALL_OPENS_PER_MINUTE as usize);
+    // Spoofed: 10 a minute in all, whoever they name.
+    let mut p = Pipeline::new(Mode::Enforce, DEFAULT_WINDOW_MICROS);
+    let spoofed: usize = (0..20)
+        .map(|i| flood(&mut p, &format!("10.0.1.{}:40000", 1 + i), i, 1, 0, true))
+        .sum();
+    assert_eq!(spoofed, SPOOFED_OPENS_PER_MINUTE as usize);
 }
 
 #[test]

@@ -11,9 +11,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use ipnet::IpNet;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::{line_of, rule_err, Tier, Verdict};
+use super::{line_of, rule_err, Lines, Tier, Verdict};
 pub use crate::detect::Mac;
 use crate::error::Error;
 
@@ -180,7 +181,10 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut Vec<Error>) -> Vec<Gro
             return Vec::new();
         }
     };
+    let lines = Lines::new(text);
+    let line_of = |_: &str, at: usize| lines.at(at);
     let mut groups: Vec<Group> = Vec::new();
+    let mut seen: FxHashMap<String, usize> = FxHashMap::default();
     for g in file.group {
         let line = line_of(text, g.name.span().start);
         let name = g.name.get_ref().to_string();
@@ -196,14 +200,15 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut Vec<Error>) -> Vec<Gro
             ));
             continue;
         }
-        if let Some(prev) = groups.iter().find(|p| p.name == name) {
+        if let Some(first) = seen.get(&name) {
             errors.push(rule_err(
                 path,
                 line,
-                format!("duplicate group {name:?} (first at line {})", prev.line),
+                format!("duplicate group {name:?} (first at line {first})"),
             ));
             continue;
         }
+        seen.insert(name.clone(), line);
         if g.cidrs.is_empty() && g.macs.is_empty() && g.devices.is_empty() {
             errors.push(rule_err(
                 path,
@@ -271,36 +276,81 @@ pub(super) fn parse(path: &Path, text: &str, errors: &mut Vec<Error>) -> Vec<Gro
     groups
 }
 
+/// The groups in file order, indexed by device name, MAC address and network, so finding
+/// a client's group costs a few hash lookups however many groups a site defines.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    defs: Vec<Group>,
+    devices: FxHashMap<String, usize>,
+    macs: FxHashMap<Mac, usize>,
+    nets: FxHashMap<IpNet, usize>,
+    /// The prefix lengths in use per family, longest first.
+    v4_lens: Vec<u8>,
+    v6_lens: Vec<u8>,
+}
+
+impl Groups {
+    /// Indexes `defs`; where two groups name the same member, the first keeps it.
+    pub(super) fn new(defs: Vec<Group>) -> Groups {
+        let mut g = Groups::default();
+        for (i, d) in defs.iter().enumerate() {
+            for dev in &d.devices {
+                g.devices.entry(dev.clone()).or_insert(i);
+            }
+            for m in &d.macs {
+                g.macs.entry(*m).or_insert(i);
+            }
+            for n in &d.cidrs {
+                g.nets.entry(*n).or_insert(i);
+                let lens = match n {
+                    IpNet::V4(_) => &mut g.v4_lens,
+                    IpNet::V6(_) => &mut g.v6_lens,
+                };
+                lens.push(n.prefix_len());
+            }
+        }
+        for lens in [&mut g.v4_lens, &mut g.v6_lens] {
+            lens.sort_unstable_by(|a, b| b.cmp(a));
+            lens.dedup();
+        }
+        g.defs = defs;
+        g
+    }
+}
+
+impl std::ops::Deref for Groups {
+    type Target = [Group];
+
+    fn deref(&self) -> &[Group] {
+        &self.defs
+    }
+}
+
 /// The group `client` belongs to (index into `groups`) and why.
-pub(super) fn classify(groups: &[Group], client: &Client<'_>) -> Option<(usize, Membership)> {
+pub(super) fn classify(groups: &Groups, client: &Client<'_>) -> Option<(usize, Membership)> {
     if groups.is_empty() {
         return None;
     }
     if let Some(dev) = client.device() {
-        let dev = dev.trim_end_matches('.');
-        for (i, g) in groups.iter().enumerate() {
-            if let Some(d) = g.devices.iter().find(|d| d.eq_ignore_ascii_case(dev)) {
-                return Some((i, Membership::Device(d.clone())));
-            }
+        let dev = dev.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(&i) = groups.devices.get(&dev) {
+            return Some((i, Membership::Device(dev)));
         }
     }
     if let Some(mac) = client.mac() {
-        for (i, g) in groups.iter().enumerate() {
-            if g.macs.contains(&mac) {
-                return Some((i, Membership::Mac(mac)));
-            }
+        if let Some(&i) = groups.macs.get(&mac) {
+            return Some((i, Membership::Mac(mac)));
         }
     }
     let ip = client.addr()?;
-    let mut best: Option<(usize, IpNet)> = None;
-    for (i, g) in groups.iter().enumerate() {
-        for net in &g.cidrs {
-            if net.contains(&ip) && best.is_none_or(|(_, b)| net.prefix_len() > b.prefix_len()) {
-                best = Some((i, *net));
-            }
-        }
-    }
-    best.map(|(i, n)| (i, Membership::Cidr(n)))
+    let lens = match ip {
+        IpAddr::V4(_) => &groups.v4_lens,
+        IpAddr::V6(_) => &groups.v6_lens,
+    };
+    lens.iter().find_map(|&len| {
+        let net = IpNet::new(ip, len).ok()?.trunc();
+        groups.nets.get(&net).map(|&i| (i, Membership::Cidr(net)))
+    })
 }
 
 #[cfg(test)]
@@ -338,6 +388,7 @@ shared = "flag"
     fn device_then_mac_then_longest_prefix() {
         let g = groups(TEXT).expect("parses");
         let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let g = Groups::new(g);
         let name = |c: Client<'_>| classify(&g, &c).map(|(i, m)| (g[i].name.as_str(), m));
         assert_eq!(
             name(Client::ip("10.0.0.24".parse().expect("ip"))),
@@ -406,5 +457,90 @@ shared = "flag"
         );
         let e = groups("[[group]]\nname = \"empty\"\n").expect_err("no members");
         assert!(e[0].to_string().contains("no members"), "{}", e[0]);
+    }
+
+    /// The definition, written plainly: first group naming the device, else the first
+    /// naming the MAC, else the longest prefix (first on a tie).
+    fn by_definition(groups: &[Group], client: &Client<'_>) -> Option<(usize, Membership)> {
+        if let Some(dev) = client.device() {
+            let dev = dev.trim_end_matches('.');
+            for (i, g) in groups.iter().enumerate() {
+                if let Some(d) = g.devices.iter().find(|d| d.eq_ignore_ascii_case(dev)) {
+                    return Some((i, Membership::Device(d.clone())));
+                }
+            }
+        }
+        if let Some(mac) = client.mac() {
+            if let Some(i) = groups.iter().position(|g| g.macs.contains(&mac)) {
+                return Some((i, Membership::Mac(mac)));
+            }
+        }
+        let ip = client.addr()?;
+        let mut best: Option<(usize, IpNet)> = None;
+        for (i, g) in groups.iter().enumerate() {
+            for net in &g.cidrs {
+                if net.contains(&ip) && best.is_none_or(|(_, b)| net.prefix_len() > b.prefix_len())
+                {
+                    best = Some((i, *net));
+                }
+            }
+        }
+        best.map(|(i, n)| (i, Membership::Cidr(n)))
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_definition() {
+        // Overlapping networks of many lengths in both families, shared MACs and device
+        // names across groups, and clients inside, between and outside them.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut text = String::new();
+        for i in 0..300 {
+            let r = next();
+            let len4 = 8 + (r % 25) as u8;
+            let len6 = 32 + ((r >> 8) % 97) as u8;
+            let v4: IpAddr = format!("10.{}.{}.0", (r >> 16) % 4, (r >> 24) % 256)
+                .parse()
+                .expect("ip");
+            let v6: IpAddr = format!("fd00:{:x}::", (r >> 32) % 8).parse().expect("ip");
+            let net = |ip, len| IpNet::new(ip, len).expect("net").trunc();
+            text.push_str(&format!(
+                "[[group]]\nname = \"g{i}\"\ncidrs = [\"{}\", \"{}\"]\nmacs = [\"02:00:00:00:00:{:02x}\"]\ndevices = [\"PC-{}\"]\n\n",
+                net(v4, len4),
+                net(v6, len6),
+                (r >> 40) % 64,
+                (r >> 48) % 50,
+            ));
+        }
+        let defs = groups(&text).expect("parses");
+        let index = Groups::new(defs.clone());
+        for _ in 0..20_000 {
+            let r = next();
+            let ip: IpAddr = if r % 2 == 0 {
+                format!(
+                    "10.{}.{}.{}",
+                    (r >> 8) % 5,
+                    (r >> 16) % 256,
+                    (r >> 24) % 256
+                )
+                .parse()
+                .expect("ip")
+            } else {
+                format!("fd00:{:x}::{:x}", (r >> 8) % 9, (r >> 16) % 65536)
+                    .parse()
+                    .expect("ip")
+            };
+            let mac = (r >> 32) % 3 == 0;
+            let mac = mac.then_some(Mac([2, 0, 0, 0, 0, ((r >> 40) % 80) as u8]));
+            let dev = format!("pc-{}", (r >> 48) % 70);
+            let device = ((r >> 56) % 3 == 0).then_some(dev.as_str());
+            let c = Client::new(Some(ip), mac, device);
+            assert_eq!(classify(&index, &c), by_definition(&defs, &c), "{c:?}");
+        }
     }
 }

@@ -22,7 +22,7 @@ impl RuleSet {
             return;
         }
         self.groups_file = Some(file);
-        self.group_defs = groups::parse(path, text, errors);
+        self.group_defs = groups::Groups::new(groups::parse(path, text, errors));
         self.groups = self
             .group_defs
             .iter()

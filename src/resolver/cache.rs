@@ -1,12 +1,15 @@
 //! The answer cache: keyed by name, type, class and the EDNS bits that change an answer,
-//! bounded by entries (least recently used evicted), TTLs aged on the way out, and a hit
-//! patched with the asker's id, flags and question so it costs one copy.
+//! bounded by entries and by bytes (least recently used evicted: an upstream answering
+//! 63 KB to every name fills the byte budget, not the memory), TTLs aged on the way out,
+//! and a hit patched with the asker's id, flags and question so it costs one copy.
 
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RData;
+use lru::LruCache;
 use rustc_hash::FxBuildHasher;
 
 use super::{addrs_of, Asked, Resolver};
@@ -87,6 +90,77 @@ pub(super) struct Entry {
     pub(super) encoded_age: u32,
 }
 
+/// The cache's entries with their cost in bytes.
+#[derive(Debug)]
+pub(super) struct Cache {
+    lru: LruCache<u64, Entry, FxBuildHasher>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Entry {
+    /// What an entry costs: the answer twice (as a parsed message, about twice its wire
+    /// size, and encoded), the name, and a fixed overhead for the map and the vectors.
+    fn cost(&self) -> usize {
+        3 * self.bytes.len() + self.key.name.len() + 16 * self.addrs.len() + 256
+    }
+}
+
+impl Cache {
+    /// At most `entries` answers and `max_bytes` bytes.
+    pub(super) fn new(entries: usize, max_bytes: usize) -> Cache {
+        Cache {
+            lru: LruCache::with_hasher(
+                NonZeroUsize::new(entries.max(1)).unwrap_or(NonZeroUsize::MIN),
+                FxBuildHasher,
+            ),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Entry> {
+        self.lru.get_mut(id)
+    }
+
+    fn pop(&mut self, id: &u64) {
+        if let Some(e) = self.lru.pop(id) {
+            self.bytes -= e.cost().min(self.bytes);
+        }
+    }
+
+    /// Stores `e`, evicting the least recently used until both bounds hold; returns how
+    /// many others were evicted. An answer larger than the whole budget is not kept.
+    fn put(&mut self, id: u64, e: Entry) -> u64 {
+        let cost = e.cost();
+        if cost > self.max_bytes {
+            return 0;
+        }
+        self.pop(&id);
+        let mut evicted = 0;
+        while self.bytes + cost > self.max_bytes {
+            match self.lru.pop_lru() {
+                Some((_, old)) => {
+                    self.bytes -= old.cost().min(self.bytes);
+                    evicted += 1;
+                }
+                None => break,
+            }
+        }
+        if let Some((_, old)) = self.lru.push(id, e) {
+            self.bytes -= old.cost().min(self.bytes);
+            evicted += 1;
+        }
+        self.bytes += cost;
+        evicted
+    }
+
+    /// Bytes and entries held.
+    pub(super) fn size(&self) -> (usize, usize) {
+        (self.bytes, self.lru.len())
+    }
+}
+
 /// The TTLs of every record but OPT lowered by `age` (never below 0).
 fn aged(msg: &Message, age: u32) -> Message {
     let mut m = msg.clone();
@@ -139,7 +213,14 @@ impl Resolver {
             return None;
         }
         if age != e.encoded_age {
-            e.bytes = aged(&e.msg, age).to_vec().ok()?;
+            // Aging changes TTLs, not lengths (names compress the same): the entry's cost
+            // stays what it was when stored.
+            let bytes = aged(&e.msg, age).to_vec().ok()?;
+            if bytes.len() != e.bytes.len() {
+                cache.pop(&id);
+                return None;
+            }
+            e.bytes = bytes;
             e.encoded_age = age;
         }
         if e.bytes.len() < 12 + qlen
@@ -202,7 +283,7 @@ impl Resolver {
         stored.queries = vec![asked.query.clone()];
         stored.edns = asked.reply_edns();
         if let (Ok(bytes), Ok(mut cache)) = (stored.to_vec(), self.cache.lock()) {
-            cache.put(
+            let evicted = cache.put(
                 asked.key.id(),
                 Entry {
                     key: asked.key.clone(),
@@ -214,6 +295,17 @@ impl Resolver {
                     encoded_age: 0,
                 },
             );
+            let (bytes, entries) = cache.size();
+            drop(cache);
+            self.metrics.dns_cache_evictions.inc_by(evicted);
+            self.metrics
+                .dns_cache
+                .with_label_values(&["bytes"])
+                .set(bytes as i64);
+            self.metrics
+                .dns_cache
+                .with_label_values(&["entries"])
+                .set(entries as i64);
         }
     }
 }

@@ -21,7 +21,6 @@
 //! [`crate::detect::dns::query`], beside the DNS parser.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,10 +29,9 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode}
 use hickory_proto::rr::rdata::svcb::SvcParamKey;
 use hickory_proto::rr::rdata::{A, AAAA, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use lru::LruCache;
-use rustc_hash::FxBuildHasher;
 
 mod cache;
+mod limits;
 mod server;
 mod upstream;
 
@@ -44,9 +42,12 @@ use crate::devices::DeviceMap;
 use crate::incident::is_canary;
 use crate::metrics::Metrics;
 use crate::policy::{Client, Decision, Live, Mode, RuleSet, Verdict};
-use cache::{Entry, Fit, Key, KeyRef};
+use cache::{Cache, Fit, Key, KeyRef};
+pub use limits::attached_networks;
+use limits::ClientGate;
+use limits::Gate;
 pub use server::bind;
-use upstream::tls_connector;
+use upstream::{tls_connector, Upstreams};
 
 /// What the resolver tells the rest of the daemon. Events travel boxed (the daemon's queue
 /// holds `Box<DnsEvent>`), so the variants' sizes do not matter.
@@ -80,6 +81,8 @@ pub type Events = Box<dyn Fn(DnsEvent) + Send + Sync>;
 #[derive(Debug, Clone)]
 struct Counters {
     cached: prometheus::IntCounter,
+    not_allowed: prometheus::IntCounter,
+    client_rate: prometheus::IntCounter,
 }
 
 /// The resolver: policy, cache and upstreams. Shared by every socket task.
@@ -88,9 +91,10 @@ pub struct Resolver {
     mode: Mode,
     rules: Arc<Live>,
     devices: Arc<ArcSwap<DeviceMap>>,
-    cache: Mutex<LruCache<u64, Entry, FxBuildHasher>>,
+    cache: Mutex<Cache>,
     counters: Counters,
-    tls: Option<tokio_rustls::TlsConnector>,
+    upstreams: Upstreams,
+    gate: ClientGate,
     events: Option<Events>,
     learn: bool,
     metrics: Arc<Metrics>,
@@ -190,21 +194,44 @@ impl Resolver {
         } else {
             None
         };
-        let cap = NonZeroUsize::new(cfg.cache_size.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let allow = cfg
+            .allow_clients
+            .clone()
+            .unwrap_or_else(|| attached_networks(&cfg.listen));
         Ok(Resolver {
-            cache: Mutex::new(LruCache::with_hasher(cap, FxBuildHasher)),
+            gate: ClientGate::new(allow, cfg.rate_limit, cfg.rate_burst),
+            upstreams: Upstreams::new(&cfg, tls, metrics.clone()),
+            cache: Mutex::new(Cache::new(cfg.cache_size, cfg.cache_mib << 20)),
             counters: Counters {
                 cached: metrics.dns_queries.with_label_values(&["cached"]),
+                not_allowed: metrics.dns_limited.with_label_values(&["not_allowed"]),
+                client_rate: metrics.dns_limited.with_label_values(&["client_rate"]),
             },
             cfg,
             mode,
             rules,
             devices,
-            tls,
             events,
             learn,
             metrics,
         })
+    }
+
+    /// The networks answered; everything else is REFUSED.
+    pub fn allowed_clients(&self) -> &[ipnet::IpNet] {
+        self.gate.allowed()
+    }
+
+    /// Whether a query from `client` is answered ([`Gate::Pass`]), refused (not from an
+    /// allowed network) or dropped (over its rate). Counted.
+    fn admit(&self, client: SocketAddr, now: std::time::Instant) -> Gate {
+        let g = self.gate.check(client.ip(), now);
+        match g {
+            Gate::Pass => {}
+            Gate::NotAllowed => self.counters.not_allowed.inc(),
+            Gate::Limited => self.counters.client_rate.inc(),
+        }
+        g
     }
 
     fn count(&self, result: &str) {
@@ -362,6 +389,7 @@ impl Resolver {
             asked: None,
             ech_offered: false,
             unresolved: false,
+            incomplete: false,
             alpn: Vec::new(),
             qtype: Some(asked.query.query_type().to_string()),
             answers: Vec::new(),
@@ -494,7 +522,7 @@ impl Resolver {
         client: SocketAddr,
         udp: bool,
     ) -> Vec<u8> {
-        let mut resp = match self.forward(&asked).await {
+        let mut resp = match self.upstreams.forward(&asked).await {
             Some(m) => m,
             None => {
                 self.count("servfail");
@@ -541,6 +569,31 @@ impl Resolver {
             }
         }
     }
+}
+
+/// REFUSED for a query, from its bytes: its header and question, nothing else (no EDNS:
+/// nothing about a refused client is worth parsing). Empty when the bytes are not a query.
+fn refused(bytes: &[u8]) -> Vec<u8> {
+    if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
+        return Vec::new();
+    }
+    let qdcount = u16::from_be_bytes([bytes[4], bytes[5]]);
+    let question = if qdcount == 1 {
+        question_len(bytes).and_then(|l| bytes.get(12..12 + l))
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(12 + question.map_or(0, <[u8]>::len));
+    out.extend_from_slice(&bytes[..2]);
+    // QR, the opcode and RD kept; RA clear; RCODE 5 (REFUSED).
+    out.push(0x80 | (bytes[2] & 0x79));
+    out.push(0x05);
+    out.extend_from_slice(&u16::from(question.is_some()).to_be_bytes());
+    out.extend_from_slice(&[0; 6]);
+    if let Some(q) = question {
+        out.extend_from_slice(q);
+    }
+    out
 }
 
 /// The EDNS record of aiwarden's answers: 1,232-byte UDP payloads (the DNS flag day

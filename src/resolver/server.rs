@@ -1,12 +1,16 @@
 //! The socket loops: UDP served from a blocking thread per socket (queries received and
 //! answered in batches, one system call each way; a cached answer needs no task and no
-//! cross-thread wake-up), TCP from tokio tasks, and the binding of both.
+//! cross-thread wake-up), TCP from tokio tasks, and the binding of both. Every query first
+//! passes the client gate (allowed networks, per-client rate). TCP connections hold a
+//! [`Slots`] ticket: bounded in all and per client, the longest idle evicted when full,
+//! idle ones closed after `dns.tcp_idle_secs`, and a question is read as its bytes arrive
+//! (nothing reserved for the length a client announces).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -16,7 +20,8 @@ use nix::sys::socket::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::Resolver;
+use super::{refused, Gate, Resolver};
+use crate::limit::{Refused, Slots, Throttle, Ticket};
 
 /// Datagrams taken from the kernel, and answers given back, per system call.
 const BATCH: usize = 32;
@@ -49,10 +54,24 @@ impl Resolver {
                     continue;
                 }
             };
+            let now = Instant::now();
             for i in 0..n {
                 let Some(peer) = batch.peers[i] else { continue };
                 let query = &batch.space[i * DATAGRAM..][..batch.lens[i].min(DATAGRAM)];
                 let out = &mut batch.outs[batch.to.len()];
+                match self.admit(peer, now) {
+                    Gate::Pass => {}
+                    Gate::NotAllowed => {
+                        let reply = refused(query);
+                        if !reply.is_empty() {
+                            out.clear();
+                            out.extend_from_slice(&reply);
+                            batch.to.push(Some(peer.into()));
+                        }
+                        continue;
+                    }
+                    Gate::Limited => continue,
+                }
                 if self.answer_cached(query, peer, out) {
                     batch.to.push(Some(peer.into()));
                     continue;
@@ -80,7 +99,10 @@ impl Resolver {
         }
     }
 
-    /// Serves TCP on `listener` until `shutdown` changes.
+    /// Serves TCP on `listener` until `shutdown` changes. Connections are bounded in all
+    /// (`dns.max_tcp_clients`) and per client address (`dns.max_tcp_per_client`): one over
+    /// either is closed at once and counted. Accept errors (out of file handles) back off
+    /// instead of spinning, and are logged once per interval.
     pub async fn serve_tcp(
         self: Arc<Self>,
         listener: TcpListener,
@@ -89,34 +111,103 @@ impl Resolver {
         let server = listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 53)));
+        let slots = Slots::new(self.cfg.max_tcp_clients, self.cfg.max_tcp_per_client);
+        let log = Throttle::new(Duration::from_secs(10));
+        let mut backoff = Duration::ZERO;
         loop {
+            if !backoff.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
             let (conn, peer) = tokio::select! {
                 r = listener.accept() => match r {
-                    Ok(x) => x,
+                    Ok(x) => {
+                        backoff = Duration::ZERO;
+                        x
+                    }
                     Err(e) => {
-                        tracing::debug!(error = %e, "dns tcp accept");
+                        self.metrics.accept_errors.with_label_values(&["dns"]).inc();
+                        backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                        if let Some(quiet) = log.ready(Instant::now()) {
+                            tracing::warn!(error = %e, not_logged = quiet, "dns tcp accept failed; backing off");
+                        }
                         continue;
                     }
                 },
                 _ = shutdown.changed() => return,
             };
-            let me = self.clone();
-            tokio::spawn(async move { me.tcp_conn(conn, peer, server).await });
+            let client = peer.ip().to_canonical();
+            if self.admit(peer, Instant::now()) == Gate::NotAllowed {
+                // Not an allowed network: closed without a word.
+                continue;
+            }
+            let ticket = match slots.enter(client, Instant::now()) {
+                Ok((ticket, evicted)) => {
+                    if evicted {
+                        self.metrics
+                            .dns_limited
+                            .with_label_values(&["tcp_evicted_idle"])
+                            .inc();
+                    }
+                    ticket
+                }
+                Err(Refused::PerClient) => {
+                    self.metrics
+                        .dns_limited
+                        .with_label_values(&["tcp_per_client"])
+                        .inc();
+                    continue;
+                }
+                Err(Refused::Full) => {
+                    self.metrics
+                        .dns_limited
+                        .with_label_values(&["tcp_total"])
+                        .inc();
+                    continue;
+                }
+            };
+            self.metrics.dns_tcp_connections.set(slots.len() as i64);
+            let (me, id, gauge_slots) = (self.clone(), ticket.id(), slots.clone());
+            let task = tokio::spawn(async move {
+                me.tcp_conn(conn, peer, server, &ticket).await;
+                drop(ticket);
+                me.metrics.dns_tcp_connections.set(gauge_slots.len() as i64);
+            });
+            slots.set_abort(id, task.abort_handle());
         }
     }
 
-    async fn tcp_conn(&self, mut conn: TcpStream, peer: SocketAddr, server: SocketAddr) {
-        let idle = Duration::from_secs(10);
+    async fn tcp_conn(
+        &self,
+        mut conn: TcpStream,
+        peer: SocketAddr,
+        server: SocketAddr,
+        ticket: &Ticket,
+    ) {
+        let idle = Duration::from_secs(self.cfg.tcp_idle_secs);
         loop {
+            ticket.idle(Instant::now());
             let mut len = [0u8; 2];
             match tokio::time::timeout(idle, conn.read_exact(&mut len)).await {
                 Ok(Ok(_)) => {}
                 _ => return,
             }
-            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            match tokio::time::timeout(idle, conn.read_exact(&mut msg)).await {
-                Ok(Ok(_)) => {}
+            let n = usize::from(u16::from_be_bytes(len));
+            // Read what arrives, up to the announced length, within the idle time: no
+            // buffer is reserved for a length a client only claims.
+            let mut msg = Vec::new();
+            match tokio::time::timeout(idle, (&mut conn).take(n as u64).read_to_end(&mut msg)).await
+            {
+                Ok(Ok(k)) if k == n => {}
                 _ => return,
+            }
+            // A whole question: not to be evicted while it is answered. (A client still
+            // trickling in its question is as idle as one that sends nothing.)
+            ticket.busy();
+            if self.admit(peer, Instant::now()) != Gate::Pass {
+                return;
             }
             let Some(reply) = self.handle(&msg, peer, server, false).await else {
                 return;
@@ -124,8 +215,9 @@ impl Resolver {
             let mut out = Vec::with_capacity(reply.len() + 2);
             out.extend_from_slice(&(reply.len() as u16).to_be_bytes());
             out.extend_from_slice(&reply);
-            if conn.write_all(&out).await.is_err() {
-                return;
+            match tokio::time::timeout(idle, conn.write_all(&out)).await {
+                Ok(Ok(())) => {}
+                _ => return,
             }
         }
     }

@@ -10,9 +10,11 @@ use hickory_proto::rr::rdata::HTTPS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-use super::upstream::{stream_exchange, udp_exchange};
+use super::upstream::stream_round_trip;
 use super::*;
 use crate::policy::{RuleDirs, RuleSet};
+
+mod bounds;
 
 /// A fake upstream answering from a fixed table over UDP and TCP; counts questions.
 struct Upstream {
@@ -136,7 +138,30 @@ fn config(up: SocketAddr) -> Dns {
         cache_size: 100,
         timeout_ms: 1_000,
         ca_file: None,
+        allow_clients: Some(vec![
+            "0.0.0.0/0".parse().expect("net"),
+            "::/0".parse().expect("net"),
+        ]),
+        rate_limit: 0,
+        rate_burst: 0,
+        cache_mib: 32,
+        max_tcp_clients: 64,
+        max_tcp_per_client: 8,
+        tcp_idle_secs: 10,
+        max_upstream_inflight: 512,
     }
+}
+
+/// One question to a plain UDP server and its answer.
+async fn udp_ask(server: SocketAddr, q: &[u8]) -> Message {
+    let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    s.send_to(q, server).await.expect("send");
+    let mut buf = vec![0u8; 65_535];
+    let (n, _) = tokio::time::timeout(std::time::Duration::from_secs(5), s.recv_from(&mut buf))
+        .await
+        .expect("answered")
+        .expect("recv");
+    Message::from_vec(&buf[..n]).expect("parses")
 }
 
 fn resolver(cfg: Dns, mode: Mode) -> (Arc<Resolver>, std::sync::mpsc::Receiver<DnsEvent>) {
@@ -468,10 +493,8 @@ async fn udp_and_tcp_sockets_serve() {
     assert_eq!(up.asked.load(Ordering::SeqCst), 1);
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let q = query("allowed.example.", RecordType::A, 10, false);
-    let q_msg = Message::from_vec(&q).expect("q");
-    let m = stream_exchange(&mut s, &q, &q_msg)
-        .await
-        .expect("tcp answer");
+    let m = Message::from_vec(&stream_round_trip(&mut s, &q).await.expect("tcp answer"))
+        .expect("parses");
     assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
     let _ = stop.send(true);
     stop_udp.store(true, Ordering::SeqCst);
@@ -595,29 +618,32 @@ async fn forwards_over_tls() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let tls_addr = listener.local_addr().expect("addr");
     let plain = up.addr;
+    let connections = Arc::new(AtomicUsize::new(0));
+    let opened = connections.clone();
     tokio::spawn(async move {
         while let Ok((c, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            opened.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let Ok(mut s) = acceptor.accept(c).await else {
                     return;
                 };
-                let mut len = [0u8; 2];
-                s.read_exact(&mut len).await.expect("len");
-                let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                s.read_exact(&mut q).await.expect("q");
-                // Relay to the plain fake, to answer from the same table.
-                let qm = Message::from_vec(&q).expect("q");
-                let r = udp_exchange(plain, &q, &qm)
-                    .await
-                    .expect("fake answers")
-                    .to_vec()
-                    .expect("r");
-                s.write_all(&(r.len() as u16).to_be_bytes())
-                    .await
-                    .expect("w");
-                s.write_all(&r).await.expect("w");
-                s.flush().await.expect("flush");
+                // Many questions per connection, answered in turn.
+                loop {
+                    let mut len = [0u8; 2];
+                    if s.read_exact(&mut len).await.is_err() {
+                        return;
+                    }
+                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    s.read_exact(&mut q).await.expect("q");
+                    // Relay to the plain fake, to answer from the same table.
+                    let r = udp_ask(plain, &q).await.to_vec().expect("r");
+                    s.write_all(&(r.len() as u16).to_be_bytes())
+                        .await
+                        .expect("w");
+                    s.write_all(&r).await.expect("w");
+                    s.flush().await.expect("flush");
+                }
             });
         }
     });
@@ -630,6 +656,14 @@ async fn forwards_over_tls() {
     let (r, _) = resolver(cfg.clone(), Mode::Enforce);
     let m = ask(&r, "allowed.example.", RecordType::A).await;
     assert_eq!(m.answers[0].data, RData::A(A::new(198, 51, 100, 7)));
+    // The connection stays open for the next questions.
+    let m = ask(&r, "allowed.example.", RecordType::AAAA).await;
+    assert_ne!(m.metadata.response_code, ResponseCode::ServFail);
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one kept-open connection"
+    );
     // A certificate for another name is refused: SERVFAIL, never an unverified answer.
     cfg.upstreams = vec![crate::config::Upstream::Tls {
         addr: tls_addr,
