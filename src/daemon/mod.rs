@@ -72,7 +72,7 @@ pub fn check(path: &Path, host: bool) -> Result<Checked> {
     let mut problems = Vec::new();
     let mut warnings: Vec<String> = rules.lint().iter().map(ToString::to_string).collect();
     if host {
-        match crate::store::check(&config.store.path, false) {
+        match crate::store::check(&config.store.path, config.store.keyed) {
             Ok(c) => warnings.extend(c.notes),
             Err(e) => problems.push(e.to_string()),
         }
@@ -270,7 +270,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     let store_writer = writer::spawn(
         cfg.store.path.clone(),
         16_384,
-        WriterConfig::new(cfg.store.retention_days, false),
+        WriterConfig::new(cfg.store.retention_days, cfg.store.keyed),
         metrics.clone(),
         health.clone(),
         store_beat.clone(),
