@@ -42,11 +42,7 @@ fn corrupt_header(p: &Phase) {
     }
     d.stop();
     clobber_header(&p.store());
-    let out = p.check();
-    assert!(
-        !out.status.success() && text(&out).contains("corrupt"),
-        "check: {out:?}"
-    );
+    p.check_fails("corrupt");
     let out = p.verify(&p.store());
     assert_eq!(
         out.status.code(),
@@ -83,14 +79,15 @@ fn corrupt_header(p: &Phase) {
         d.http("/healthz")
     );
 
-    // While running.
+    // While running: incidents made at once, before the daemon notices (it checks the
+    // header before each write and every second), go to the new chain.
     clobber_header(&p.store());
+    p.make_incidents(&d, &[17, 18]);
     wait_for(
         "corrupt: a second set-aside",
         Duration::from_secs(10),
         || set_aside(&p.dir.join("state"), "corrupt").len() == 2,
     );
-    p.make_incidents(&d, &[17, 18]);
     p.assert_kept(&p.store(), &[17, 18]);
     assert!(
         d.metric("aiwarden_store_errors_total{kind=\"corrupt\"}")
@@ -133,14 +130,11 @@ fn deleted(p: &Phase) {
     // Deleted while stopped, its head file left: check and verify name it; the daemon
     // begins a new chain that says so and takes every incident.
     std::fs::remove_file(p.store()).expect("rm");
-    let out = p.check();
-    assert!(
-        !out.status.success() && text(&out).contains("the store file is missing"),
-        "check: {out:?}"
-    );
+    p.check_fails("the store file is missing");
     let out = p.verify(&p.store());
     assert_eq!(out.status.code(), Some(3), "verify: {out:?}");
     let d = p.start();
+    let again = faults::probe(d.dns, "stopped");
     p.make_incidents(&d, &[27, 28]);
     p.assert_kept(&p.store(), &[27, 28]);
     let out = p.verify(&p.store());
@@ -148,16 +142,33 @@ fn deleted(p: &Phase) {
         out.status.success() && text(&out).contains("missing from the end"),
         "{out:?}"
     );
+    again.finish("deleted while stopped");
     d.stop();
 }
 
 /// Rows cut off the end with the sqlite3 shell's moves (the guard trigger dropped): verify
 /// exits 3 naming them, check fails; the daemon then sets the store aside and carries on.
+/// This phase runs with `[store] keyed = true`: the daemon creates the key (0600) and
+/// `verify --keyed` passes on what it wrote.
 fn truncated(p: &Phase) {
     let d = p.start();
     p.make_incidents(&d, &[31, 32, 33, 34]);
     p.assert_recorded(&p.store(), &[31, 32, 33, 34]);
     d.stop();
+    let key = PathBuf::from(format!("{}.key", p.store().display()));
+    assert_eq!(
+        std::fs::metadata(&key)
+            .expect("the key")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let out = p.verify(&p.store());
+    assert!(
+        out.status.success() && text(&out).contains(", keyed"),
+        "verify --keyed: {out:?}"
+    );
     let conn = rusqlite::Connection::open(p.store()).expect("open");
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF; DROP TRIGGER log_no_delete; DELETE FROM log WHERE id > 2;",
@@ -171,11 +182,7 @@ fn truncated(p: &Phase) {
         "{}",
         text(&out)
     );
-    let out = p.check();
-    assert!(
-        !out.status.success() && text(&out).contains("missing from the end"),
-        "{out:?}"
-    );
+    p.check_fails("missing from the end");
     let d = p.start();
     let probe = probe(d.dns, "truncated");
     p.make_incidents(&d, &[35, 36]);
@@ -220,11 +227,7 @@ fn read_only(p: &Phase) {
     );
     assert_eq!(d.metric("aiwarden_store_up"), Some(0.0));
     assert!(d.metric("aiwarden_store_spooled_ops").unwrap_or(0.0) >= 8.0);
-    let out = p.check();
-    assert!(
-        !out.status.success() && text(&out).contains("read-only directory"),
-        "check: {out:?}"
-    );
+    p.check_fails("read-only directory");
     p.ns.expect("ns")
         .sh(&format!("mount -o remount,bind,rw '{s}'"));
     p.assert_kept(&p.store(), &[43, 44, 45, 46]);
@@ -268,11 +271,7 @@ fn full(p: &Phase) {
             h.contains(&format!("no space left on {s}")) && h.contains("(4 incidents spooled)")
         },
     );
-    let out = p.check();
-    assert!(
-        !out.status.success() && text(&out).contains("no space left"),
-        "check: {out:?}"
-    );
+    p.check_fails("no space left");
     ns.sh(&format!("rm '{s}/filler'"));
     p.assert_kept(&p.store(), &[53, 54, 55, 56]);
     p.assert_recorded(&p.store(), &[51, 52, 53, 54, 55, 56]);
@@ -312,6 +311,7 @@ fn phase<'a>(
         ns,
         upstream,
         rules: root.join("rules"),
+        keyed: name == "truncated",
     }
 }
 

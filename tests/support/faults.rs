@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -153,8 +153,12 @@ type Latencies = (Vec<Option<Duration>>, Vec<Option<Duration>>);
 /// Asks a cached and an uncached name every 25 ms until finished.
 pub(crate) struct Probe {
     stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicUsize>,
     thread: Option<JoinHandle<Latencies>>,
 }
+
+/// The fewest rounds a probe asks before it may finish (a short fault still gets asked).
+const MIN_ROUNDS: usize = 10;
 
 pub(crate) fn probe(server: SocketAddr, tag: &'static str) -> Probe {
     assert!(
@@ -162,7 +166,8 @@ pub(crate) fn probe(server: SocketAddr, tag: &'static str) -> Probe {
         "{tag}: the resolver answers before the probe starts"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let (flag, done) = (stop.clone(), rounds.clone());
     let thread = std::thread::spawn(move || {
         let (mut cached, mut uncached) = (Vec::new(), Vec::new());
         let mut n = 0u32;
@@ -172,20 +177,27 @@ pub(crate) fn probe(server: SocketAddr, tag: &'static str) -> Probe {
             uncached.push(
                 ask(server, Ipv4Addr::LOCALHOST, &format!("u{n}.{tag}.example")).map(|a| a.took),
             );
+            done.fetch_add(1, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(25));
         }
         (cached, uncached)
     });
     Probe {
         stop,
+        rounds,
         thread: Some(thread),
     }
 }
 
 impl Probe {
-    /// Stops the probe and checks every question was answered, 99% of the cached ones
-    /// within 100 ms.
+    /// Stops the probe (once it has asked [`MIN_ROUNDS`] rounds) and checks every question
+    /// was answered, 99% of the cached ones within 100 ms.
     pub(crate) fn finish(mut self, phase: &str) {
+        wait_for(
+            &format!("{phase}: {MIN_ROUNDS} probe rounds"),
+            Duration::from_secs(30),
+            || self.rounds.load(Ordering::Relaxed) >= MIN_ROUNDS,
+        );
         self.stop.store(true, Ordering::Relaxed);
         let (cached, uncached) = self
             .thread
@@ -206,7 +218,7 @@ impl Probe {
             uncached.len(),
             max(&uncached)
         );
-        assert!(cached.len() >= 3, "{phase}: the probe ran");
+        assert!(cached.len() >= MIN_ROUNDS, "{phase}: the probe ran");
         assert_eq!(lost(&cached), 0, "{phase}: cached names unanswered");
         assert_eq!(lost(&uncached), 0, "{phase}: uncached names unanswered");
         assert!(
@@ -297,6 +309,8 @@ pub(crate) struct Phase<'a> {
     pub(crate) ns: Option<&'a Ns>,
     pub(crate) upstream: SocketAddr,
     pub(crate) rules: PathBuf,
+    /// `[store] keyed`: the head file signed with `<store>.key`.
+    pub(crate) keyed: bool,
 }
 
 impl Phase<'_> {
@@ -316,8 +330,27 @@ impl Phase<'_> {
         self.aiwarden(&["check", "--config", &self.config().to_string_lossy()])
     }
 
+    /// `aiwarden check` exits 2 with a problem that says `what`; prints that line.
+    pub(crate) fn check_fails(&self, what: &str) {
+        let out = self.check();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{}: check: {said}", self.name);
+        let line = said.lines().find(|l| l.contains(what));
+        assert!(
+            line.is_some(),
+            "{}: check names {what:?}: {said}",
+            self.name
+        );
+        println!("{}: check exits 2: {}", self.name, line.unwrap_or_default());
+    }
+
     pub(crate) fn verify(&self, store: &Path) -> Output {
-        self.aiwarden(&["verify", "--store", &store.to_string_lossy()])
+        let store = store.to_string_lossy();
+        let mut args = vec!["verify", "--store", &store];
+        if self.keyed {
+            args.push("--keyed");
+        }
+        self.aiwarden(&args)
     }
 
     /// The incidents in `store`, as `incidents list --json` prints them.
@@ -345,10 +378,11 @@ impl Phase<'_> {
             format!(
                 "mode = \"enforce\"\nrules = \"{}\"\nincident_window_secs = 3600\n\
                  [dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"{}\"]\ntimeout_ms = 500\n\
-                 [store]\npath = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n",
+                 [store]\npath = \"{}\"\nkeyed = {}\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n",
                 self.rules.display(),
                 self.upstream,
-                self.store().display()
+                self.store().display(),
+                self.keyed
             ),
         )
         .expect("config");
