@@ -157,6 +157,9 @@ pub struct Dns {
     pub tcp_idle_secs: u64,
     /// Queries waiting for an upstream at once; beyond it SERVFAIL, counted.
     pub max_upstream_inflight: usize,
+    /// Queries one client address may have waiting for an upstream at once; beyond it
+    /// SERVFAIL, counted (a client asking slow names cannot take every upstream slot).
+    pub max_upstream_per_client: usize,
 }
 
 /// The incident store.
@@ -273,6 +276,7 @@ struct RawDns {
     max_tcp_per_client: Option<usize>,
     tcp_idle_secs: Option<u64>,
     max_upstream_inflight: Option<usize>,
+    max_upstream_per_client: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -400,6 +404,7 @@ impl Config {
             max_tcp_per_client: None,
             tcp_idle_secs: None,
             max_upstream_inflight: None,
+            max_upstream_per_client: None,
         });
         let mut listen = Vec::new();
         for l in &d.listen {
@@ -477,6 +482,10 @@ impl Config {
             max_upstream_inflight: positive(
                 d.max_upstream_inflight.unwrap_or(512),
                 "max_upstream_inflight",
+            )?,
+            max_upstream_per_client: positive(
+                d.max_upstream_per_client.unwrap_or(64),
+                "max_upstream_per_client",
             )?,
         };
         let raw_metrics = raw.metrics.unwrap_or(RawMetrics {

@@ -74,7 +74,8 @@ pub struct Metrics {
     pub capture_failures: IntCounter,
     /// Queries and connections a limit turned away, by limit: `not_allowed` (not in
     /// `dns.allow_clients`: REFUSED), `client_rate` (over `dns.rate_limit`: dropped),
-    /// `tcp_total`, `tcp_per_client`, `upstream_inflight` (SERVFAIL), `coalesced_waiters`,
+    /// `tcp_total`, `tcp_per_client`, `upstream_inflight` and `upstream_per_client`
+    /// (SERVFAIL), `coalesced_waiters`,
     /// `metrics_connections`, `tcp_too_long`.
     pub dns_limited: IntCounterVec,
     /// DNS-over-TCP connections open now.

@@ -522,7 +522,11 @@ impl Resolver {
         client: SocketAddr,
         udp: bool,
     ) -> Vec<u8> {
-        let mut resp = match self.upstreams.forward(&asked).await {
+        let mut resp = match self
+            .upstreams
+            .forward(&asked, client.ip().to_canonical())
+            .await
+        {
             Some(m) => m,
             None => {
                 self.count("servfail");

@@ -149,6 +149,7 @@ fn config(up: SocketAddr) -> Dns {
         max_tcp_per_client: 8,
         tcp_idle_secs: 10,
         max_upstream_inflight: 512,
+        max_upstream_per_client: 512,
     }
 }
 
