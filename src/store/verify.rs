@@ -77,7 +77,7 @@ impl Store {
         })
     }
 
-    /// `PRAGMA quick_check` on the open file: a corrupt file is [`StoreFault::Corrupt`].
+    /// `PRAGMA quick_check` on the open file: a corrupt file is [`StoreFault::Corrupt`](crate::error::StoreFault::Corrupt).
     pub fn integrity(&self) -> Result<()> {
         super::open::quick_check(&self.path, &self.conn)
     }

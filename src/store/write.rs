@@ -197,7 +197,7 @@ impl Store {
         Ok(id)
     }
 
-    /// Records a later observation of incident `id` as [`IncidentSummary::touch`] does:
+    /// Records a later observation of incident `id` as [`IncidentSummary::touch`](crate::incident::IncidentSummary::touch) does:
     /// moves `last_seen` forward, counts an attempt, adds the host and `how` to the sets
     /// seen.
     pub fn touch_incident(&mut self, id: i64, touch: &Touch) -> Result<()> {

@@ -1,9 +1,9 @@
 //! The store's writer thread: the one owner of the daemon's connection, and of the store's
 //! whole life, so the store never stops the daemon. It opens the store itself and, while it
 //! cannot (a read-only, full or missing directory, a lock held too long, a file from a newer
-//! aiwarden), keeps what arrives in the [spool](super::spool) and retries with backoff
-//! (0.25 s doubling to [`WriterConfig::retry_max`]); when the store comes back it writes the
-//! spool first, in order. A corrupt file, one deleted or replaced while open, or a tail
+//! aiwarden), keeps what arrives in a bounded spool (memory and `<store>.spool`) and
+//! retries with backoff (0.25 s doubling to [`WriterConfig::retry_max`]); when the store
+//! comes back it writes the spool first, in order. A corrupt file, one deleted or replaced while open, or a tail
 //! that no longer matches its head is set aside and a new chain begins with a `break` row;
 //! what was pending goes to the new file.
 //!
