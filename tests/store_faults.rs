@@ -271,6 +271,12 @@ fn full(p: &Phase) {
             h.contains(&format!("no space left on {s}")) && h.contains("(4 incidents spooled)")
         },
     );
+    let health = d.http("/healthz");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.contains("\ndegraded\n"),
+        "DNS works: degraded, not down: {health}"
+    );
+    assert_eq!(d.metric("aiwarden_store_up"), Some(0.0));
     p.check_fails("no space left");
     ns.sh(&format!("rm '{s}/filler'"));
     p.assert_kept(&p.store(), &[53, 54, 55, 56]);
@@ -291,10 +297,16 @@ fn full(p: &Phase) {
     let (took, log) = d.stop();
     println!("full: SIGTERM on a full disk took {took:?}");
     assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    // Neither the store nor the spool file can take them: counted and logged as lost.
+    let said = log
+        .lines()
+        .find(|l| l.contains("not written before shutdown"))
+        .unwrap_or_default();
     assert!(
-        log.contains("not written before shutdown") && log.contains("incidents=2"),
+        said.contains("incidents=2") && said.contains("lost"),
         "{log}"
     );
+    println!("full: 2 incidents spooled at SIGTERM on a full disk, logged as lost: {said}");
 }
 
 fn phase<'a>(
