@@ -15,50 +15,37 @@
 //! ≥ 99% of cached and ≥ 95% of uncached questions were answered within 100 ms, `/healthz`
 //! answered, resident memory stayed under 128 MB and the log stayed small, and prints
 //! the figures. Traffic stays inside the namespaces. Needs root; skips otherwise.
+//!
+//! Long because the attacks belong together: they run one after another against one daemon
+//! (its start-up, a release build, is the costly part), each a short function here.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RecordType};
-use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn};
+use hickory_proto::rr::RecordType;
 
 #[path = "support/fakedns.rs"]
 mod fakedns;
+#[path = "support/faultprobe.rs"]
+mod faultprobe;
 #[path = "support/netns.rs"]
 mod netns;
 #[path = "support/nsthread.rs"]
 mod nsthread;
 
+use faultprobe::*;
 use netns::*;
 use nsthread::{run_in, spawn_in};
 
-const RESOLVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 1, 1), 53);
-const METRICS: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 77, 1, 1), 9747);
-const MB: u64 = 1 << 20;
 const RSS_LIMIT: u64 = 128 * MB;
-const CACHED: usize = 10;
 const DENIED: usize = 200;
 /// Deny patterns loaded besides the attack's: the idle memory bound is for 100,000.
 const DENY_PATTERNS: usize = 100_000;
-
-fn lan(last: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 77, 1, last)
-}
-
-/// A DNS question as a stub resolver writes it.
-fn query(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
-    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
-    m.metadata.recursion_desired = true;
-    m.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
-    m.to_vec().expect("encode")
-}
 
 /// The release daemon, built for this suite (what ships, not the debug build).
 fn release_binary() -> PathBuf {
@@ -135,218 +122,6 @@ fn shipped_config(dir: &Path, rules: &Path) -> PathBuf {
     let path = dir.join("aiwarden.toml");
     std::fs::write(&path, out).expect("config");
     path
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Cached,
-    Uncached,
-    Health,
-}
-
-struct Sample {
-    at: Instant,
-    kind: Kind,
-    /// Answered (NOERROR with an address for DNS, any HTTP answer for /healthz), and how
-    /// long it took; `None` when not answered within the probe's patience.
-    took: Option<Duration>,
-}
-
-/// What the probes and the memory sampler saw, over the whole run.
-#[derive(Default)]
-struct Seen {
-    samples: Mutex<Vec<Sample>>,
-    rss: Mutex<Vec<(Instant, u64)>>,
-}
-
-impl Seen {
-    fn push(&self, kind: Kind, took: Option<Duration>) {
-        self.samples.lock().expect("lock").push(Sample {
-            at: Instant::now(),
-            kind,
-            took,
-        });
-    }
-
-    /// (asked, answered within `within`) of `kind` in `[from, to]`.
-    fn within(&self, kind: Kind, from: Instant, to: Instant, within: Duration) -> (usize, usize) {
-        let s = self.samples.lock().expect("lock");
-        let w: Vec<_> = s
-            .iter()
-            .filter(|x| x.kind == kind && x.at >= from && x.at <= to)
-            .collect();
-        let ok = w
-            .iter()
-            .filter(|x| x.took.is_some_and(|t| t <= within))
-            .count();
-        (w.len(), ok)
-    }
-
-    fn max_rss(&self, from: Instant, to: Instant) -> u64 {
-        self.rss
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|(t, _)| *t >= from && *t <= to)
-            .map(|(_, r)| *r)
-            .max()
-            .unwrap_or(0)
-    }
-}
-
-/// Bytes of `pid` resident in packet socket mappings (the capture rings: kernel memory
-/// mapped into the process, counted in its resident size).
-fn rings_of(pid: u32) -> Vec<u64> {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut rings = Vec::new();
-    let mut in_socket = false;
-    for l in smaps.lines() {
-        if l.split_whitespace()
-            .nth(5)
-            .is_some_and(|n| n.starts_with("socket:"))
-        {
-            in_socket = true;
-        } else if l.contains('-') && l.split_whitespace().count() >= 5 && !l.ends_with("kB") {
-            in_socket = false;
-        }
-        if in_socket {
-            if let Some(kb) = l.strip_prefix("Rss:") {
-                rings.push(
-                    kb.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .unwrap_or(0)
-                        * 1024,
-                );
-            }
-        }
-    }
-    rings
-}
-
-fn rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// One question on `sock` (connected to the resolver), answered within `patience`?
-fn ask(sock: &UdpSocket, id: u16, name: &str, patience: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    sock.send(&query(id, name, RecordType::A)).ok()?;
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = patience.checked_sub(started.elapsed())?;
-        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-            .ok()?;
-        let n = sock.recv(&mut buf).ok()?;
-        let Ok(m) = Message::from_vec(&buf[..n]) else {
-            continue;
-        };
-        if m.metadata.id != id {
-            continue; // a late answer to an earlier question
-        }
-        let good = m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty();
-        return good.then(|| started.elapsed());
-    }
-}
-
-/// The probe client: every 20 ms a cached name and a name never asked before, with 100 ms
-/// of patience (later counts as not answered).
-fn start_probe(ns: &str, seen: Arc<Seen>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    spawn_in(ns, "probe", move || {
-        let cached = UdpSocket::bind((lan(2), 0)).expect("bind");
-        cached.connect(RESOLVER).expect("connect");
-        let fresh = UdpSocket::bind((lan(2), 0)).expect("bind");
-        fresh.connect(RESOLVER).expect("connect");
-        let patience = Duration::from_millis(100);
-        let mut i: u32 = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let tick = Instant::now();
-            i += 1;
-            let id = (i & 0xffff) as u16;
-            let name = format!("c{}.probe.test.", i as usize % CACHED);
-            seen.push(Kind::Cached, ask(&cached, id, &name, patience));
-            let name = format!("u{i}.fresh.probe.test.");
-            seen.push(Kind::Uncached, ask(&fresh, id, &name, patience));
-            std::thread::sleep(Duration::from_millis(20).saturating_sub(tick.elapsed()));
-        }
-    })
-}
-
-/// GET `path` from the metrics listener; `None` when nothing answered within `patience`.
-fn http_get(path: &str, patience: Duration) -> Option<String> {
-    try_get(path, patience).ok()
-}
-
-/// GET `path`, or why not: `connect`, `write`, `read` or `closed` (no answer).
-fn try_get(path: &str, patience: Duration) -> Result<String, &'static str> {
-    let mut s =
-        TcpStream::connect_timeout(&SocketAddr::V4(METRICS), patience).map_err(|_| "connect")?;
-    s.set_read_timeout(Some(patience)).map_err(|_| "read")?;
-    s.set_write_timeout(Some(patience)).map_err(|_| "write")?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: aiwarden\r\n\r\n").map_err(|_| "write")?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).map_err(|_| "read")?;
-    if body.starts_with("HTTP/1.") {
-        Ok(body)
-    } else {
-        Err("closed")
-    }
-}
-
-/// Something on the gateway asking `/healthz` every 100 ms, with a second of patience.
-fn start_health_probe(
-    ns: &str,
-    seen: Arc<Seen>,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    spawn_in(ns, "healthz", move || {
-        while !stop.load(Ordering::Relaxed) {
-            let tick = Instant::now();
-            let got = try_get("/healthz", Duration::from_secs(1));
-            if let Err(why) = got {
-                println!("  /healthz not answered: {why} after {:?}", tick.elapsed());
-            }
-            seen.push(Kind::Health, got.ok().map(|_| tick.elapsed()));
-            std::thread::sleep(Duration::from_millis(100).saturating_sub(tick.elapsed()));
-        }
-    })
-}
-
-/// A non-blocking TCP connection from `src` to `dst`, left to complete in the background.
-fn tcp_from(src: Ipv4Addr, dst: SocketAddrV4) -> Option<OwnedFd> {
-    let fd = socket::socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .ok()?;
-    socket::bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0))).ok()?;
-    match socket::connect(fd.as_raw_fd(), &SockaddrIn::from(dst)) {
-        Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => Some(fd),
-        Err(_) => None,
-    }
-}
-
-/// A metric's value (the sum over its label sets matching `labels`) from `/metrics` text.
-fn metric(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|l| l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b)
 }
 
 /// The test's world: namespaces, daemon, probes.
