@@ -75,7 +75,8 @@ pub struct Metrics {
     /// Queries and connections a limit turned away, by limit: `not_allowed` (not in
     /// `dns.allow_clients`: REFUSED), `client_rate` (over `dns.rate_limit`: dropped),
     /// `tcp_total`, `tcp_per_client`, `upstream_inflight` and `upstream_per_client`
-    /// (SERVFAIL), `coalesced_waiters`,
+    /// (SERVFAIL), `udp_queue_full` (dropped by the kernel: the socket's queue was
+    /// full), `coalesced_waiters`,
     /// `metrics_connections`, `tcp_too_long`.
     pub dns_limited: IntCounterVec,
     /// DNS-over-TCP connections open now.
@@ -465,7 +466,7 @@ async fn answer(mut conn: TcpStream, metrics: &Metrics, health: &Health, ticket:
 
 /// Binds the metrics address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    crate::limit::listen(addr)
 }
 
 #[cfg(test)]

@@ -179,6 +179,14 @@ async fn questions_in_flight_are_bounded_and_identical_ones_asked_once() {
     }
     assert_eq!(fast, 6, "6 of 10 refused at once");
     assert_eq!(limited(&r, "upstream_inflight"), 6);
+    // The 4 that went up timed out: counted by reason (and logged at warn, throttled).
+    assert_eq!(
+        r.metrics
+            .dns_upstream_failures
+            .with_label_values(&["timeout"])
+            .get(),
+        4
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
         r.metrics.dns_upstream_inflight.get(),
