@@ -417,10 +417,18 @@ fn an_incident_opened_before_the_mac_was_known_carries_on_under_it() {
     tls.client_mac = Some(PC);
     let out = step(&mut p, &rs, &tls);
     assert!(
-        matches!(out.incident, Some(IncidentOp::Touch { .. })),
-        "{out:?}"
+        matches!(&out.incident, Some(IncidentOp::Touch { touch, .. }) if touch.mac == Some(PC)),
+        "the touch carries the MAC learned: {out:?}"
     );
     assert_eq!(p.open_count(), 1);
+    // Learned once: the next touch carries none.
+    let mut again = tls.clone();
+    again.ts = Timestamp::from_secs_micros(1_795_420_800 + 1, 500_000);
+    let out = step(&mut p, &rs, &again);
+    assert!(
+        matches!(&out.incident, Some(IncidentOp::Touch { touch, .. }) if touch.mac.is_none()),
+        "{out:?}"
+    );
     // From now on its other addresses join it too.
     let mut v6 = obs(
         Proto::Quic,

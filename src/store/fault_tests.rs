@@ -401,6 +401,11 @@ fn a_version_1_store_is_migrated_keeping_every_hash() {
                 [id],
             )
             .expect("activity");
+            conn.execute(
+                "INSERT INTO activity_seen (incident_id, what, value) VALUES (?1, 'how', 'tls')",
+                [id],
+            )
+            .expect("activity seen");
         }
     }
     // Read as it is: intact, its tail unchecked (no head files then).
@@ -430,6 +435,16 @@ fn a_version_1_store_is_migrated_keeping_every_hash() {
     store.ack(2, 5 * S, "Dr. Ada", "trained").expect("ack");
     let report = store.verify().expect("verify");
     assert!(report.is_intact() && report.rows == 5, "{report:?}");
+    // What was seen came along, and a MAC learned later now fits.
+    let mut t = crate::store::tests::touch(6 * S, true, "chatgpt.example", "tls");
+    t.mac = Some(crate::detect::Mac([2, 0, 0, 0, 0, 5]));
+    store.touch_incident(1, &t).expect("touch with a MAC");
+    let got = store.get(1).expect("get").expect("incident").summary;
+    assert_eq!(got.hows, ["tls"]);
+    assert_eq!(
+        got.record.client_mac,
+        Some(crate::detect::Mac([0xaa, 0xbb, 0xcc, 0, 0, 5]))
+    );
     let triggers: i64 = store
         .conn
         .query_row(

@@ -97,6 +97,19 @@ CREATE TABLE spool (
 ) STRICT;
 ";
 
+/// Per incident, every host, `how` and MAC seen (the MAC when it was learned after the
+/// incident was opened by address), named `name`.
+fn activity_seen_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE {name} (
+    incident_id INTEGER NOT NULL REFERENCES activity(incident_id),
+    what TEXT NOT NULL CHECK (what IN ('host', 'how', 'mac')),
+    value TEXT NOT NULL,
+    PRIMARY KEY (incident_id, what, value)
+) STRICT, WITHOUT ROWID;"
+    )
+}
+
 const OTHER_TABLES: &str = "
 CREATE TABLE activity (
     incident_id INTEGER PRIMARY KEY REFERENCES log(id),
@@ -104,12 +117,6 @@ CREATE TABLE activity (
     count INTEGER NOT NULL CHECK (count >= 0)
 ) STRICT;
 
-CREATE TABLE activity_seen (
-    incident_id INTEGER NOT NULL REFERENCES activity(incident_id),
-    what TEXT NOT NULL CHECK (what IN ('host', 'how')),
-    value TEXT NOT NULL,
-    PRIMARY KEY (incident_id, what, value)
-) STRICT, WITHOUT ROWID;
 
 CREATE TABLE usage (
     day TEXT NOT NULL,
@@ -130,8 +137,9 @@ CREATE TABLE anchor (
 /// Creates every table of the current version in `conn` (inside the caller's transaction).
 pub(super) fn create(path: &Path, conn: &Connection) -> Result<()> {
     conn.execute_batch(&format!(
-        "{}\n{OTHER_TABLES}\n{LOG_EXTRAS}\n{V2_TABLES}",
-        log_table("log")
+        "{}\n{OTHER_TABLES}\n{}\n{LOG_EXTRAS}\n{V2_TABLES}",
+        log_table("log"),
+        activity_seen_table("activity_seen")
     ))
     .ctx(path, "create schema")?;
     conn.pragma_update(None, "application_id", APPLICATION_ID)
@@ -154,9 +162,14 @@ pub(super) fn migrate_v1(path: &Path, conn: &Connection) -> Result<()> {
          INSERT INTO log_v2 ({cols}) SELECT {cols} FROM log;
          DROP TABLE log;
          ALTER TABLE log_v2 RENAME TO log;
+         {}
+         INSERT INTO activity_seen_v2 SELECT incident_id, what, value FROM activity_seen;
+         DROP TABLE activity_seen;
+         ALTER TABLE activity_seen_v2 RENAME TO activity_seen;
          {LOG_EXTRAS}
          {V2_TABLES}",
-        log_table("log_v2")
+        log_table("log_v2"),
+        activity_seen_table("activity_seen_v2")
     ))
     .ctx(path, "migrate schema 1 to 2")?;
     let bad: Option<String> = conn

@@ -97,6 +97,9 @@ enum LineOp {
         host: String,
         how: String,
         attempt: bool,
+        /// Absent in spool files written before the MAC was carried.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
     },
     Forget {
         key: u64,
@@ -189,6 +192,7 @@ fn line_of(s: &Spooled) -> Option<Line> {
             host: touch.host.clone(),
             how: touch.how.to_string(),
             attempt: touch.attempt,
+            mac: touch.mac.map(|m| m.to_string()),
         },
         StoreOp::Forget(key) => LineOp::Forget { key: *key },
         StoreOp::Usage(_) => return None,
@@ -282,6 +286,7 @@ impl Spool {
                     host,
                     how,
                     attempt,
+                    mac,
                 } => match how.parse() {
                     Ok(how) => StoreOp::Incident(IncidentOp::Touch {
                         key,
@@ -290,6 +295,7 @@ impl Spool {
                             host,
                             how,
                             attempt,
+                            mac: mac.and_then(|m| m.parse().ok()),
                         },
                     }),
                     Err(_) => continue,

@@ -42,6 +42,7 @@ pub(super) fn touch(ts: i64, attempt: bool, host: &str, how: &str) -> Touch {
         host: host.into(),
         how: how.parse().expect("how"),
         attempt,
+        mac: None,
     }
 }
 
@@ -457,6 +458,28 @@ fn list_filters() {
     let listed = store.list(&ListFilter::default()).expect("list");
     assert_eq!(listed[1].acks.len(), 1);
     assert_eq!(listed[1].acks[0].incident_id, 2);
+}
+
+#[test]
+fn a_mac_learned_later_is_shown_and_found() {
+    // Opened by address (no MAC yet); a later touch brings the device's MAC: the chained
+    // row stays as it was, the listing shows the MAC and a filter by it finds the incident.
+    let (_dir, mut store) = store();
+    let mut first = incident(10, "10.0.0.21", "gemini");
+    first.client_mac = None;
+    store.append_incidents(&[first]).expect("append");
+    let mut t = touch(11 * S, true, "gemini.example", "tls");
+    t.mac = Some(Mac([2, 0, 0, 0, 0, 0x21]));
+    store.touch_incident(1, &t).expect("touch");
+    let got = store.get(1).expect("get").expect("incident").summary;
+    assert_eq!(got.record.client_mac, t.mac);
+    assert_eq!(got.hows, ["tls"], "the MAC is not a how");
+    let f = ListFilter {
+        device: Some("02:00:00:00:00:21".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&f).expect("list").len(), 1);
+    assert!(store.verify().expect("verify").is_intact());
 }
 
 #[test]

@@ -128,6 +128,9 @@ impl Store {
             }
             add_seen(&tx, id, "host", &t.host).ctx(&self.path, "update activity")?;
             add_seen(&tx, id, "how", &t.how.to_string()).ctx(&self.path, "update activity")?;
+            if let Some(mac) = t.mac {
+                add_seen(&tx, id, "mac", &mac.to_string()).ctx(&self.path, "update activity")?;
+            }
         }
         if !batch.usage.is_empty() {
             let mut st = tx
