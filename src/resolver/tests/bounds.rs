@@ -114,16 +114,7 @@ async fn one_client_cannot_take_every_upstream_slot() {
         let r = r.clone();
         tokio::spawn(async move {
             let t = Instant::now();
-            let bytes = r
-                .handle(
-                    &query(&name, RecordType::A, 7, true),
-                    client.parse().expect("addr"),
-                    SERVER.parse().expect("addr"),
-                    true,
-                )
-                .await
-                .expect("a reply");
-            let m = Message::from_vec(&bytes).expect("parses");
+            let m = ask_from(&r, client, &name, RecordType::A).await;
             (m.metadata.response_code, t.elapsed())
         })
     };
