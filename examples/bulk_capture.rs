@@ -11,12 +11,15 @@
 //! QUIC visit sends its Initials, then 1252-byte short-header datagrams down with an ACK
 //! datagram up every fourth. Download sizes: 80% of visits 1–6 records, 17% 15–120,
 //! 3% 1,000–3,000 (16–49 MB), so the long ones carry about three quarters of the bytes.
+//! With `short`, every download is 1–6 records: a new connection every 70 or so frames,
+//! about the density of the pipeline bench's clinic mix (the live line-rate bench uses it,
+//! so detection has as much to do per second as the bytes allow).
 //!
 //! Everything, random-looking payloads included, comes from a fixed-seed generator: the
 //! same inputs give the same file. Frames are written as they are made (48 connections
 //! open at a time), so memory stays small whatever the size.
 //!
-//! `cargo run --release --example bulk_capture -- OUT.pcap [GIB]` (default 1.1 GiB)
+//! `cargo run --release --example bulk_capture -- OUT.pcap [GIB] [short]` (default 1.1 GiB)
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -377,7 +380,10 @@ fn record(ty: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// Download size in records (TCP) or datagrams (QUIC, about the same bytes).
-fn download_records(rng: &mut Rng) -> u64 {
+fn download_records(rng: &mut Rng, short: bool) -> u64 {
+    if short {
+        return rng.range(1, 6);
+    }
     match rng.next() % 100 {
         0..80 => rng.range(1, 6),
         80..97 => rng.range(15, 120),
@@ -406,6 +412,8 @@ struct Generator {
     committed: u64,
     started: u64,
     long_bytes: u64,
+    /// Every download short (`short` on the command line).
+    short: bool,
 }
 
 impl Generator {
@@ -423,7 +431,7 @@ impl Generator {
         let port = self.port(who);
         let client = SocketAddrV4::new(ip, port);
         let server = SocketAddrV4::new(self.visits[v].server, 443);
-        let records = download_records(&mut self.rng);
+        let records = download_records(&mut self.rng, self.short);
         let mut head = VecDeque::new();
         let mut tail = VecDeque::new();
         let mut planned = 0u64; // the download's bytes; head and tail are added below
@@ -626,10 +634,11 @@ fn short_header(buf: &mut Vec<u8>, cid: &[u8], pool: &[u8], salt: usize, n: u64,
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (path, gib) = match args.as_slice() {
-        [_, out] => (out.clone(), 1.1),
-        [_, out, gib] => (out.clone(), gib.parse::<f64>()?),
-        _ => return Err("usage: bulk_capture OUT.pcap [GIB]".into()),
+    let (path, gib, short) = match args.as_slice() {
+        [_, out] => (out.clone(), 1.1, false),
+        [_, out, gib] => (out.clone(), gib.parse::<f64>()?, false),
+        [_, out, gib, short] if short == "short" => (out.clone(), gib.parse::<f64>()?, true),
+        _ => return Err("usage: bulk_capture OUT.pcap [GIB] [short]".into()),
     };
     let target = (gib * f64::from(1u32 << 30)) as u64;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -650,6 +659,7 @@ fn main() -> Res<()> {
         committed: 24,
         started: 0,
         long_bytes: 0,
+        short,
     };
     let header = PcapHeader {
         datalink: DataLink::ETHERNET,

@@ -31,16 +31,7 @@ if [ -n "$base" ] && [ ! -x "$base" ]; then
 fi
 
 bash scripts/setup-debian.sh
-if ! command -v suricata >/dev/null; then
-  # Suricata 7 comes from bookworm-backports: add that suite on the mirror the machine
-  # already uses.
-  uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  [ -n "$uri" ] || uri=$(awk '/^deb /{print $2; exit}' /etc/apt/sources.list)
-  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" \
-    > /etc/apt/sources.list.d/aiwarden-backports.sources
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports suricata >/dev/null
-fi
+bash benches/compare/install-suricata.sh
 cargo build --release --quiet --bin aiwarden --example scale_capture --example bulk_capture
 
 captures=("$@")

@@ -110,15 +110,17 @@ fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> 
         path: PathBuf::from(iface),
         message: e.to_string(),
     };
+    // Not immediate mode: without it libpcap uses TPACKET_V3, whose ring holds frames at
+    // their own length, so 16 MiB holds ~16,000 of 1 KB. Immediate mode makes it use
+    // TPACKET_V2, whose slots are sized for the snaplen (65,535 on an interface with
+    // offloads, as most NICs and veth are): 16 MiB asked gave 32 MiB mapped and 256
+    // slots, which dropped frames at 1 Gbit/s of the clinic mix (benches/compare/live.sh).
+    // A frame now waits at most BLOCK_TIMEOUT_MS in a block that is not yet full.
     let mut cap = pcap::Capture::from_device(iface)
         .map_err(err)?
         .promisc(true)
         .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(opts.buffer_mib.saturating_mul(1 << 20)).unwrap_or(i32::MAX))
-        // Not immediate mode: libpcap then uses TPACKET_V2, whose ring holds fixed slots of
-        // the snap length (65,535: segments GRO joined), 256 frames in 32 MiB for a 16 MiB
-        // buffer, filled by 256 small packets. TPACKET_V3 packs frames into the buffer by
-        // their size, and a block is handed over when full or after this many ms.
         .immediate_mode(false)
         .timeout(BLOCK_TIMEOUT_MS)
         .open()
