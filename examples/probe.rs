@@ -6,14 +6,21 @@
 //!
 //! ```text
 //! probe tls ADDR:PORT [--sni NAME] [--grease-ech] [--timeout-ms N]
+//!           [--pace-ms N] [--pause-at BYTES --pause-ms N] [--classic]
 //! probe quic ADDR:PORT --sni NAME [--timeout-ms N]
 //! ```
+//!
+//! A slow first flight, through the real socket (`TCP_NODELAY`): `--pace-ms` writes the
+//! ClientHello one byte per write, N ms apart; `--pause-at` writes its first BYTES bytes,
+//! waits `--pause-ms`, then writes the rest. The handshake then goes on as usual.
+//! `--classic` offers X25519 only (a ClientHello of about 250 bytes instead of the 1.4 KB
+//! a post-quantum key share makes), so a paced hello takes seconds, not a minute.
 //!
 //! Prints one line (`tls ADDR sni=NAME result=ok|error:...`, or `quic ADDR sni=NAME
 //! sent=N result=ok|timeout|error:...`) and exits 0 whatever the server did; 2 for bad
 //! arguments or when the connection cannot be made at all.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -46,6 +53,8 @@ enum Cmd {
         grease_ech: bool,
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
+        #[command(flatten)]
+        slow: Slow,
     },
     /// QUIC v1 client Initials (ALPN h3), retransmitted until the timeout.
     Quic {
@@ -55,6 +64,29 @@ enum Cmd {
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
     },
+}
+
+/// How slowly the ClientHello goes out.
+#[derive(clap::Args, Clone, Copy, Default)]
+struct Slow {
+    /// Write the ClientHello one byte at a time, this many ms apart.
+    #[arg(long)]
+    pace_ms: Option<u64>,
+    /// Pause after this many bytes of the ClientHello...
+    #[arg(long, requires = "pause_ms")]
+    pause_at: Option<usize>,
+    /// ...for this many ms.
+    #[arg(long, requires = "pause_at")]
+    pause_ms: Option<u64>,
+    /// Offer X25519 only: a small ClientHello.
+    #[arg(long)]
+    classic: bool,
+}
+
+impl Slow {
+    fn is_slow(&self) -> bool {
+        self.pace_ms.is_some() || self.pause_at.is_some()
+    }
 }
 
 /// Accepts any certificate: a probe proves the path, not the server.
@@ -106,11 +138,13 @@ fn main() -> ExitCode {
             sni,
             grease_ech,
             timeout_ms,
+            slow,
         } => tls(
             addr,
             sni.as_deref(),
             grease_ech,
             Duration::from_millis(timeout_ms),
+            slow,
         ),
         Cmd::Quic {
             addr,
@@ -139,8 +173,37 @@ fn one_line(e: impl std::fmt::Display) -> String {
     e.to_string().replace(['\n', '\r'], " ")
 }
 
+/// Writes the client's first flight as `slow` says: one byte per write, or in two parts
+/// with a pause between.
+fn write_slowly(conn: &mut rustls::ClientConnection, sock: &mut TcpStream, slow: Slow) -> Res<()> {
+    let mut flight = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut flight)?;
+    }
+    if let Some(ms) = slow.pace_ms {
+        for (i, b) in flight.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            sock.write_all(&[*b])?;
+        }
+    } else if let (Some(at), Some(ms)) = (slow.pause_at, slow.pause_ms) {
+        let at = at.min(flight.len());
+        sock.write_all(&flight[..at])?;
+        std::thread::sleep(Duration::from_millis(ms));
+        sock.write_all(&flight[at..])?;
+    }
+    Ok(())
+}
+
 /// Connects, handshakes, and says how it went. `Err` only when no TCP connection was made.
-fn tls(addr: SocketAddr, sni: Option<&str>, grease_ech: bool, timeout: Duration) -> Res<String> {
+fn tls(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    grease_ech: bool,
+    timeout: Duration,
+    slow: Slow,
+) -> Res<String> {
     // rustls sends no SNI for an IP address, which is what a client dialling an IP does.
     let name = match sni {
         Some(s) => ServerName::try_from(s.to_string())?,
@@ -150,7 +213,15 @@ fn tls(addr: SocketAddr, sni: Option<&str>, grease_ech: bool, timeout: Duration)
         ServerName::DnsName(d) => d.as_ref().to_string(),
         _ => "-".to_string(),
     };
-    let builder = rustls::ClientConfig::builder_with_provider(provider());
+    let stack = if slow.classic {
+        Arc::new(CryptoProvider {
+            kx_groups: vec![aws_lc_rs::kx_group::X25519],
+            ..aws_lc_rs::default_provider()
+        })
+    } else {
+        provider()
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(stack);
     let builder = if grease_ech {
         // Chromium offers GREASE ECH with a fresh X25519 key each time.
         let suite = aws_lc_rs::hpke::DH_KEM_X25519_HKDF_SHA256_AES_128;
@@ -171,6 +242,11 @@ fn tls(addr: SocketAddr, sni: Option<&str>, grease_ech: bool, timeout: Duration)
     let mut sock =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
     sock.set_nodelay(true)?;
+    if slow.is_slow() {
+        sock.set_write_timeout(Some(timeout))?;
+        write_slowly(&mut conn, &mut sock, slow)
+            .map_err(|e| format!("slow first flight to {addr}: {e}"))?;
+    }
     let result = loop {
         if !conn.is_handshaking() {
             conn.send_close_notify();

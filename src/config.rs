@@ -157,6 +157,9 @@ pub struct Dns {
     pub tcp_idle_secs: u64,
     /// Queries waiting for an upstream at once; beyond it SERVFAIL, counted.
     pub max_upstream_inflight: usize,
+    /// Queries one client address may have waiting for an upstream at once; beyond it
+    /// SERVFAIL, counted (a client asking slow names cannot take every upstream slot).
+    pub max_upstream_per_client: usize,
 }
 
 /// The incident store.
@@ -169,6 +172,11 @@ pub struct Store {
     /// Days incidents are kept (HIPAA documentation: six years).
     #[serde(default = "default_retention")]
     pub retention_days: u32,
+    /// Sign the head file with an HMAC key kept beside the store (`<path>.key`, created on
+    /// start), so a rewrite of the whole tail together with the head file shows. A key
+    /// that exists is used whatever this says.
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// Metrics and health endpoint.
@@ -268,6 +276,7 @@ struct RawDns {
     max_tcp_per_client: Option<usize>,
     tcp_idle_secs: Option<u64>,
     max_upstream_inflight: Option<usize>,
+    max_upstream_per_client: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -395,6 +404,7 @@ impl Config {
             max_tcp_per_client: None,
             tcp_idle_secs: None,
             max_upstream_inflight: None,
+            max_upstream_per_client: None,
         });
         let mut listen = Vec::new();
         for l in &d.listen {
@@ -473,6 +483,10 @@ impl Config {
                 d.max_upstream_inflight.unwrap_or(512),
                 "max_upstream_inflight",
             )?,
+            max_upstream_per_client: positive(
+                d.max_upstream_per_client.unwrap_or(64),
+                "max_upstream_per_client",
+            )?,
         };
         let raw_metrics = raw.metrics.unwrap_or(RawMetrics {
             listen: None,
@@ -498,6 +512,7 @@ impl Config {
         let mut store = raw.store.unwrap_or(Store {
             path: default_store_path(),
             retention_days: default_retention(),
+            keyed: false,
         });
         store.path = rel(store.path);
         if store.retention_days == 0 {
@@ -554,6 +569,7 @@ mod tests {
         assert!(!c.dns.listen.is_empty());
         assert!(!c.dns.upstreams.is_empty());
         assert_eq!(c.store.retention_days, 2196);
+        assert!(!c.store.keyed);
         let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("devices.example.toml");
         let inv = crate::devices::Inventory::load(&inv).expect("devices.example.toml is valid");
         assert_eq!(inv.devices().len(), 3);
@@ -564,6 +580,8 @@ mod tests {
         let c = parse("rules = \"rules\"\n[store]\npath = \"db/incidents.db\"\n").expect("ok");
         assert_eq!(c.rules, Path::new("/etc/aiwarden/rules"));
         assert_eq!(c.store.path, Path::new("/etc/aiwarden/db/incidents.db"));
+        assert!(!c.store.keyed, "the head file is not signed unless asked");
+        assert!(parse("[store]\nkeyed = true\n").expect("keyed").store.keyed);
         assert_eq!(c.mode, Mode::Monitor);
         assert_eq!(c.dns.block_answer, BlockAnswer::Nxdomain);
         assert_eq!(c.dns.strip_ech, StripEch::Ai);

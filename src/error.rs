@@ -52,8 +52,20 @@ pub enum Error {
     Store {
         /// The SQLite file.
         path: PathBuf,
-        /// What failed and SQLite's reason, in lowercase.
+        /// What kind of fault: it decides the exit code, the writer's response and the
+        /// metric label.
+        fault: StoreFault,
+        /// What failed and the reason (SQLite's or the operating system's), in lowercase.
         message: String,
+    },
+    /// The store's head file (the chain's newest row, kept outside the database) is missing,
+    /// unreadable or not authentic, so rows cut off the end could not be seen.
+    #[error("store {}: head file: {reason}", path.display())]
+    StoreHead {
+        /// The SQLite file.
+        path: PathBuf,
+        /// What is wrong with the head file.
+        reason: String,
     },
     /// The incident store was written by a newer aiwarden whose schema this one does not know.
     #[error(
@@ -72,7 +84,8 @@ pub enum Error {
     /// An acknowledgement or update names an incident that is not in the store.
     #[error("no incident {0} in the store")]
     NoSuchIncident(i64),
-    /// `aiwarden verify` found a row that does not chain.
+    /// `aiwarden verify` found a row that does not chain, or rows missing from the end of
+    /// the chain (the head file names a row the database no longer has).
     #[error("store {}: chain broken at row {id}: {reason}", path.display())]
     Tampered {
         /// The store.
@@ -118,8 +131,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error: 2 for bad input, 3 when `verify` finds a broken
-    /// chain, 1 for everything else.
+    /// The process exit code for this error: 2 for bad input, 3 when the store's evidence is
+    /// broken (a row that does not chain, a cut-off tail, a head file missing or forged, a
+    /// corrupt file), 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Rule { .. }
@@ -132,11 +146,52 @@ impl Error {
             | Error::Tls(_)
             | Error::Check(_)
             | Error::NoSuchIncident(_) => 2,
-            Error::Output(_)
-            | Error::Thread { .. }
-            | Error::Store { .. }
-            | Error::StoreVersion { .. } => 1,
-            Error::Tampered { .. } => 3,
+            Error::Output(_) | Error::Thread { .. } | Error::StoreVersion { .. } => 1,
+            Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
+            Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
+        }
+    }
+}
+
+/// What kind of fault stopped the store: the writer's response (spool and retry, or set the
+/// file aside and start a new chain), the exit code and the `kind` label of
+/// `aiwarden_store_errors_total` follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreFault {
+    /// SQLite says the file is corrupt or not a database, or `quick_check` failed.
+    Corrupt,
+    /// The file was deleted or replaced while open.
+    Vanished,
+    /// The directory (or the file) is read-only.
+    ReadOnly,
+    /// No space left on the store's filesystem.
+    Full,
+    /// The store's directory does not exist.
+    NoDirectory,
+    /// The operating system refused access.
+    Denied,
+    /// Another process holds the database locked past the busy timeout.
+    Busy,
+    /// An I/O error.
+    Io,
+    /// Anything else (a bad value, a SQLite error that fits no kind above).
+    Other,
+}
+
+impl StoreFault {
+    /// The metric label: `corrupt`, `vanished`, `readonly`, `full`, `no_directory`,
+    /// `denied`, `busy`, `io`, `other`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreFault::Corrupt => "corrupt",
+            StoreFault::Vanished => "vanished",
+            StoreFault::ReadOnly => "readonly",
+            StoreFault::Full => "full",
+            StoreFault::NoDirectory => "no_directory",
+            StoreFault::Denied => "denied",
+            StoreFault::Busy => "busy",
+            StoreFault::Io => "io",
+            StoreFault::Other => "other",
         }
     }
 }

@@ -130,6 +130,7 @@ pub fn judge(rules: &RuleSet, obs: &Observation, client: &Client<'_>, mode: Mode
         no_sni: hello && obs.host.is_none(),
         port_853: obs.proto != Proto::Dns && obs.server.port() == 853,
         by_address: false,
+        incomplete: obs.incomplete,
         // Identity is the shell's to check (it knows the neighbour tables).
         spoofed: false,
     };
@@ -261,6 +262,10 @@ pub struct Touch {
     pub how: How,
     /// A new attempt (counted), not a retry.
     pub attempt: bool,
+    /// The device's MAC, learned after its incident was opened by address alone (a
+    /// resolver query before any frame of the device was seen): recorded with the activity,
+    /// since the chained row cannot change.
+    pub mac: Option<Mac>,
 }
 
 /// What an observation did to incidents.
@@ -476,15 +481,18 @@ impl Pipeline {
         let host = shown_host(judged, obs.server);
         let service: Arc<str> = Arc::from(service);
         let key = (device, service.clone());
-        if let DeviceKey::Mac(_) = device {
+        let mut learned_mac = None;
+        if let DeviceKey::Mac(mac) = device {
             // Opened by address before the device's MAC was known (a resolver query ahead
-            // of any captured frame): the same device, so its incident carries on.
+            // of any captured frame): the same device, so its incident carries on, and
+            // learns the MAC.
             if !self.open.contains_key(&key) {
                 if let Some(open) = self
                     .open
                     .remove(&(DeviceKey::Addr(who.ip), service.clone()))
                 {
                     self.open.insert(key.clone(), open);
+                    learned_mac = Some(mac);
                 }
             }
         }
@@ -501,6 +509,7 @@ impl Pipeline {
                             host,
                             how: judged.how,
                             attempt,
+                            mac: learned_mac,
                         },
                     }),
                 };

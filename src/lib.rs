@@ -6,7 +6,7 @@
 //! ```text
 //! frame bytes + timestamp ──> detect::packet  (borrowed view: link layers, tunnels, IP/TCP/UDP)
 //!                          ──> detect::frag    (bounded IP fragment reassembly)
-//!                          ──> detect::flow    (bounded first-flight reassembly, any port)
+//!                          ──> detect::flow    (first-flight reassembly, any port, on a byte budget)
 //!                          ──> detect::tls / quic / http / dns, detect::neighbours (MACs)
 //!                          ──> Observation     (who, what name or connection, how seen)
 //!                          ──> incident::judge (rules + device + mode -> decision, how)
@@ -26,7 +26,7 @@
 //! | [`incident`] | pure: the pipeline step written once: judge an observation, count attempts and usage, open and touch incidents |
 //! | [`capture`] | shell: capture files and live interfaces (libpcap), its threads and restarts |
 //! | [`resolver`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
-//! | [`store`] | shell: the SQLite incident store (hash-chained incidents and acks, activity, daily usage, retention) and its writer thread |
+//! | [`store`] | shell: the SQLite incident store (hash-chained incidents, acks and breaks, a head file outside the database, activity, daily usage, retention) and its writer thread (spool, retries, setting a bad file aside) |
 //! | [`health`] | each part's state (resolver, detection, store, capture) and the daemon's grade for `/healthz` and the watchdog |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |

@@ -169,15 +169,22 @@ impl Slots {
 }
 
 impl Inner {
-    /// Closes the connection idle longest (of `client`, if given); false if none is idle.
+    /// Closes an idle connection: of `client` if given, else of the client holding the
+    /// most slots (a flooding address loses its own connections while it holds more than
+    /// anyone else, never a connection a quieter client just opened); the one idle
+    /// longest. False if none is idle.
     fn evict_idle(&mut self, client: Option<IpAddr>) -> bool {
-        let oldest = self
+        let per_client = &self.per_client;
+        let victim = self
             .open
             .iter()
             .filter(|(_, o)| client.is_none_or(|c| o.client == c))
-            .filter_map(|(id, o)| o.idle_since.map(|t| (t, *id)))
+            .filter_map(|(id, o)| {
+                let held = per_client.get(&o.client).copied().unwrap_or(0);
+                o.idle_since.map(|t| (std::cmp::Reverse(held), t, *id))
+            })
             .min();
-        let Some((_, id)) = oldest else {
+        let Some((_, _, id)) = victim else {
             return false;
         };
         if let Some(o) = self.open.remove(&id) {
@@ -227,6 +234,24 @@ impl Drop for Ticket {
             release(&mut inner.per_client, o.client);
         }
     }
+}
+
+/// Connections the kernel completes and queues for a listener before it accepts them
+/// (capped by `net.core.somaxconn`, 4,096 by default). Past it new connections are
+/// dropped unanswered and retried a second later: a burst of a thousand from one device
+/// would otherwise delay everyone's.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` with [`LISTEN_BACKLOG`].
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(test)]
@@ -284,5 +309,38 @@ mod tests {
         assert_eq!(slots.enter(c, t0).map(|_| ()), Err(Refused::Full));
         drop(first);
         assert!(slots.enter(c, t0).is_ok());
+    }
+
+    #[test]
+    fn a_flooding_client_loses_its_own_connections_first() {
+        // 4 slots, 3 per client: a client holding 3 loses its own, even newer than the
+        // quiet client's one, which stays however long it has been idle.
+        let slots = Slots::new(4, 3);
+        let t0 = Instant::now();
+        let flood: IpAddr = "10.0.0.66".parse().expect("ip");
+        let quiet: IpAddr = "10.0.0.2".parse().expect("ip");
+        let mut kept = Vec::new();
+        let (q, _) = slots.enter(quiet, t0).expect("room");
+        for i in 1..=3 {
+            kept.push(
+                slots
+                    .enter(flood, t0 + Duration::from_secs(i))
+                    .expect("room"),
+            );
+        }
+        let c: IpAddr = "10.0.0.3".parse().expect("ip");
+        for i in 0..10 {
+            let (t, evicted) = slots
+                .enter(c, t0 + Duration::from_secs(10 + i))
+                .expect("room");
+            assert!(evicted);
+            kept.push((t, evicted));
+        }
+        // The quiet client's slot is still there, idle since t0.
+        assert!(
+            slots.lock().open.contains_key(&q.id()),
+            "the quiet client kept its slot"
+        );
+        assert_eq!(slots.len(), 4);
     }
 }

@@ -35,8 +35,20 @@ pub struct Metrics {
     pub dns_ech_stripped: IntCounter,
     /// Incidents recorded, by verdict.
     pub incidents: IntCounterVec,
-    /// Incidents the store could not write (kept in memory and retried).
-    pub store_errors: IntCounter,
+    /// Store failures by kind: `corrupt`, `vanished`, `tampered`, `head` (head file missing
+    /// or forged), `readonly`, `full`, `no_directory`, `denied`, `busy`, `io`, `version`,
+    /// `head_write` (the head file could not be rewritten), `spool` (the spool file could
+    /// not be written), `writer_gone`, `other`.
+    pub store_errors: IntCounterVec,
+    /// 1 while the store is being written, 0 while it is down (incidents spool).
+    pub store_up: IntGauge,
+    /// Operations waiting in the store writer's spool.
+    pub store_spooled: IntGauge,
+    /// Operations the store lost, by reason: `spool_full`, `shutdown` (not written before
+    /// exit and the spool file could not be written), `invalid`.
+    pub store_dropped: IntCounterVec,
+    /// Attempts to open the store again after it went down.
+    pub store_reopen_attempts: IntCounter,
     /// Events dropped between the resolver and detection.
     pub events_dropped: IntCounter,
     /// The rule set version in force.
@@ -62,7 +74,9 @@ pub struct Metrics {
     pub capture_failures: IntCounter,
     /// Queries and connections a limit turned away, by limit: `not_allowed` (not in
     /// `dns.allow_clients`: REFUSED), `client_rate` (over `dns.rate_limit`: dropped),
-    /// `tcp_total`, `tcp_per_client`, `upstream_inflight` (SERVFAIL), `coalesced_waiters`,
+    /// `tcp_total`, `tcp_per_client`, `upstream_inflight` and `upstream_per_client`
+    /// (SERVFAIL), `udp_queue_full` (dropped by the kernel: the socket's queue was
+    /// full), `coalesced_waiters`,
     /// `metrics_connections`, `tcp_too_long`.
     pub dns_limited: IntCounterVec,
     /// DNS-over-TCP connections open now.
@@ -79,6 +93,9 @@ pub struct Metrics {
     pub dns_upstream_failures: IntCounterVec,
     /// Errors accepting connections (out of file handles, ...), by listener.
     pub accept_errors: IntCounterVec,
+    /// Bytes the TCP first flights hold now (buffers and a fixed cost per flow), against
+    /// the detector's first-flight budget.
+    pub first_flight_bytes: IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -87,17 +104,17 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     c
 }
 
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let _ = r.register(Box::new(g.clone()));
+    g
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     let _ = r.register(Box::new(c.clone()));
     c
-}
-
-fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    let _ = r.register(Box::new(g.clone()));
-    g
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -139,6 +156,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("metric: {e}"));
         let _ = r.register(Box::new(rules_loaded.clone()));
+        let first_flight_bytes = IntGauge::new(
+            "aiwarden_first_flight_bytes",
+            "bytes held by TCP first flights waiting to name their host",
+        )
+        .unwrap_or_else(|e| panic!("metric: {e}"));
+        let _ = r.register(Box::new(first_flight_bytes.clone()));
         Metrics {
             packets: counter(&r, "aiwarden_packets_total", "frames seen by detection"),
             bytes: counter(
@@ -175,10 +198,32 @@ impl Metrics {
                 "incidents recorded, by verdict",
                 &["verdict"],
             ),
-            store_errors: counter(
+            store_errors: counter_vec(
                 &r,
                 "aiwarden_store_errors_total",
-                "failed writes to the incident store",
+                "incident store failures, by kind",
+                &["kind"],
+            ),
+            store_up: gauge(
+                &r,
+                "aiwarden_store_up",
+                "1 while the incident store is written, 0 while incidents spool",
+            ),
+            store_spooled: gauge(
+                &r,
+                "aiwarden_store_spooled_ops",
+                "operations waiting in the store writer's spool",
+            ),
+            store_dropped: counter_vec(
+                &r,
+                "aiwarden_store_dropped_ops_total",
+                "store operations lost, by reason",
+                &["reason"],
+            ),
+            store_reopen_attempts: counter(
+                &r,
+                "aiwarden_store_reopen_attempts_total",
+                "attempts to open the incident store again after it went down",
             ),
             events_dropped: counter(
                 &r,
@@ -266,11 +311,13 @@ impl Metrics {
                 "errors accepting connections, by listener",
                 &["listener"],
             ),
+            first_flight_bytes,
             registry: r,
         }
     }
 
-    /// Adds what detection counted since `last` (the totals at the previous call).
+    /// Adds what detection counted since `last` (the totals at the previous call), and sets
+    /// the first-flight memory gauge to `now`'s.
     pub fn add_detector_stats(&self, now: &crate::detect::Stats, last: &crate::detect::Stats) {
         for (reason, n) in &now.skipped {
             let before = last.skipped.get(reason).copied().unwrap_or(0);
@@ -284,6 +331,8 @@ impl Metrics {
                 self.events.with_label_values(&[kind]).inc_by(n - before);
             }
         }
+        self.first_flight_bytes
+            .set(i64::try_from(now.first_flight_bytes).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.
@@ -417,7 +466,7 @@ async fn answer(mut conn: TcpStream, metrics: &Metrics, health: &Health, ticket:
 
 /// Binds the metrics address.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    crate::limit::listen(addr)
 }
 
 #[cfg(test)]

@@ -444,100 +444,6 @@ fn rules_import_appends_and_never_breaks_the_deny_list() {
     assert_eq!(std::fs::read_to_string(&deny).expect("read"), "");
 }
 
-fn incident(ts: i64, ip: &str, service: &str) -> aiwarden::incident::IncidentRecord {
-    aiwarden::incident::IncidentRecord {
-        ts,
-        client_ip: ip.parse().expect("ip"),
-        client_mac: Some("52:54:00:12:34:56".parse().expect("mac")),
-        device: Some("reception-1".into()),
-        label: Some("Front desk PC 1".into()),
-        group: None,
-        service: service.into(),
-        service_name: service.to_uppercase(),
-        category: None,
-        tier: None,
-        verdict: aiwarden::policy::Verdict::Block,
-        mode: aiwarden::policy::Mode::Enforce,
-        how: "dns".parse().expect("how"),
-        host: format!("{service}.example"),
-        rule: "site/deny.list:1".into(),
-    }
-}
-
-#[test]
-fn incidents_list_ack_and_verify() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("incidents.db");
-    {
-        let mut store = aiwarden::store::Store::open(&db).expect("store");
-        store
-            .append_incidents(&[
-                incident(1_763_888_400_000_000, "10.0.0.21", "chatgpt"),
-                incident(1_763_888_500_000_000, "10.0.0.22", "claude"),
-                incident(1_763_888_600_000_000, "10.0.0.21", "gemini"),
-            ])
-            .expect("append");
-    }
-    let cmd = |args: &[&str]| {
-        aiwarden()
-            .args(args)
-            .arg("--store")
-            .arg(&db)
-            .output()
-            .expect("runs")
-    };
-    let out = cmd(&["incidents", "list", "--device", "10.0.0.21", "--json"]);
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let services: Vec<&str> = v
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|i| i["service"].as_str().expect("service"))
-        .collect();
-    assert_eq!(services, ["gemini", "chatgpt"], "newest first, one device");
-
-    let out = cmd(&[
-        "incidents",
-        "ack",
-        "2",
-        "--by",
-        "Dr Rivera",
-        "--note",
-        "HIPAA refresher done",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let out = cmd(&["incidents", "list", "--unacked"]);
-    let text = String::from_utf8(out.stdout).expect("utf8");
-    assert!(
-        text.contains("Front desk PC 1") && !text.contains("CLAUDE"),
-        "{text}"
-    );
-    assert_eq!(
-        cmd(&["incidents", "ack", "99", "--by", "x", "--note", "y"])
-            .status
-            .code(),
-        Some(2)
-    );
-
-    let out = cmd(&["verify"]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("intact (4 rows)"));
-
-    // Someone edits row 3 by hand (dropping the guard trigger first, as the sqlite3 shell
-    // would have to): verify fails and names the row.
-    let conn = rusqlite::Connection::open(&db).expect("open");
-    conn.execute_batch(
-        "DROP TRIGGER log_no_update; UPDATE log SET host = 'intranet.example' WHERE id = 3;",
-    )
-    .expect("tamper");
-    drop(conn);
-    let out = cmd(&["verify"]);
-    assert_eq!(out.status.code(), Some(3));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("chain broken at row 3"), "{err}");
-}
-
 #[test]
 fn bad_config_names_file_and_line() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -585,9 +491,14 @@ fn bad_config_names_file_and_line() {
 fn check_tries_this_host_and_names_every_problem() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("aiwarden.toml");
+    let nowhere = dir.path().join("nowhere");
     std::fs::write(
         &cfg,
-        "[capture]\ninterfaces = [\"aiw-missing0\"]\n[dns]\nlisten = [\"192.0.2.53:53\"]\nupstreams = [\"9.9.9.9\"]\n",
+        format!(
+            "[capture]\ninterfaces = [\"aiw-missing0\"]\n[dns]\nlisten = [\"192.0.2.53:53\"]\nupstreams = [\"9.9.9.9\"]\n\
+             [store]\npath = \"{}\"\n",
+            nowhere.join("incidents.db").display()
+        ),
     )
     .expect("write");
     let out = aiwarden()
@@ -597,9 +508,13 @@ fn check_tries_this_host_and_names_every_problem() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("2 problems"), "{err}");
+    assert!(err.contains("3 problems"), "{err}");
     assert!(err.contains("dns.listen 192.0.2.53:53"), "{err}");
     assert!(err.contains("capture.interfaces aiw-missing0"), "{err}");
+    assert!(
+        err.contains(&format!("directory {} does not exist", nowhere.display())),
+        "{err}"
+    );
     // The same files are fine as files.
     let out = aiwarden()
         .args(["check", "--files-only", "--config"])
@@ -610,7 +525,10 @@ fn check_tries_this_host_and_names_every_problem() {
     // A wildcard listener is allowed, with a warning.
     std::fs::write(
         &cfg,
-        "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"9.9.9.9\"]\n",
+        format!(
+            "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"9.9.9.9\"]\n[store]\npath = \"{}\"\n",
+            dir.path().join("incidents.db").display()
+        ),
     )
     .expect("write");
     let out = aiwarden()

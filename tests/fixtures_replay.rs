@@ -415,3 +415,82 @@ fn overlapping_fragments_are_resolved_as_the_server_would() {
         ["claude.ai"]
     );
 }
+
+#[test]
+fn slow_first_flights_are_read_however_long_they_take() {
+    // A real hello paused 5.5 s, one sent a byte per 30 ms (about 45 s), and two
+    // interleaved a byte at a time (about 9 s each): the old 5 s window missed all four.
+    check(
+        "tls_slow_flights.pcap",
+        &[
+            "dns 10.0.0.23:40150 10.0.0.1:53 claude.ai claude block",
+            "tls 10.0.0.23:50150 160.79.104.10:443 claude.ai claude block",
+            "tls 10.0.0.23:50151 142.250.72.110:443 gemini.google.com gemini block unresolved",
+            "tls 10.0.0.23:50152 104.18.32.47:443 chatgpt.com chatgpt block unresolved",
+            "tls 10.0.0.23:50153 104.18.32.47:443 chatgpt.com chatgpt block unresolved",
+        ],
+    );
+    let (obs, det) = expect::observations(&fixture("tls_slow_flights.pcap"));
+    assert!(obs.iter().all(|o| !o.incomplete));
+    let given_up: u64 = det
+        .stats()
+        .events
+        .iter()
+        .filter(|(k, _)| k.starts_with("tcp_first_flight_given_up"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(given_up, 0, "{:?}", det.stats());
+    assert_eq!(det.first_flights(), (0, 0), "every flight released");
+}
+
+#[test]
+fn flights_given_up_are_judged_by_address_and_port() {
+    // Judged like any connection that named nothing, and marked incomplete: a hello padded
+    // past the 16 KiB cap and one in one-byte records that outgrows it (to resolver
+    // addresses), half a hello to port 853 ended by a RST, half a hello to a resolver
+    // idle for 121 s (given up when the next packet comes), and one the capture ends.
+    check(
+        "tls_given_up.pcap",
+        &[
+            "tcp 10.0.0.23:50161 1.1.1.1:443 - doh-resolvers block unresolved addr incomplete",
+            "tcp 10.0.0.23:50162 1.0.0.1:443 - doh-resolvers block unresolved addr incomplete",
+            "tcp 10.0.0.23:50163 203.0.113.53:853 - dns-port-853 block unresolved port_853 incomplete",
+            "tcp 10.0.0.23:50160 8.8.8.8:443 - doh-resolvers block unresolved addr incomplete",
+            "dns 10.0.0.23:40164 10.0.0.1:53 example.org - allow",
+            "tcp 10.0.0.23:50165 8.8.4.4:443 - doh-resolvers block unresolved addr incomplete",
+        ],
+    );
+    let (_, det) = expect::observations(&fixture("tls_given_up.pcap"));
+    let s = det.stats();
+    for (why, n) in [
+        ("byte_cap", 2),
+        ("closed", 1),
+        ("idle", 1),
+        ("capture_end", 1),
+        ("budget", 0),
+        ("holes", 0),
+        ("evicted", 0),
+    ] {
+        assert_eq!(
+            s.get(&format!("tcp_first_flight_given_up_{why}")),
+            n,
+            "{why}: {s:?}"
+        );
+    }
+}
+
+#[test]
+fn a_hello_at_the_start_of_a_giant_segment_is_read() {
+    // TSO/GRO on a mirror port: 60,000 and 30,000-byte segments, the second starting a
+    // stream mid-capture. Only the first 16 KiB of each is kept.
+    check(
+        "tls_giant_segment.pcap",
+        &[
+            "dns 10.0.0.23:40180 10.0.0.1:53 claude.ai claude block",
+            "tls 10.0.0.23:50180 160.79.104.10:443 claude.ai claude block",
+            "tls 10.0.0.23:50181 104.18.32.47:443 chatgpt.com chatgpt block unresolved",
+        ],
+    );
+    let (_, det) = expect::observations(&fixture("tls_giant_segment.pcap"));
+    assert_eq!(det.stats().get("tcp_first_flight_clipped"), 2);
+}

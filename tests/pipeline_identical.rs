@@ -92,6 +92,9 @@ fn replay_and_the_daemon_record_the_same_incidents() {
         "dual_stack",
         "tls_ech_real",
         "tls_ech_grease",
+        "tls_slow_flights",
+        "tls_given_up",
+        "tls_giant_segment",
     ]
     .iter()
     .map(|f| Box::leak(format!("tests/fixtures/{f}.pcap").into_boxed_str()) as &str)

@@ -69,6 +69,86 @@ fn tls_client_hello_carries_sni_grease_ech_and_alpn() {
     );
 }
 
+/// Reads from `s` until `n` bytes came, noting how many reads each took and the longest
+/// wait between two reads.
+fn read_timed(s: &mut std::net::TcpStream, n: usize) -> (Vec<u8>, usize, Duration) {
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let (mut got, mut reads, mut longest) = (Vec::new(), 0, Duration::ZERO);
+    let mut last = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    while got.len() < n {
+        let k = s.read(&mut buf).expect("read");
+        assert!(k > 0, "closed after {} bytes", got.len());
+        got.extend_from_slice(&buf[..k]);
+        reads += 1;
+        longest = longest.max(last.elapsed());
+        last = std::time::Instant::now();
+    }
+    (got, reads, longest)
+}
+
+#[test]
+fn tls_client_hello_paced_and_paused() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    // One byte per write, 2 ms apart, X25519 only: a small hello, read in many pieces.
+    let child = probe(&[
+        "tls",
+        &addr,
+        "--sni",
+        "claude.ai",
+        "--classic",
+        "--pace-ms",
+        "2",
+    ])
+    .spawn()
+    .expect("probe starts");
+    let (mut s, _) = listener.accept().expect("accept");
+    let (head, ..) = read_timed(&mut s, 5);
+    let len = 5 + usize::from(u16::from_be_bytes([head[3], head[4]]));
+    let (rest, reads, _) = read_timed(&mut s, len - head.len());
+    let record = [head, rest].concat();
+    let ch = parse_client_hello(&record[5..]).expect("a ClientHello");
+    assert_eq!(ch.sni.as_deref(), Some(&b"claude.ai"[..]));
+    assert!(len < 400, "--classic: a small hello ({len} bytes)");
+    assert!(
+        reads > len / 4,
+        "{reads} reads for {len} bytes: written slowly"
+    );
+    drop(s);
+    let (code, line) = finish(child);
+    assert_eq!(code, 0, "{line}");
+    // A pause of 600 ms after the first 100 bytes.
+    let child = probe(&[
+        "tls",
+        &addr,
+        "--sni",
+        "claude.ai",
+        "--pause-at",
+        "100",
+        "--pause-ms",
+        "600",
+    ])
+    .spawn()
+    .expect("probe starts");
+    let (mut s, _) = listener.accept().expect("accept");
+    let (first, ..) = read_timed(&mut s, 100);
+    assert_eq!(
+        first.len(),
+        100,
+        "nothing past the pause point before the pause"
+    );
+    let len = 5 + usize::from(u16::from_be_bytes([first[3], first[4]]));
+    let (rest, _, waited) = read_timed(&mut s, len - 100);
+    assert!(waited >= Duration::from_millis(500), "paused {waited:?}");
+    let ch = parse_client_hello(&[first, rest].concat()[5..]).expect("a ClientHello");
+    assert_eq!(ch.sni.as_deref(), Some(&b"claude.ai"[..]));
+    drop(s);
+    let (code, line) = finish(child);
+    assert_eq!(code, 0, "{line}");
+}
+
 #[test]
 fn tls_without_sni_over_ipv6() {
     let Ok(listener) = TcpListener::bind("[::1]:0") else {

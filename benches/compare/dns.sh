@@ -129,7 +129,7 @@ path = "$work/incidents-$which-$n.db"
 listen = "off"
 EOF
       said=$("$exe" check --config "$work/aiwarden.toml" 2>&1 || true)
-      grep -q "unknown field .rate_limit" <<<"$said" || break
+      grep -q "unknown field .rate_" <<<"$said" || break
     done
     AIWARDEN_LOG=error taskset -c $core_srv "$exe" run --config "$work/aiwarden.toml" >/dev/null 2>&1 &
     pid=$!; pids+=($pid)

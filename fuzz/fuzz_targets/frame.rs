@@ -1,7 +1,8 @@
 //! The whole detector on arbitrary frames: the first byte picks the link type and the IP
 //! fragment overlap policy, and the rest is split into several frames so that state
 //! carries across them (IP fragment reassembly, TCP reassembly, QUIC CRYPTO streams, DNS
-//! maps) with small caps to exercise eviction.
+//! maps) with small caps to exercise eviction, and a first-flight budget below one flight's
+//! cap whose bound and accounting are checked after every frame.
 #![no_main]
 
 use aiwarden::detect::frag::FragPolicy;
@@ -27,6 +28,8 @@ fuzz_target!(|data: &[u8]| {
     let link = LINKS[usize::from(sel & 0x0f) % LINKS.len()];
     let mut cfg = DetectorConfig::default();
     cfg.max_tcp_flows = 4;
+    // Smaller than one flight's cap: the budget gives flights up on every path.
+    cfg.first_flight_budget = 8 * 1024;
     cfg.max_resolved = 4;
     cfg.max_pending_queries = 4;
     cfg.quic.max_connections = 4;
@@ -46,6 +49,11 @@ fuzz_target!(|data: &[u8]| {
     for frame in rest.split(|&b| b == 0xA5) {
         ts += step;
         let _ = det.process(Timestamp::from_micros(ts), link, frame);
+        let (bytes, flights) = det.first_flights();
+        assert!(bytes <= 8 * 1024, "first flights hold {bytes} bytes");
+        assert!(flights <= det.tcp_flows(), "{flights} flights, {} flows", det.tcp_flows());
     }
     assert!(det.tcp_flows() <= 4);
+    let _ = det.finish();
+    assert_eq!(det.first_flights(), (0, 0), "finish releases every flight");
 });

@@ -102,6 +102,9 @@ impl Live {
     }
 }
 
+/// The longest a captured frame waits in a partly filled ring block before it is read.
+const BLOCK_TIMEOUT_MS: i32 = 10;
+
 fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> {
     let err = |e: pcap::Error| Error::Capture {
         path: PathBuf::from(iface),
@@ -112,14 +115,14 @@ fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> 
     // TPACKET_V2, whose slots are sized for the snaplen (65,535 on an interface with
     // offloads, as most NICs and veth are): 16 MiB asked gave 32 MiB mapped and 256
     // slots, which dropped frames at 1 Gbit/s of the clinic mix (benches/compare/live.sh).
-    // A frame now waits at most the timeout (200 ms) in a block that is not yet full.
+    // A frame now waits at most BLOCK_TIMEOUT_MS in a block that is not yet full.
     let mut cap = pcap::Capture::from_device(iface)
         .map_err(err)?
         .promisc(true)
         .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(opts.buffer_mib.saturating_mul(1 << 20)).unwrap_or(i32::MAX))
         .immediate_mode(false)
-        .timeout(200)
+        .timeout(BLOCK_TIMEOUT_MS)
         .open()
         .map_err(err)?;
     cap.filter(&opts.filter, true).map_err(err)?;

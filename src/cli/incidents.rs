@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::CmdResult;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::{ListFilter, Store};
+use crate::store::{ListFilter, Store, Tail};
 
 /// Which store: the configuration's, or a file named directly.
 #[derive(clap::Args)]
@@ -88,28 +88,88 @@ fn fmt_micros(us: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-pub(super) fn verify(a: StoreArgs) -> CmdResult {
-    let path = a.path()?;
-    let report = Store::open_read_only(&path)?.verify()?;
-    match &report.first_broken {
-        None => {
-            println!(
-                "{}: intact ({} rows{})",
-                path.display(),
-                report.rows,
-                report
-                    .anchor
-                    .map(|a| format!(", from the retention anchor at row {a}"))
-                    .unwrap_or_default()
-            );
-            Ok(())
-        }
-        Some(b) => Err(Error::Tampered {
-            path,
-            id: b.id,
-            reason: b.reason.clone(),
-        }),
+/// `aiwarden verify`.
+#[derive(clap::Args)]
+pub(super) struct VerifyArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Require a head file signed with the store's key (`<store>.key`): without it, a head
+    /// file rewritten with the tail is not caught.
+    #[arg(long)]
+    keyed: bool,
+}
+
+/// Checks the file (`PRAGMA quick_check`), the chain, and the tail against the head file;
+/// exits 3 naming the first fault.
+pub(super) fn verify(a: VerifyArgs) -> CmdResult {
+    let path = a.store.path()?;
+    if let Some(e) = crate::store::deleted(&path) {
+        return Err(e);
     }
+    let store = Store::open_read_only(&path)?;
+    store.integrity()?;
+    let report = store.verify()?;
+    if a.keyed && report.first_broken.is_none() && !store.keyed() {
+        return Err(Error::StoreHead {
+            path,
+            reason: "--keyed, but the store has no key: its head file is not signed".into(),
+        });
+    }
+    let report = report.into_result(&path)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: intact ({} rows{})",
+        path.display(),
+        report.rows,
+        report
+            .anchor
+            .map(|a| format!(", from the retention anchor at row {a}"))
+            .unwrap_or_default()
+    )?;
+    let keyed = |k: bool| if k { ", keyed" } else { "" };
+    match &report.tail {
+        Tail::Matches { head, keyed: k } => writeln!(
+            out,
+            "head: row {} ({}), as the head file says{}",
+            head.id,
+            head.hash,
+            keyed(*k)
+        )?,
+        Tail::Behind {
+            head,
+            newer,
+            keyed: k,
+        } => writeln!(
+            out,
+            "head: the head file names row {} ({}){}; {newer} newer rows follow it, written \
+             after its last update (a crash between a commit and the head's write)",
+            head.id,
+            head.hash,
+            keyed(*k)
+        )?,
+        Tail::Fresh => writeln!(out, "head: none yet (nothing was ever written)")?,
+        Tail::Unchecked => writeln!(
+            out,
+            "head: none (a schema 1 store, from before head files: rows cut off the end \
+             cannot be seen until the daemon has opened it once)"
+        )?,
+        Tail::Broken { .. } => {}
+    }
+    for b in &report.breaks {
+        writeln!(
+            out,
+            "break: the chain began again at row {} on {}: {}{}",
+            b.id,
+            fmt_micros(b.ts),
+            b.reason,
+            b.prev
+                .as_ref()
+                .map(|p| format!(" (the chain before ended at row {}, {})", p.id, p.hash))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
 }
 
 pub(super) fn run(c: Command) -> CmdResult {

@@ -40,10 +40,12 @@ enum Command {
     /// Run the daemon: live capture, filtering DNS, incident store, metrics.
     Run(daemon::RunArgs),
     /// Validate the configuration and the rules it names, and try this host: listen
-    /// addresses, capture interfaces, device sources (exit 2 naming every problem).
+    /// addresses, capture interfaces, device sources, the incident store (exit 2 naming
+    /// every problem).
     Check(daemon::CheckArgs),
-    /// Check the incident store's hash chain; names the first broken row.
-    Verify(incidents::StoreArgs),
+    /// Check the incident store: the file, the hash chain and its tail against the head
+    /// file; exits 3 naming the first fault.
+    Verify(incidents::VerifyArgs),
     /// List and acknowledge incidents (staff-training follow-up).
     Incidents {
         #[command(subcommand)]

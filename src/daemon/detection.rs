@@ -282,7 +282,10 @@ impl Detection {
     /// behind, detection waits (capture keeps dropping into its own counter instead).
     fn send(&self, op: StoreOp) {
         if self.store.send(op).is_err() {
-            self.metrics.store_errors.inc();
+            self.metrics
+                .store_errors
+                .with_label_values(&["writer_gone"])
+                .inc();
         }
     }
 }

@@ -42,7 +42,6 @@ use crate::metrics::Metrics;
 use crate::policy::{Live, Mode, RuleSet};
 use crate::resolver::{self, DnsEvent, Resolver};
 use crate::store::writer::{self, now_micros, WriterConfig};
-use crate::store::Store;
 use detection::{Detection, Input};
 use housekeeping::{publish_rules, Chore, Housekeeping};
 pub use shutdown::Shutdown;
@@ -60,8 +59,10 @@ pub struct Checked {
 
 /// Validates the configuration and the rules and inventory it names, and with `host`
 /// tries what the daemon will need (`aiwarden check`): the listen addresses are this
-/// host's, the capture interfaces exist and can be opened, the device sources load. Every problem is listed in
-/// one [`Error::Check`]; advice that does not stop anything is in `warnings`.
+/// host's, the capture interfaces exist and can be opened, the device sources load, the
+/// store's directory takes writes and the store passes its integrity check, its chain
+/// verifies and its tail matches the head file ([`crate::store::check`]). Every problem is
+/// listed in one [`Error::Check`]; advice that does not stop anything is in `warnings`.
 pub fn check(path: &Path, host: bool) -> Result<Checked> {
     let config = Config::load(path)?;
     let rules = RuleSet::load(&config.rule_dirs())?;
@@ -70,6 +71,12 @@ pub fn check(path: &Path, host: bool) -> Result<Checked> {
     }
     let mut problems = Vec::new();
     let mut warnings: Vec<String> = rules.lint().iter().map(ToString::to_string).collect();
+    if host {
+        match crate::store::check(&config.store.path, config.store.keyed) {
+            Ok(c) => warnings.extend(c.notes),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
     let listen = &config.dns.listen;
     for a in listen.iter().filter(|_| host) {
         if a.ip().is_unspecified() {
@@ -197,12 +204,12 @@ fn thread_err(name: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// What the daemon loads before it serves anything: the rules, the store (purged to its
-/// retention) and the device map. Read here, off the async runtime.
+/// What the daemon loads before it serves anything: the rules and the device map. Read
+/// here, off the async runtime. The store is the writer thread's to open: it never stops
+/// the daemon.
 struct Loaded {
     metrics: Arc<Metrics>,
     live: Arc<Live>,
-    store: Store,
     sources: devices::Sources,
     device_map: Arc<ArcSwap<devices::DeviceMap>>,
 }
@@ -211,8 +218,6 @@ fn load(cfg: &Config) -> Result<Loaded> {
     let metrics = Arc::new(Metrics::new());
     let live = Arc::new(Live::load(&cfg.rule_dirs())?);
     publish_rules(&metrics, &live);
-    let mut store = Store::open(&cfg.store.path)?;
-    writer::purge(&mut store, cfg.store.retention_days)?;
     let sources = sources(cfg);
     // A broken inventory or leases file costs names in incidents, not DNS: start without
     // them (`aiwarden check` names the fault; the next refresh tries again).
@@ -224,7 +229,6 @@ fn load(cfg: &Config) -> Result<Loaded> {
     Ok(Loaded {
         metrics,
         live,
-        store,
         sources,
         device_map,
     })
@@ -255,7 +259,6 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     let Loaded {
         metrics,
         live,
-        store,
         sources,
         device_map,
     } = loaded;
@@ -265,13 +268,11 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     let store_beat = Arc::new(AtomicU64::new(0));
 
     let store_writer = writer::spawn(
-        store,
+        cfg.store.path.clone(),
         16_384,
-        WriterConfig {
-            retention_days: cfg.store.retention_days,
-            purge_every: Duration::from_secs(86_400),
-        },
+        WriterConfig::new(cfg.store.retention_days, cfg.store.keyed),
         metrics.clone(),
+        health.clone(),
         store_beat.clone(),
     )
     .map_err(thread_err("the store writer"))?;
@@ -452,11 +453,10 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 } else {
                     State::Down("the detection thread stopped or is stuck".into())
                 });
-                health.set("store", if fresh(&store_beat) && !writer_thread.is_finished() {
-                    State::Ok
-                } else {
-                    State::Down("the store writer stopped or is stuck".into())
-                });
+                // The writer reports its own state; only a stopped or stuck writer is said here.
+                if !fresh(&store_beat) || writer_thread.is_finished() {
+                    health.set("store", State::Down("the store writer stopped or is stuck".into()));
+                }
                 if !udp_threads.is_empty() {
                     health.set("resolver", if udp_threads.iter().any(|t| t.is_finished()) {
                         State::Down("a DNS socket thread ended".into())

@@ -6,14 +6,17 @@
 //! Every TCP connection whose SYN is seen is followed through its client's first flight,
 //! on any port, and yields one observation: the TLS ClientHello (with or without SNI), the
 //! HTTP request's host or CONNECT target (and the ClientHello tunnelled after a CONNECT),
-//! or, when the flight names nothing (no payload before the connection ended or timed out,
-//! or a protocol aiwarden does not read), a nameless `tcp` observation whose addresses and
-//! port are all the pipeline can judge (DNS over TLS on 853, a known DoH address).
+//! or, when the flight names nothing (no payload before the connection ended or went
+//! silent, or a protocol aiwarden does not read), a nameless `tcp` observation whose
+//! addresses and port are all the pipeline can judge (DNS over TLS on 853, a known DoH
+//! address). A flight is kept however slowly it comes, on a memory budget across flows;
+//! one given up on (budget, idle, byte cap) is a nameless observation marked `incomplete`.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use super::dns::{self, DnsSummary};
+use super::flow::Budget;
 use super::frag::FragConfig;
 use super::neighbours::{Learned, Neighbours};
 use super::observation::{canonical, FlowKey, Host, Mac, Observation, Proto};
@@ -35,11 +38,21 @@ mod tcp;
 pub struct DetectorConfig {
     /// TCP streams tracked at once (first flights and DNS over TCP).
     pub max_tcp_flows: usize,
-    /// Bytes of a client's first flight kept while looking for a ClientHello.
+    /// Bytes of one client's first flight kept while looking for a ClientHello: a flight
+    /// that reaches it without naming anything is given up (`byte_cap`), and a segment
+    /// that crosses it is cut there (the hello is at the start).
     pub max_first_flight: usize,
+    /// Bytes all first flights may hold together (buffers and a fixed cost per flow).
+    /// Beyond it the flight that advanced least recently is given up (`budget`).
+    pub first_flight_budget: usize,
+    /// Capture time a first flight that has begun may go without new bytes before it is
+    /// given up (`idle`): table hygiene, not a deadline; a slow sender is kept.
+    pub first_flight_idle_micros: u64,
     /// Bytes of an HTTP request head read for its host.
     pub max_http_head: usize,
-    /// How long (capture time) a first flight may take to complete.
+    /// Capture time a connection may stay silent after its SYN (or a flow that named its
+    /// host may linger for its retransmissions) before it is forgotten; a silent one is
+    /// reported as naming nothing. A flight that begins later is still read.
     pub flow_timeout_micros: u64,
     /// Idle time after which a DNS-over-TCP stream is forgotten.
     pub dns_tcp_idle_micros: u64,
@@ -60,6 +73,8 @@ impl Default for DetectorConfig {
         DetectorConfig {
             max_tcp_flows: 65_536,
             max_first_flight: 16 * 1024,
+            first_flight_budget: 16 << 20,
+            first_flight_idle_micros: 120_000_000,
             max_http_head: 8 * 1024,
             flow_timeout_micros: 5_000_000,
             dns_tcp_idle_micros: 30_000_000,
@@ -84,6 +99,8 @@ pub struct Stats {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Everything else worth counting: parsed messages, abandoned flows, drops by reason.
     pub events: BTreeMap<&'static str, u64>,
+    /// Bytes the TCP first flights hold right now (a gauge, not a count).
+    pub first_flight_bytes: u64,
 }
 
 impl Stats {
@@ -109,6 +126,8 @@ pub struct Detector {
 struct State {
     cfg: DetectorConfig,
     tcp: Map<FlowKey, TcpFlow>,
+    /// The first flights that have begun, by when they last grew, and their bytes.
+    flights: Budget<FlowKey>,
     quic: QuicTracker,
     /// (client IP, answered IP) -> the name the client asked for (the latest one).
     resolved: Map<(IpAddr, IpAddr), Host>,
@@ -146,6 +165,7 @@ impl Detector {
             decoder: Decoder::new(cfg.frag.clone()),
             state: State {
                 tcp: map(cfg.max_tcp_flows),
+                flights: Budget::new(cfg.first_flight_budget),
                 quic: QuicTracker::new(cfg.quic.clone()),
                 resolved: map(cfg.max_resolved),
                 asked: map(cfg.max_resolved),
@@ -165,7 +185,13 @@ impl Detector {
         for (name, n) in self.decoder.counts() {
             *stats.events.entry(name).or_insert(0) += n;
         }
+        stats.first_flight_bytes = self.state.flights.total() as u64;
         stats
+    }
+
+    /// Bytes the TCP first flights hold right now, and how many flights hold them.
+    pub fn first_flights(&self) -> (usize, usize) {
+        (self.state.flights.total(), self.state.flights.len())
     }
 
     /// TCP streams tracked right now.
@@ -220,8 +246,8 @@ impl Detector {
     }
 
     /// Ends the capture: every connection whose first flight has named nothing yet becomes
-    /// a nameless `tcp` observation (oldest first), as if it had timed out. A replay calls
-    /// it after the last frame, the daemon when it stops.
+    /// a nameless `tcp` observation (oldest first; `incomplete` when its flight had begun).
+    /// A replay calls it after the last frame, the daemon when it stops.
     pub fn finish(&mut self) -> Vec<Observation> {
         self.state.finish()
     }
@@ -322,6 +348,7 @@ impl State {
             proto,
             unresolved: proto != Proto::Connect
                 && self.answer_for(client.ip(), server.ip()).is_none(),
+            incomplete: false,
             host,
             asked: None,
             ech_offered: false,
@@ -484,6 +511,7 @@ impl State {
             asked: None,
             ech_offered: ech,
             unresolved: false,
+            incomplete: false,
             alpn: Vec::new(),
             qtype: Some(qtype),
             answers,

@@ -22,8 +22,9 @@ pub enum Proto {
     Http,
     /// An HTTP `CONNECT` to a proxy: the tunnel's target is in clear.
     Connect,
-    /// A TCP connection whose first flight named nothing (no payload before it ended, or a
-    /// protocol aiwarden does not read): only its addresses and port say anything.
+    /// A TCP connection whose first flight named nothing (no payload before it ended, a
+    /// protocol aiwarden does not read, or a flight given up on: `incomplete`): only its
+    /// addresses and port say anything.
     Tcp,
 }
 
@@ -244,6 +245,10 @@ pub struct Observation {
     /// TLS/QUIC/HTTP/TCP: no DNS answer to this device explained the server address
     /// (DoH, a hard-coded address).
     pub unresolved: bool,
+    /// TCP: the client's first flight began (a partial ClientHello or HTTP head) but was
+    /// given up before it named anything: the memory budget, the idle limit, the byte cap,
+    /// too many holes, the connection's end or the capture's. `proto` is then `Tcp`.
+    pub incomplete: bool,
     /// TLS/QUIC: the ALPN protocols offered, in order.
     pub alpn: Vec<String>,
     /// DNS: the query type (`A`, `AAAA`, `HTTPS`...).

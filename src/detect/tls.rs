@@ -25,8 +25,11 @@ const MAX_RECORD: usize = 16_384 + 2_048;
 pub enum Scan<'a> {
     /// Looks like a ClientHello; more bytes are needed.
     NeedMore,
-    /// Not a TLS ClientHello (or one larger than the limit): stop tracking the flow.
+    /// Not a TLS ClientHello: stop tracking the flow.
     NotClientHello,
+    /// A ClientHello whose header announces more than the limit: it cannot be read whole
+    /// (a padded hello meant to outrun a monitor's buffer, or a broken client).
+    TooLarge,
     /// The handshake message (4-byte header and body). Borrowed when one record held it.
     Complete(Cow<'a, [u8]>),
 }
@@ -69,7 +72,7 @@ pub fn scan_records(stream: &[u8], max_message: usize) -> Scan<'_> {
             }
             let need = 4 + (usize::from(h[1]) << 16 | usize::from(h[2]) << 8 | usize::from(h[3]));
             if need > max_message {
-                return Scan::NotClientHello;
+                return Scan::TooLarge;
             }
             if msg.len() >= need {
                 return Scan::Complete(match joined {
@@ -264,7 +267,7 @@ pub(crate) mod tests {
             Scan::NotClientHello
         );
         let msg = client_hello_message("chatgpt.com", false);
-        assert_eq!(scan_records(&records(&msg, 100), 64), Scan::NotClientHello);
+        assert_eq!(scan_records(&records(&msg, 100), 64), Scan::TooLarge);
     }
 
     #[test]

@@ -24,12 +24,24 @@ pub struct How {
     pub port_853: bool,
     /// Decided by the server's address, not by a name.
     pub by_address: bool,
+    /// A TCP first flight given up on before it named anything (see
+    /// [`crate::detect::Observation::incomplete`]): judged like any nameless connection,
+    /// by address and port.
+    pub incomplete: bool,
     /// The client address was seen from a MAC other than its own: someone may be using
     /// another device's address (counted against a small budget of its own).
     pub spoofed: bool,
 }
 
-const QUALIFIERS: [&str; 6] = ["unresolved", "ech", "no_sni", "port_853", "addr", "spoofed"];
+const QUALIFIERS: [&str; 7] = [
+    "unresolved",
+    "ech",
+    "no_sni",
+    "port_853",
+    "addr",
+    "incomplete",
+    "spoofed",
+];
 
 impl How {
     /// Just the protocol.
@@ -41,17 +53,19 @@ impl How {
             no_sni: false,
             port_853: false,
             by_address: false,
+            incomplete: false,
             spoofed: false,
         }
     }
 
-    fn flags(&self) -> [bool; 6] {
+    fn flags(&self) -> [bool; 7] {
         [
             self.unresolved,
             self.ech,
             self.no_sni,
             self.port_853,
             self.by_address,
+            self.incomplete,
             self.spoofed,
         ]
     }
@@ -82,6 +96,7 @@ impl FromStr for How {
                 "no_sni" => how.no_sni = true,
                 "port_853" => how.port_853 = true,
                 "addr" => how.by_address = true,
+                "incomplete" => how.incomplete = true,
                 "spoofed" => how.spoofed = true,
                 _ => return Err(format!("unknown qualifier {p:?} in {s:?}")),
             }

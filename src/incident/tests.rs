@@ -25,6 +25,7 @@ fn obs(proto: Proto, client: &str, server: &str, host: Option<&str>, secs: i64) 
         asked: None,
         ech_offered: false,
         unresolved: false,
+        incomplete: false,
         alpn: Vec::new(),
         qtype: None,
         answers: Vec::new(),
@@ -52,6 +53,8 @@ fn how_round_trips() {
         "tls,no_sni,addr",
         "dns,spoofed",
         "tcp,port_853",
+        "tcp,unresolved,incomplete",
+        "tcp,unresolved,port_853,addr,incomplete",
         "connect",
     ] {
         let h: How = s.parse().expect(s);
@@ -165,6 +168,29 @@ fn every_kind_of_observation_is_judged() {
         &obs(Proto::Tcp, "10.0.0.21:50000", "203.0.113.9:22", None, 0)
     )
     .matched());
+}
+
+#[test]
+fn an_incomplete_first_flight_is_judged_like_a_nameless_connection() {
+    let rs = rules();
+    let given_up = |server: &str| {
+        let mut o = obs(Proto::Tcp, "10.0.0.21:50000", server, None, 0);
+        o.unresolved = true;
+        o.incomplete = true;
+        o
+    };
+    // To an address no rule knows: nothing, as for any connection that named nothing.
+    let j = decide(&rs, &given_up("203.0.113.9:443"));
+    assert!(!j.matched());
+    assert_eq!(j.how.to_string(), "tcp,unresolved,incomplete");
+    // To a public resolver's address: decided by the address, and marked.
+    let j = decide(&rs, &given_up("8.8.8.8:443"));
+    assert_eq!(service(&j), Some("doh-resolvers"));
+    assert_eq!(j.how.to_string(), "tcp,unresolved,addr,incomplete");
+    // To port 853: the port's signal.
+    let j = decide(&rs, &given_up("203.0.113.53:853"));
+    assert_eq!(service(&j), Some("dns-port-853"));
+    assert_eq!(j.how.to_string(), "tcp,unresolved,port_853,incomplete");
 }
 
 #[test]
@@ -391,10 +417,18 @@ fn an_incident_opened_before_the_mac_was_known_carries_on_under_it() {
     tls.client_mac = Some(PC);
     let out = step(&mut p, &rs, &tls);
     assert!(
-        matches!(out.incident, Some(IncidentOp::Touch { .. })),
-        "{out:?}"
+        matches!(&out.incident, Some(IncidentOp::Touch { touch, .. }) if touch.mac == Some(PC)),
+        "the touch carries the MAC learned: {out:?}"
     );
     assert_eq!(p.open_count(), 1);
+    // Learned once: the next touch carries none.
+    let mut again = tls.clone();
+    again.ts = Timestamp::from_secs_micros(1_795_420_800 + 1, 500_000);
+    let out = step(&mut p, &rs, &again);
+    assert!(
+        matches!(&out.incident, Some(IncidentOp::Touch { touch, .. }) if touch.mac.is_none()),
+        "{out:?}"
+    );
     // From now on its other addresses join it too.
     let mut v6 = obs(
         Proto::Quic,

@@ -170,6 +170,21 @@ fn allow_beats_deny_beats_catalog() {
 }
 
 #[test]
+fn a_megabyte_line_is_cut_in_the_error() {
+    // A 10 MB line (a paste gone wrong) is named by file and line, and the message is cut,
+    // not copied whole into the log.
+    let line = format!("bad!{}.example\n", "x".repeat(10 << 20));
+    let e = set(&[("site/deny.list", &format!("fine.example\n{line}"))]).expect_err("bad");
+    let text = e.to_string();
+    assert!(text.starts_with("site/deny.list:2: "), "{}", &text[..200]);
+    assert!(
+        text.len() < crate::error::MAX_MESSAGE + 100,
+        "{} bytes",
+        text.len()
+    );
+}
+
+#[test]
 fn errors_name_file_and_line() {
     let e = set(&[("site/deny.list", "# ok\nfine.example\nbad host!\n")]).expect_err("bad");
     assert_eq!(

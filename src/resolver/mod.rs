@@ -389,6 +389,7 @@ impl Resolver {
             asked: None,
             ech_offered: false,
             unresolved: false,
+            incomplete: false,
             alpn: Vec::new(),
             qtype: Some(asked.query.query_type().to_string()),
             answers: Vec::new(),
@@ -521,7 +522,11 @@ impl Resolver {
         client: SocketAddr,
         udp: bool,
     ) -> Vec<u8> {
-        let mut resp = match self.upstreams.forward(&asked).await {
+        let mut resp = match self
+            .upstreams
+            .forward(&asked, client.ip().to_canonical())
+            .await
+        {
             Some(m) => m,
             None => {
                 self.count("servfail");

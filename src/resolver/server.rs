@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+    recvmmsg, sendmmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    MultiHeaders, SockaddrStorage,
 };
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,6 +28,11 @@ use crate::limit::{Refused, Slots, Throttle, Ticket};
 const BATCH: usize = 32;
 /// The largest query read; a longer one is truncated, as a single `recvfrom` would.
 const DATAGRAM: usize = 4096;
+/// The kernel's receive queue of each UDP socket, in bytes (kernel memory, not ours): the
+/// default (~208 KiB, a few hundred small queries) overflows whenever a flood meets a few
+/// milliseconds without CPU, and the datagrams it drops are everyone's, not the flooder's.
+/// 4 MiB holds thousands, drained at hundreds of thousands a second.
+const UDP_RCVBUF: usize = 4 << 20;
 
 impl Resolver {
     /// Serves UDP on `socket` from the calling thread until `stop` is set: blocking batched
@@ -45,6 +51,7 @@ impl Resolver {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 53)));
         let socket = Arc::new(socket);
         let mut batch = Batch::new();
+        let mut kernel_dropped = 0u32;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let n = match batch.receive(&socket) {
                 Ok(n) => n,
@@ -54,6 +61,13 @@ impl Resolver {
                     continue;
                 }
             };
+            if batch.kernel_dropped != kernel_dropped {
+                self.metrics
+                    .dns_limited
+                    .with_label_values(&["udp_queue_full"])
+                    .inc_by(u64::from(batch.kernel_dropped.wrapping_sub(kernel_dropped)));
+                kernel_dropped = batch.kernel_dropped;
+            }
             let now = Instant::now();
             for i in 0..n {
                 let Some(peer) = batch.peers[i] else { continue };
@@ -236,9 +250,13 @@ pub async fn bind(listen: &[SocketAddr]) -> crate::Result<Vec<(std::net::UdpSock
         let udp = std::net::UdpSocket::bind(addr).map_err(err)?;
         udp.set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(err)?;
-        let tcp = TcpListener::bind(udp.local_addr().map_err(err)?)
-            .await
-            .map_err(err)?;
+        // Past net.core.rmem_max with CAP_NET_ADMIN; else as far as that allows.
+        if setsockopt(&udp, sockopt::RcvBufForce, &UDP_RCVBUF).is_err() {
+            let _ = setsockopt(&udp, sockopt::RcvBuf, &UDP_RCVBUF);
+        }
+        // Each datagram then says how many the kernel dropped before it (counted).
+        let _ = setsockopt(&udp, sockopt::RxqOvfl, &1);
+        let tcp = crate::limit::listen(udp.local_addr().map_err(err)?).map_err(err)?;
         out.push((udp, tcp));
     }
     Ok(out)
@@ -256,6 +274,8 @@ struct Batch {
     to: Vec<Option<SockaddrStorage>>,
     recv: MultiHeaders<SockaddrStorage>,
     send: MultiHeaders<SockaddrStorage>,
+    /// Datagrams the kernel dropped on this socket so far, full queue (`SO_RXQ_OVFL`).
+    kernel_dropped: u32,
 }
 
 impl Batch {
@@ -266,8 +286,9 @@ impl Batch {
             peers: [None; BATCH],
             outs: (0..BATCH).map(|_| Vec::with_capacity(DATAGRAM)).collect(),
             to: Vec::with_capacity(BATCH),
-            recv: MultiHeaders::preallocate(BATCH, None),
+            recv: MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(u32))),
             send: MultiHeaders::preallocate(BATCH, None),
+            kernel_dropped: 0,
         }
     }
 
@@ -292,6 +313,13 @@ impl Batch {
         for (i, msg) in got.enumerate() {
             self.lens[i] = msg.bytes;
             self.peers[i] = msg.address.as_ref().and_then(socket_addr);
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::RxqOvfl(d) = c {
+                        self.kernel_dropped = d;
+                    }
+                }
+            }
             n = i + 1;
         }
         Ok(n)

@@ -16,7 +16,7 @@
 //! counts as a failure. UDP answers are read whole (up to 64 KiB), and any that is
 //! truncated or does not parse is asked again over TCP.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -323,6 +323,9 @@ pub(super) struct Upstreams {
     targets: Vec<Target>,
     timeout: Duration,
     inflight: Arc<Semaphore>,
+    /// Questions each client has waiting upstream now (entries only while above zero).
+    per_client: Mutex<FxHashMap<IpAddr, usize>>,
+    per_client_max: usize,
     waiting: Mutex<FxHashMap<Question, Vec<oneshot::Sender<Option<Message>>>>>,
     tls: Option<tokio_rustls::TlsConnector>,
     metrics: Arc<Metrics>,
@@ -372,6 +375,24 @@ impl Drop for Leader<'_> {
     }
 }
 
+/// One of a client's questions waiting upstream; its share is given back on drop.
+struct ClientShare<'a> {
+    map: &'a Mutex<FxHashMap<IpAddr, usize>>,
+    client: IpAddr,
+}
+
+impl Drop for ClientShare<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// Holds one of the in-flight permits and the gauge that shows them.
 struct InFlight<'a> {
     _permit: OwnedSemaphorePermit,
@@ -406,6 +427,8 @@ impl Upstreams {
             targets,
             timeout: Duration::from_millis(cfg.timeout_ms),
             inflight: Arc::new(Semaphore::new(cfg.max_upstream_inflight)),
+            per_client: Mutex::new(FxHashMap::default()),
+            per_client_max: cfg.max_upstream_per_client,
             waiting: Mutex::new(FxHashMap::default()),
             tls,
             metrics,
@@ -413,8 +436,9 @@ impl Upstreams {
         }
     }
 
-    /// The upstreams' answer to `asked`, or `None` (the caller answers SERVFAIL).
-    pub(super) async fn forward(&self, asked: &Asked) -> Option<Message> {
+    /// The upstreams' answer to `asked` from `client`, or `None` (the caller answers
+    /// SERVFAIL).
+    pub(super) async fn forward(&self, asked: &Asked, client: IpAddr) -> Option<Message> {
         let question = (asked.key.clone(), asked.msg.metadata.checking_disabled);
         let rx = {
             let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
@@ -445,13 +469,31 @@ impl Upstreams {
             waiting: &self.waiting,
             question: Some(question),
         };
-        let answer = self.ask(asked).await;
+        let answer = self.ask(asked, client).await;
         leader.finish(&answer);
         answer
     }
 
-    /// Asks each upstream in turn, holding one in-flight permit.
-    async fn ask(&self, asked: &Asked) -> Option<Message> {
+    /// Asks each upstream in turn, holding one in-flight permit and one of the client's
+    /// shares: one client with a slow name per query cannot hold every permit.
+    async fn ask(&self, asked: &Asked, client: IpAddr) -> Option<Message> {
+        let _share = {
+            let mut map = self.per_client.lock().unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(client).or_insert(0);
+            if *n >= self.per_client_max {
+                drop(map);
+                self.metrics
+                    .dns_limited
+                    .with_label_values(&["upstream_per_client"])
+                    .inc();
+                return None;
+            }
+            *n += 1;
+            ClientShare {
+                map: &self.per_client,
+                client,
+            }
+        };
         let Ok(permit) = self.inflight.clone().try_acquire_owned() else {
             self.metrics
                 .dns_limited

@@ -8,6 +8,9 @@ use sha2::{Digest, Sha256};
 
 use crate::incident::IncidentRecord;
 
+/// A row of the chain by id and hash.
+pub(super) type Link = (i64, [u8; 32]);
+
 /// The `prev_hash` of the first row when nothing was ever purged.
 pub(super) const GENESIS: [u8; 32] = [0; 32];
 
@@ -35,22 +38,40 @@ pub(super) const LOG_COLUMNS: [&str; 20] = [
     "ack_note",
 ];
 
-/// What [`Store::verify`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// Rows checked and found intact before the first broken one (all of them when intact).
-    pub rows: u64,
-    /// The last row retention purged; the check starts from its hash.
-    pub anchor: Option<i64>,
+/// The columns only a `break` row has, hashed after [`LOG_COLUMNS`] for that kind alone.
+pub(super) const BREAK_COLUMNS: [&str; 4] = [
+    "break_reason",
+    "break_prev_id",
+    "break_prev_hash",
+    "break_file",
+];
+
+/// What a walk of the chain found (the database alone; the head file is checked apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Walk {
+    /// Rows checked and found intact before the first broken one.
+    pub(super) rows: u64,
+    /// The last row retention purged; the walk starts from its hash.
+    pub(super) anchor: Option<i64>,
     /// The first row where the chain breaks.
-    pub first_broken: Option<Broken>,
+    pub(super) first_broken: Option<Broken>,
+    /// The break rows walked, oldest first.
+    pub(super) breaks: Vec<BreakRow>,
 }
 
-impl VerifyReport {
-    /// True when the whole chain checks out.
-    pub fn is_intact(&self) -> bool {
-        self.first_broken.is_none()
-    }
+/// A `break` row: where a chain began again after the store before it was set aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BreakRow {
+    /// Its id (1 for a chain that began with it).
+    pub id: i64,
+    /// When, unix microseconds.
+    pub ts: i64,
+    /// Why the chain before it ended (`corrupt: file is not a database`, ...).
+    pub reason: String,
+    /// The newest row of the chain before, when it was known.
+    pub prev: Option<Head>,
+    /// The file the store before was set aside as (a name in the same directory).
+    pub file: Option<String>,
 }
 
 /// Where and why the chain breaks.
@@ -104,6 +125,29 @@ pub(super) fn incident_values(id: i64, inc: &IncidentRecord) -> Vec<Value> {
     ]
 }
 
+/// The values of a break row: [`LOG_COLUMNS`] then [`BREAK_COLUMNS`].
+pub(super) fn break_values(
+    id: i64,
+    ts: i64,
+    reason: &str,
+    prev: Option<(i64, [u8; 32])>,
+    file: Option<&str>,
+) -> Vec<Value> {
+    let mut row = vec![
+        Value::Integer(id),
+        Value::Text("break".into()),
+        Value::Integer(ts),
+    ];
+    row.resize(LOG_COLUMNS.len(), Value::Null);
+    row.extend([
+        Value::Text(reason.into()),
+        prev.map_or(Value::Null, |(id, _)| Value::Integer(id)),
+        prev.map_or(Value::Null, |(_, h)| Value::Blob(h.to_vec())),
+        file.map_or(Value::Null, |f| Value::Text(f.into())),
+    ]);
+    row
+}
+
 /// The values of an ack row, in [`LOG_COLUMNS`] order.
 pub(super) fn ack_values(id: i64, incident_id: i64, ts: i64, by: &str, note: &str) -> Vec<Value> {
     let mut row = vec![
@@ -143,17 +187,22 @@ pub(super) fn read_anchor(conn: &Connection) -> rusqlite::Result<Option<(i64, [u
     .optional()
 }
 
-/// Inserts one log row chained to `prev` and returns its hash.
+/// Inserts one log row chained to `prev` and returns its hash. `row` holds the
+/// [`LOG_COLUMNS`], and for a break row the [`BREAK_COLUMNS`] after them.
 pub(super) fn insert_log(
     conn: &Connection,
     row: &[Value],
     prev: &[u8; 32],
 ) -> rusqlite::Result<[u8; 32]> {
     let hash = row_hash(prev, row.iter().map(ValueRef::from));
+    let mut cols: Vec<&str> = LOG_COLUMNS.to_vec();
+    if row.len() > LOG_COLUMNS.len() {
+        cols.extend(BREAK_COLUMNS);
+    }
     let sql = format!(
         "INSERT INTO log ({}, prev_hash, hash) VALUES ({})",
-        LOG_COLUMNS.join(", "),
-        (1..=LOG_COLUMNS.len() + 2)
+        cols.join(", "),
+        (1..=cols.len() + 2)
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -199,8 +248,13 @@ pub(super) fn row_hash<'a>(
     h.finalize().into()
 }
 
-/// Walks the chain from the anchor (or the start) up to `upto` (or the end).
-pub(super) fn check_chain(conn: &Connection, upto: Option<i64>) -> rusqlite::Result<VerifyReport> {
+/// Walks the chain from the anchor (or the start) up to `upto` (or the end). `version` is
+/// the schema's: version 1 has no break columns.
+pub(super) fn check_chain(
+    conn: &Connection,
+    version: i32,
+    upto: Option<i64>,
+) -> rusqlite::Result<Walk> {
     let anchor = read_anchor(conn)?;
     let (mut expect, mut prev) = match anchor {
         Some((id, hash)) => (id + 1, hash),
@@ -210,23 +264,30 @@ pub(super) fn check_chain(conn: &Connection, upto: Option<i64>) -> rusqlite::Res
         Some((id, _)) => format!("the retention anchor's hash (row {id})"),
         None => "the chain's start (32 zero bytes)".to_string(),
     };
+    let break_cols = if version >= 2 {
+        BREAK_COLUMNS.join(", ")
+    } else {
+        "NULL, NULL, NULL, NULL".to_string()
+    };
     let sql = format!(
-        "SELECT {}, prev_hash, hash FROM log WHERE id <= ?1 ORDER BY id",
+        "SELECT {}, {break_cols}, prev_hash, hash FROM log WHERE id <= ?1 ORDER BY id",
         LOG_COLUMNS.join(", ")
     );
     let mut st = conn.prepare(&sql)?;
     let mut rows = st.query([upto.unwrap_or(i64::MAX)])?;
     let n = LOG_COLUMNS.len();
-    let mut report = VerifyReport {
+    let nb = n + BREAK_COLUMNS.len();
+    let mut walk = Walk {
         rows: 0,
         anchor: anchor.map(|(id, _)| id),
         first_broken: None,
+        breaks: Vec::new(),
     };
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let broken = |reason: String| Some(Broken { id, reason });
         if id < expect {
-            report.first_broken = broken(format!(
+            walk.first_broken = broken(format!(
                 "row is at or before the retention anchor (row {}): purge undone or anchor edited?",
                 expect - 1
             ));
@@ -238,37 +299,85 @@ pub(super) fn check_chain(conn: &Connection, upto: Option<i64>) -> rusqlite::Res
             } else {
                 format!("{expect} to {}", id - 1)
             };
-            report.first_broken =
+            walk.first_broken =
                 broken(format!("ids not consecutive: {missing} missing (deleted?)"));
             break;
         }
-        let stored_prev = r.get_ref(n)?;
+        let stored_prev = r.get_ref(nb)?;
         if stored_prev.as_blob().ok() != Some(prev.as_slice()) {
-            report.first_broken = broken(format!(
+            walk.first_broken = broken(format!(
                 "prev_hash does not match {prev_name} (row deleted or reordered?)"
             ));
             break;
         }
-        let values = (0..n)
+        let is_break = r.get_ref(1)?.as_str().ok() == Some("break");
+        let extra = (n..nb)
+            .map(|i| r.get_ref(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if !is_break && extra.iter().any(|v| *v != ValueRef::Null) {
+            walk.first_broken = broken("break columns set on a row that is not a break".into());
+            break;
+        }
+        let hashed = if is_break { nb } else { n };
+        let values = (0..hashed)
             .map(|i| r.get_ref(i))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let computed = row_hash(&prev, values.into_iter());
         let stored: Option<[u8; 32]> = r
-            .get_ref(n + 1)?
+            .get_ref(nb + 1)?
             .as_blob()
             .ok()
             .and_then(|b| b.try_into().ok());
         if stored != Some(computed) {
-            report.first_broken =
+            walk.first_broken =
                 broken("hash does not match the row's contents (edited?)".to_string());
             break;
+        }
+        if is_break {
+            walk.breaks.push(BreakRow {
+                id,
+                ts: r.get(2)?,
+                reason: r.get::<_, Option<String>>(n)?.unwrap_or_default(),
+                prev: match (
+                    r.get::<_, Option<i64>>(n + 1)?,
+                    r.get_ref(n + 2)?.as_blob().ok(),
+                ) {
+                    (Some(id), Some(h)) => Some(Head { id, hash: hex(h) }),
+                    _ => None,
+                },
+                file: r.get(n + 3)?,
+            });
         }
         prev = computed;
         prev_name = format!("row {id}'s hash");
         expect = id + 1;
-        report.rows += 1;
+        walk.rows += 1;
     }
-    Ok(report)
+    Ok(walk)
+}
+
+/// The newest row of the chain and the retention anchor: `(id, hash)` of the last row, or
+/// of the anchor when every row was purged, or `None` for a chain never written.
+pub(super) fn tip(conn: &Connection) -> rusqlite::Result<(Option<Link>, i64)> {
+    let last = conn
+        .query_row(
+            "SELECT id, hash FROM log ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, [u8; 32]>(1)?)),
+        )
+        .optional()?;
+    let anchor = read_anchor(conn)?;
+    Ok((last.or(anchor), anchor.map_or(0, |(id, _)| id)))
+}
+
+/// The hash of row `id`, or the anchor's when `id` is the anchor's row.
+pub(super) fn hash_at(conn: &Connection, id: i64) -> rusqlite::Result<Option<[u8; 32]>> {
+    let row = conn
+        .query_row("SELECT hash FROM log WHERE id = ?1", [id], |r| {
+            r.get::<_, [u8; 32]>(0)
+        })
+        .optional()?;
+    Ok(row.or(read_anchor(conn)?.filter(|(a, _)| *a == id).map(|(_, h)| h)))
 }
 
 /// Lowercase hex, for printed chain heads.

@@ -4,21 +4,38 @@
 //! only: who (address, MAC, DHCP host name, inventory label), what service, when, how it was
 //! seen, which host name and which rule. Never payloads, never URLs or paths.
 //!
-//! This is a shell: it owns the file and makes no policy decisions. The daemon decides what an
-//! incident is and hands finished values in; times are passed in, never read from the clock.
+//! This is a shell: it owns the file (and the files beside it) and makes no policy
+//! decisions. The daemon decides what an incident is and hands finished values in; times
+//! are passed in, never read from the clock.
 //!
 //! # Tables
 //!
 //! | table | holds | changes |
 //! |---|---|---|
-//! | `log` | incidents and acknowledgements, hash-chained | append-only (retention purges a prefix) |
+//! | `log` | incidents, acknowledgements and breaks, hash-chained | append-only (retention purges a prefix) |
 //! | `activity` | per incident: last seen, observation count | updated while the incident goes on |
 //! | `activity_seen` | per incident: every host name and every `how` seen (at most [`MAX_SEEN_PER_INCIDENT`] of each) | grows while the incident goes on |
 //! | `usage` | per UTC day, service and verdict: observation count | upserted |
 //! | `anchor` | the id and hash of the last row retention purged | replaced by each purge |
+//! | `spool` | the last operation of the on-disk spool written here (see [`writer`]) | replaced with each spooled batch |
 //!
 //! The schema version is `PRAGMA user_version` ([`SCHEMA_VERSION`]); a file from a newer
-//! aiwarden is refused rather than misread. `PRAGMA application_id` marks the file as ours.
+//! aiwarden is refused rather than misread, one of version 1 is migrated when opened for
+//! writing (ids and hashes unchanged). `PRAGMA application_id` marks the file as ours.
+//!
+//! # Files
+//!
+//! | file | holds |
+//! |---|---|
+//! | `incidents.db` (and SQLite's `-wal`, `-shm`) | the tables |
+//! | `incidents.db.head` | the chain's head, outside the database ([`head`](self#the-chain)) |
+//! | `incidents.db.key` | the HMAC key of a keyed store (created when `keyed` is on) |
+//! | `incidents.db.spool` | operations waiting while the database cannot be written ([`writer`]) |
+//! | `incidents.db.corrupt-<UTC time>` | a store set aside as corrupt or tampered with, with its `-wal`, `-shm` and `.head` |
+//! | `incidents.db.deleted-<UTC time>` | the copy saved from the open connection of a store deleted or replaced while open |
+//!
+//! Every one is created mode 0600 whatever the umask; a store from an older aiwarden is set
+//! to 0600 when opened for writing.
 //!
 //! # The chain
 //!
@@ -29,15 +46,39 @@
 //! incident_id, ack_by, ack_note))`, where each value is encoded as a tag byte and a
 //! length-prefixed payload: NULL `00`; integer `01` + 8 bytes big-endian; text `02` + 8-byte
 //! big-endian length + UTF-8; blob `03` + length + bytes; real `04` + 8 bytes big-endian. Every
-//! column takes part for both kinds of row, so NULL and `""` differ and no two rows encode
-//! alike. An auditor can recompute it with any SQLite client and a SHA-256 tool.
+//! column takes part for every kind of row, so NULL and `""` differ and no two rows encode
+//! alike. A `break` row (below) also encodes `break_reason, break_prev_id, break_prev_hash,
+//! break_file` after those twenty; other rows must leave them NULL. An auditor can recompute
+//! it with any SQLite client and a SHA-256 tool.
 //!
-//! [`Store::verify`] walks the rows in id order and names the first one that is edited, missing
-//! or out of place. Triggers refuse `UPDATE` and `DELETE` on `log` (except a purge's prefix), so
-//! an accident cannot change history; a deliberate edit needs the triggers dropped first, and
-//! the chain then shows it. What a chain without a secret cannot show is a rewrite of every
-//! row after the edit, or rows cut off the end: [`Store::head`] gives the newest id and hash
-//! for a report to print, and a printed head pins everything before it.
+//! [`Store::verify`] walks the rows in id order and names the first one that is edited,
+//! missing or out of place. Triggers refuse `UPDATE` and `DELETE` on `log` (except a purge's
+//! prefix), so an accident cannot change history; a deliberate edit needs the triggers
+//! dropped first, and the chain then shows it.
+//!
+//! A chain alone cannot show rows cut off its end, so the head lives outside the database
+//! too: after every commit that changes the log, `incidents.db.head` is rewritten with the
+//! newest row's id and hash, the row count, the retention anchor and the time (temp file,
+//! fsync, rename, directory fsync). [`Store::verify`] compares: a database that no longer
+//! holds the row the head file names was cut off ("rows 69 to 120 are missing from the end");
+//! one that holds it with another hash was rewritten; a missing head file for a store that
+//! was ever written is a failure too, since deleting it is how a truncation would hide. A
+//! database ahead of its head file (a crash between a commit and the head's write) passes
+//! with a note: nothing is missing. Someone who can write the head file can still rewrite
+//! the tail and the head together; with `keyed` on, the head carries an HMAC-SHA256 under a
+//! key in `incidents.db.key` (0600), and without the key no forged head verifies. The daemon
+//! also remembers the head it wrote last and refuses to append to a chain that no longer
+//! holds it.
+//!
+//! # Faults and breaks
+//!
+//! Errors carry a [`StoreFault`]: the writer spools and retries on a read-only, full or
+//! missing directory, and on a corrupt file (SQLite's `SQLITE_CORRUPT` or `SQLITE_NOTADB`,
+//! `PRAGMA quick_check` failing on open, a header overwritten), a file deleted or replaced
+//! while open, or a tail that no longer matches its head, it sets the file aside and starts
+//! a new chain whose first row is a `break`: why, the newest row of the chain before (id and
+//! hash, when known) and the name it was set aside as. `verify` on the new file shows where
+//! it began and why; `verify` on the set-aside file shows what was wrong with it.
 //!
 //! # Why activity is not chained
 //!
@@ -51,25 +92,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod chain;
+mod files;
+mod head;
+mod open;
 mod read;
 mod retention;
+mod schema;
+mod spool;
+mod verify;
+mod write;
 pub mod writer;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 use serde::Serialize;
 
-use crate::incident::{IncidentRecord, IncidentSummary, Touch, MAX_SEEN_PER_INCIDENT};
+use crate::error::StoreFault;
+use crate::incident::{IncidentOp, IncidentRecord, IncidentSummary, Usage, MAX_SEEN_PER_INCIDENT};
 use crate::policy::Verdict;
 use crate::{Error, Result};
-use chain::{ack_values, chain_head, check_chain, incident_values, insert_log};
-pub use chain::{Broken, Head, VerifyReport};
-
-/// The schema this build reads and writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i32 = 1;
-
-/// `PRAGMA application_id`: "AIWD", so `file(1)` and this module can tell the store from
-/// another SQLite file.
-const APPLICATION_ID: i32 = 0x4149_5744;
+pub use chain::{BreakRow, Broken, Head};
+use files::{Gone, Watch};
+use head::Key;
+pub use head::Tail;
+pub use schema::SCHEMA_VERSION;
+pub use verify::{check, deleted, StoreCheck, VerifyReport};
 
 /// Default retention: HIPAA (45 CFR 164.316(b)(2)(i)) asks that documentation be kept six years
 /// from its creation. 366-day years keep at least six calendar years whatever the leap days.
@@ -77,85 +123,6 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 6 * 366;
 
 /// How long a write waits for another process (an `aiwarden ack` beside the daemon).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const SCHEMA: &str = "
-CREATE TABLE log (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    client_ip TEXT,
-    client_mac TEXT,
-    device TEXT,
-    label TEXT,
-    client_group TEXT,
-    service TEXT,
-    service_name TEXT,
-    category TEXT,
-    tier TEXT,
-    verdict TEXT,
-    mode TEXT,
-    how TEXT,
-    host TEXT,
-    rule TEXT,
-    incident_id INTEGER REFERENCES log(id),
-    ack_by TEXT,
-    ack_note TEXT,
-    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
-    hash BLOB NOT NULL CHECK (length(hash) = 32),
-    CHECK (
-        (kind = 'incident'
-            AND client_ip IS NOT NULL AND service IS NOT NULL AND service_name IS NOT NULL
-            AND verdict IN ('flag', 'block') AND mode IN ('monitor', 'enforce')
-            AND how IS NOT NULL AND host IS NOT NULL AND rule IS NOT NULL
-            AND incident_id IS NULL AND ack_by IS NULL AND ack_note IS NULL)
-        OR
-        (kind = 'ack'
-            AND incident_id IS NOT NULL AND ack_by IS NOT NULL AND ack_note IS NOT NULL
-            AND coalesce(client_ip, client_mac, device, label, client_group, service,
-                         service_name, category, tier, verdict, mode, how, host, rule) IS NULL)
-    )
-) STRICT;
-CREATE INDEX log_ts ON log(ts);
-CREATE INDEX log_incident ON log(incident_id) WHERE incident_id IS NOT NULL;
-
-CREATE TABLE activity (
-    incident_id INTEGER PRIMARY KEY REFERENCES log(id),
-    last_seen INTEGER NOT NULL,
-    count INTEGER NOT NULL CHECK (count >= 0)
-) STRICT;
-
-CREATE TABLE activity_seen (
-    incident_id INTEGER NOT NULL REFERENCES activity(incident_id),
-    what TEXT NOT NULL CHECK (what IN ('host', 'how')),
-    value TEXT NOT NULL,
-    PRIMARY KEY (incident_id, what, value)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE usage (
-    day TEXT NOT NULL,
-    service TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    count INTEGER NOT NULL CHECK (count >= 0),
-    PRIMARY KEY (day, service, verdict)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE anchor (
-    only INTEGER PRIMARY KEY CHECK (only = 1),
-    last_id INTEGER NOT NULL,
-    last_hash BLOB NOT NULL CHECK (length(last_hash) = 32),
-    cutoff INTEGER NOT NULL
-) STRICT;
-
-CREATE TRIGGER log_no_update BEFORE UPDATE ON log
-BEGIN
-    SELECT RAISE(ABORT, 'the incident log is append-only');
-END;
-CREATE TRIGGER log_no_delete BEFORE DELETE ON log
-WHEN OLD.id > coalesce((SELECT last_id FROM anchor), 0)
-BEGIN
-    SELECT RAISE(ABORT, 'the incident log is append-only; only retention purges it');
-END;
-";
 
 /// An acknowledgement: a named person recorded that the staff member was trained.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -214,223 +181,133 @@ pub struct UsageRow {
     pub count: u64,
 }
 
+/// What reaches the writer.
+#[derive(Debug)]
+pub enum StoreOp {
+    /// An incident opened or touched.
+    Incident(IncidentOp),
+    /// One attempt of a service on a day.
+    Usage(Usage),
+    /// The pipeline closed incident `key`: its row id is no longer needed.
+    Forget(u64),
+}
+
+/// Now, in unix microseconds (the writer is a shell; the core never reads the clock).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// How a store is opened for writing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Sign the head file with an HMAC key (`<store>.key`), creating the key when there is
+    /// none. A key that exists is always used, whatever this says: turning `keyed` off must
+    /// not silently drop the MAC a verifier expects.
+    pub keyed: bool,
+}
+
 /// The open store. One per process that writes; readers may open their own.
 #[derive(Debug)]
 pub struct Store {
+    // Dropped first: the connection closes before `watch` closes its descriptor.
     conn: Connection,
     path: PathBuf,
+    version: i32,
+    key: Option<Key>,
+    /// The chain's newest row as this process last wrote or checked it.
+    known: Option<(i64, [u8; 32])>,
+    /// Why the head file could not be written after the last commit.
+    head_error: Option<Error>,
+    watch: Option<Watch>,
 }
 
 impl Store {
-    /// Opens the store at `path` for reading and writing, creating the file and the schema
-    /// when missing. Refuses a file from a newer aiwarden and a SQLite file that is not a store.
-    pub fn open(path: &Path) -> Result<Store> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags).ctx(path, "open")?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .ctx(path, "set busy timeout")?;
-        // WAL: readers (reports, the web page) never block the daemon's writes. FULL: a
-        // committed incident survives a power cut, not only a crash.
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .ctx(path, "set journal_mode")?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(store_error(
-                path,
-                format!("journal_mode is {mode}, wanted wal"),
-            ));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")
-            .ctx(path, "set synchronous")?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .ctx(path, "enable foreign keys")?;
-
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(path, "begin")?;
-        match check_version(path, &tx)? {
-            Some(SCHEMA_VERSION) => {}
-            Some(v) => {
-                return Err(store_error(
-                    path,
-                    format!("schema version {v} has no migration to {SCHEMA_VERSION}"),
-                ))
-            }
-            None => {
-                tx.execute_batch(SCHEMA).ctx(path, "create schema")?;
-                tx.pragma_update(None, "application_id", APPLICATION_ID)
-                    .ctx(path, "set application_id")?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                    .ctx(path, "set user_version")?;
-            }
-        }
-        tx.commit().ctx(path, "commit schema")?;
-        Ok(Store {
-            conn,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Opens an existing store for reading only (reports, `aiwarden verify`). The directory
-    /// must be writable by the caller or the WAL index must already exist, as SQLite needs it.
-    pub fn open_read_only(path: &Path) -> Result<Store> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).ctx(path, "open")?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .ctx(path, "set busy timeout")?;
-        conn.pragma_update(None, "foreign_keys", true)
-            .ctx(path, "enable foreign keys")?;
-        let tx = conn.unchecked_transaction().ctx(path, "begin")?;
-        match check_version(path, &tx)? {
-            Some(SCHEMA_VERSION) => {}
-            Some(v) => {
-                return Err(store_error(
-                    path,
-                    format!("schema version {v} is older; open it read-write once to upgrade"),
-                ))
-            }
-            None => {
-                return Err(store_error(
-                    path,
-                    "not an aiwarden store (no schema)".into(),
-                ))
-            }
-        }
-        drop(tx);
-        Ok(Store {
-            conn,
-            path: path.to_path_buf(),
-        })
-    }
-
     /// The file this store lives in.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends incidents in one transaction and returns their ids, in order. Each starts with
-    /// an activity of count 1, last seen at `ts`, its host and its `how`.
-    pub fn append_incidents(&mut self, incidents: &[IncidentRecord]) -> Result<Vec<i64>> {
-        for inc in incidents {
-            check_incident(inc)?;
-        }
-        if incidents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&self.path, "begin")?;
-        let (mut next, mut prev) = chain_head(&tx).ctx(&self.path, "read the chain head")?;
-        let mut ids = Vec::with_capacity(incidents.len());
-        for inc in incidents {
-            let row = incident_values(next, inc);
-            prev = insert_log(&tx, &row, &prev).ctx(&self.path, "append incident")?;
-            tx.prepare_cached(
-                "INSERT INTO activity (incident_id, last_seen, count) VALUES (?1, ?2, 1)",
-            )
-            .and_then(|mut st| st.execute(params![next, inc.ts]))
-            .ctx(&self.path, "append activity")?;
-            add_seen(&tx, next, "host", &inc.host).ctx(&self.path, "append activity")?;
-            add_seen(&tx, next, "how", &inc.how.to_string()).ctx(&self.path, "append activity")?;
-            ids.push(next);
-            next += 1;
-        }
-        tx.commit().ctx(&self.path, "commit incidents")?;
-        Ok(ids)
+    /// The spool position recorded with the last spooled batch written from `file`.
+    fn spool_position(&self, file: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row("SELECT seq FROM spool WHERE file = ?1", [file], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ctx(&self.path, "read the spool position")
     }
 
-    /// Records that `by` acknowledged incident `incident_id` at `ts` (unix microseconds) with
-    /// `note`, and returns the ack's id. An incident may be acknowledged more than once.
-    pub fn ack(&mut self, incident_id: i64, ts: i64, by: &str, note: &str) -> Result<i64> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&self.path, "begin")?;
-        if !is_incident(&tx, incident_id).ctx(&self.path, "find incident")? {
-            return Err(Error::NoSuchIncident(incident_id));
-        }
-        let (id, prev) = chain_head(&tx).ctx(&self.path, "read the chain head")?;
-        let row = ack_values(id, incident_id, ts, by, note);
-        insert_log(&tx, &row, &prev).ctx(&self.path, "append ack")?;
-        tx.commit().ctx(&self.path, "commit ack")?;
-        Ok(id)
+    /// Why the head file could not be written after the last commit (taken: it is reported
+    /// once; the next commit tries again).
+    fn take_head_error(&mut self) -> Option<Error> {
+        self.head_error.take()
     }
 
-    /// Records a later observation of incident `id` as [`IncidentSummary::touch`] does:
-    /// moves `last_seen` forward, counts an attempt, adds the host and `how` to the sets
-    /// seen.
-    pub fn touch_incident(&mut self, id: i64, touch: &Touch) -> Result<()> {
-        self.touch_batch(&[(id, touch.clone())])
+    /// The chain's newest row as this process last wrote or checked it.
+    fn known_head(&self) -> Option<(i64, [u8; 32])> {
+        self.known
     }
 
-    /// [`Store::touch_incident`] for many incidents in one transaction. Fails whole, with
-    /// [`Error::NoSuchIncident`], if one of them is not in the store.
-    pub fn touch_batch(&mut self, touches: &[(i64, Touch)]) -> Result<()> {
-        if touches.is_empty() {
-            return Ok(());
+    /// Whether the path still names the open file and its header is intact: a `stat` and a
+    /// 16-byte read.
+    fn check_file(&self) -> Result<()> {
+        match self.watch.as_ref().map(|w| w.check(&self.path)) {
+            Some(Err(Gone::Vanished(m))) => Err(store_error(&self.path, StoreFault::Vanished, m)),
+            Some(Err(Gone::Header(m))) => Err(store_error(&self.path, StoreFault::Corrupt, m)),
+            _ => Ok(()),
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&self.path, "begin")?;
-        for (id, t) in touches {
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE activity SET last_seen = max(last_seen, ?2), count = count + ?3
-                     WHERE incident_id = ?1",
-                )
-                .and_then(|mut st| st.execute(params![id, t.ts, i64::from(t.attempt)]))
-                .ctx(&self.path, "update activity")?;
-            if changed == 0 {
-                return Err(Error::NoSuchIncident(*id));
-            }
-            add_seen(&tx, *id, "host", &t.host).ctx(&self.path, "update activity")?;
-            add_seen(&tx, *id, "how", &t.how.to_string()).ctx(&self.path, "update activity")?;
-        }
-        tx.commit().ctx(&self.path, "commit activity")
     }
 
-    /// Adds `n` attempts of `service` with `verdict` on UTC `day` (`YYYY-MM-DD`).
-    pub fn add_usage(&mut self, day: &str, service: &str, verdict: Verdict, n: u64) -> Result<()> {
-        self.add_usage_batch(&[(day.into(), service.into(), verdict, n)])
+    /// Saves what the open connection sees into a new file at `to` (`VACUUM INTO`): the
+    /// rescue of a store deleted while open.
+    fn salvage(&self, to: &Path) -> Result<()> {
+        let target = to.to_str().ok_or_else(|| {
+            store_error(&self.path, StoreFault::Other, "path is not UTF-8".into())
+        })?;
+        self.conn
+            .execute("VACUUM INTO ?1", [target])
+            .ctx(&self.path, "save a copy")?;
+        if let Err(e) = files::make_private(to) {
+            tracing::warn!(error = %e, file = %to.display(), "store: cannot set mode 0600");
+        }
+        Ok(())
     }
 
-    /// [`Store::add_usage`] for many `(day, service, verdict, n)` in one transaction.
-    pub fn add_usage_batch(&mut self, rows: &[(String, String, Verdict, u64)]) -> Result<()> {
-        for (day, ..) in rows {
-            check_day(day)?;
-        }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .ctx(&self.path, "begin")?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT INTO usage (day, service, verdict, count) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (day, service, verdict) DO UPDATE SET count = count + excluded.count",
-                )
-                .ctx(&self.path, "add usage")?;
-            for (day, service, verdict, n) in rows {
-                st.execute(params![day, service, verdict.as_str(), clamp(*n)])
-                    .ctx(&self.path, "add usage")?;
-            }
-        }
-        tx.commit().ctx(&self.path, "commit usage")
+    /// Closes the connection without checkpointing, so a file about to be set aside keeps
+    /// its WAL as it was (a checkpoint would write into a file found corrupt).
+    fn close_as_is(self) {
+        let _ = self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        );
+        let Store { conn, watch, .. } = self;
+        drop(conn);
+        drop(watch);
     }
+}
 
-    /// Recomputes the chain in id order, from the retention anchor if there is one, and
-    /// reports the first row that is edited, missing or out of place.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
-        check_chain(&tx, None).ctx(&self.path, "verify")
+/// A tail that does not match its head file as an error: [`Error::Tampered`] naming the
+/// first row at fault, or [`Error::StoreHead`] when no row is (the head file is missing or
+/// forged).
+fn tail_error(path: &Path, id: Option<i64>, reason: String) -> Error {
+    match id {
+        Some(id) => Error::Tampered {
+            path: path.to_path_buf(),
+            id,
+            reason,
+        },
+        None => Error::StoreHead {
+            path: path.to_path_buf(),
+            reason,
+        },
     }
+}
+
+/// Now, RFC 3339 with microseconds (the head file's `time`).
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
 }
 
 /// Maps a SQLite error to [`Error::Store`], saying what was being done.
@@ -440,52 +317,49 @@ trait Context<T> {
 
 impl<T> Context<T> for rusqlite::Result<T> {
     fn ctx(self, path: &Path, what: &str) -> Result<T> {
-        self.map_err(|e| store_error(path, format!("{what}: {e}")))
+        self.map_err(|e| sqlite_error(path, what, &e))
     }
 }
 
-fn store_error(path: &Path, message: String) -> Error {
+/// A SQLite error as a [`StoreFault`]; a write refused for a reason the directory explains
+/// (read-only, full, missing) names the directory's fault.
+fn sqlite_error(path: &Path, what: &str, e: &rusqlite::Error) -> Error {
+    let fault = match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreFault::Corrupt,
+        Some(ErrorCode::ReadOnly) => StoreFault::ReadOnly,
+        Some(ErrorCode::DiskFull) => StoreFault::Full,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreFault::Busy,
+        Some(ErrorCode::PermissionDenied) => StoreFault::Denied,
+        Some(ErrorCode::SystemIoFailure | ErrorCode::CannotOpen) => StoreFault::Io,
+        _ => StoreFault::Other,
+    };
+    match fault {
+        StoreFault::Corrupt => store_error(path, fault, format!("corrupt: {what}: {e}")),
+        StoreFault::ReadOnly | StoreFault::Full | StoreFault::Denied | StoreFault::Io => {
+            match files::probe_dir(&files::dir_of(path)) {
+                Some((f, why)) => store_error(path, f, format!("{why}: {what}: {e}")),
+                None => store_error(path, fault, format!("{what}: {e}")),
+            }
+        }
+        _ => store_error(path, fault, format!("{what}: {e}")),
+    }
+}
+
+/// An operating system error on the store's files, named by the directory's fault when it
+/// has one.
+fn io_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
+    match files::probe_dir(&files::dir_of(path)) {
+        Some((f, why)) => store_error(path, f, format!("{why}: {what}: {e}")),
+        None => store_error(path, files::io_fault(e), format!("{what}: {e}")),
+    }
+}
+
+fn store_error(path: &Path, fault: StoreFault, message: String) -> Error {
     Error::Store {
         path: path.to_path_buf(),
+        fault,
         message,
     }
-}
-
-/// The schema version of an aiwarden store, `None` for an empty file, an error for a newer
-/// schema or a SQLite file that is something else.
-fn check_version(path: &Path, conn: &Connection) -> Result<Option<i32>> {
-    let version: i32 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .ctx(path, "read user_version")?;
-    let app: i32 = conn
-        .pragma_query_value(None, "application_id", |r| r.get(0))
-        .ctx(path, "read application_id")?;
-    if version == 0 {
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-            .ctx(path, "read schema")?;
-        if tables > 0 || app != 0 {
-            return Err(store_error(
-                path,
-                "not an aiwarden store (it has tables but no aiwarden schema)".into(),
-            ));
-        }
-        return Ok(None);
-    }
-    if app != APPLICATION_ID {
-        return Err(store_error(
-            path,
-            format!("not an aiwarden store (application_id {app:#x})"),
-        ));
-    }
-    if version > SCHEMA_VERSION {
-        return Err(Error::StoreVersion {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    Ok(Some(version))
 }
 
 fn check_incident(inc: &IncidentRecord) -> Result<()> {
@@ -545,5 +419,7 @@ fn is_incident(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     .map(|r| r.is_some())
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -57,7 +57,9 @@ impl Store {
             let n = args.len();
             sql.push_str(&format!(
                 " AND (client_ip = ?{n} COLLATE NOCASE OR client_mac = ?{n} COLLATE NOCASE
-                       OR device = ?{n} COLLATE NOCASE OR label = ?{n} COLLATE NOCASE)"
+                       OR device = ?{n} COLLATE NOCASE OR label = ?{n} COLLATE NOCASE
+                       OR EXISTS (SELECT 1 FROM activity_seen s WHERE s.incident_id = log.id
+                                  AND s.what = 'mac' AND s.value = ?{n} COLLATE NOCASE))"
             ));
         }
         if let Some(service) = &filter.service {
@@ -147,7 +149,7 @@ pub(super) fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Opti
             Ok((incident, last_seen, count))
         })
         .optional()?;
-    let Some((incident, last_seen, count)) = row else {
+    let Some((mut incident, last_seen, count)) = row else {
         return Ok(None);
     };
     let mut hosts = Vec::new();
@@ -160,6 +162,12 @@ pub(super) fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Opti
         let value: String = r.get(1)?;
         match r.get_ref(0)?.as_str()? {
             "host" => hosts.push(value),
+            // Opened by address, the device's MAC learned later: shown as its MAC.
+            "mac" => {
+                if incident.client_mac.is_none() {
+                    incident.client_mac = value.parse().ok();
+                }
+            }
             _ => hows.push(value),
         }
     }

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::chain::{check_chain, read_anchor};
 use super::{store_error, Context, Store};
+use crate::error::StoreFault;
 use crate::Result;
 
 impl Store {
@@ -13,19 +14,23 @@ impl Store {
     /// cutoff's day. Records the last purged row's id and hash as the anchor [`Store::verify`]
     /// starts from. The prefix stops before an incident whose acknowledgement is kept, so no
     /// kept ack loses its incident. Refuses to purge rows whose chain is broken, so retention
-    /// never erases the evidence of an edit. Returns the log rows deleted.
+    /// never erases the evidence of an edit. Rewrites the head file (its anchor moved).
+    /// Returns the log rows deleted.
     pub fn purge_before(&mut self, cutoff: i64) -> Result<u64> {
+        self.check_file()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(&self.path, "begin")?;
+        super::write::guard(&self.path, &tx, self.known)?;
         let anchor_id = read_anchor(&tx)
             .ctx(&self.path, "read anchor")?
             .map_or(0, |(id, _)| id);
         let last = purge_end(&tx, cutoff).ctx(&self.path, "find rows to purge")?;
         let mut deleted = 0;
         if let Some(last) = last.filter(|&l| l > anchor_id) {
-            let report = check_chain(&tx, Some(last)).ctx(&self.path, "verify before purge")?;
+            let report = check_chain(&tx, self.version, Some(last))
+                .ctx(&self.path, "verify before purge")?;
             let reason = match report.first_broken {
                 Some(b) => Some(format!("row {}: {}", b.id, b.reason)),
                 // The walk stops at `last`, so a gap just before it shows only as a short count.
@@ -38,6 +43,7 @@ impl Store {
             if let Some(reason) = reason {
                 return Err(store_error(
                     &self.path,
+                    StoreFault::Other,
                     format!("purge refused: {reason}; the rows are kept as evidence"),
                 ));
             }
@@ -69,6 +75,9 @@ impl Store {
         )
         .ctx(&self.path, "purge usage")?;
         tx.commit().ctx(&self.path, "commit purge")?;
+        if deleted > 0 {
+            self.after_commit();
+        }
         Ok(deleted as u64)
     }
 }

@@ -6,12 +6,12 @@ use rusqlite::types::{Value, ValueRef};
 
 use super::chain::{row_hash, GENESIS};
 use super::*;
-use crate::incident::How;
+use crate::incident::{How, Touch};
 use crate::policy::{Mac, Mode, Tier};
 
-const S: i64 = 1_000_000;
+pub(super) const S: i64 = 1_000_000;
 
-fn incident(ts_s: i64, ip: &str, service: &str) -> IncidentRecord {
+pub(super) fn incident(ts_s: i64, ip: &str, service: &str) -> IncidentRecord {
     let ip: IpAddr = ip.parse().expect("ip");
     let last = match ip {
         IpAddr::V4(v4) => v4.octets()[3],
@@ -36,23 +36,24 @@ fn incident(ts_s: i64, ip: &str, service: &str) -> IncidentRecord {
     }
 }
 
-fn touch(ts: i64, attempt: bool, host: &str, how: &str) -> Touch {
+pub(super) fn touch(ts: i64, attempt: bool, host: &str, how: &str) -> Touch {
     Touch {
         ts,
         host: host.into(),
         how: how.parse().expect("how"),
         attempt,
+        mac: None,
     }
 }
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(super) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join("incidents.db")).expect("open");
     (dir, store)
 }
 
 /// A store with incidents 1..=n at ts 1..=n seconds.
-fn filled(n: i64) -> (tempfile::TempDir, Store) {
+pub(super) fn filled(n: i64) -> (tempfile::TempDir, Store) {
     let (dir, mut store) = store();
     let incs: Vec<_> = (1..=n)
         .map(|i| incident(i, "10.0.0.5", "chatgpt"))
@@ -62,7 +63,7 @@ fn filled(n: i64) -> (tempfile::TempDir, Store) {
 }
 
 /// What someone with the sqlite3 shell would do: the triggers go first.
-fn tamper(store: &Store, sql: &str) {
+pub(super) fn tamper(store: &Store, sql: &str) {
     store
         .conn
         .execute_batch(&format!(
@@ -86,13 +87,15 @@ fn broken(store: &Store) -> Broken {
 #[test]
 fn chain_verifies_after_appends_and_acks() {
     let (_dir, mut store) = store();
+    let report = store.verify().expect("verify");
     assert_eq!(
-        store.verify().expect("verify"),
-        VerifyReport {
-            rows: 0,
-            anchor: None,
-            first_broken: None
-        }
+        (report.rows, report.anchor, report.first_broken),
+        (0, None, None)
+    );
+    assert!(
+        matches!(report.tail, Tail::Matches { ref head, keyed: false } if head.id == 0),
+        "a new store has a head file naming no row: {:?}",
+        report.tail
     );
     assert_eq!(store.head().expect("head"), None);
     let a = store
@@ -252,12 +255,13 @@ fn purge_keeps_verify_passing_and_catches_later_edits() {
     assert_eq!(store.purge_before(6 * S).expect("purge"), 5);
     let report = store.verify().expect("verify");
     assert_eq!(
-        report,
-        VerifyReport {
-            rows: 5,
-            anchor: Some(5),
-            first_broken: None
-        }
+        (report.rows, report.anchor, report.first_broken),
+        (5, Some(5), None)
+    );
+    assert!(
+        matches!(report.tail, Tail::Matches { ref head, .. } if head.id == 10),
+        "the purge rewrote the head file: {:?}",
+        report.tail
     );
     assert_eq!(store.get(4).expect("get"), None);
     let left: i64 = store
@@ -454,6 +458,28 @@ fn list_filters() {
     let listed = store.list(&ListFilter::default()).expect("list");
     assert_eq!(listed[1].acks.len(), 1);
     assert_eq!(listed[1].acks[0].incident_id, 2);
+}
+
+#[test]
+fn a_mac_learned_later_is_shown_and_found() {
+    // Opened by address (no MAC yet); a later touch brings the device's MAC: the chained
+    // row stays as it was, the listing shows the MAC and a filter by it finds the incident.
+    let (_dir, mut store) = store();
+    let mut first = incident(10, "10.0.0.21", "gemini");
+    first.client_mac = None;
+    store.append_incidents(&[first]).expect("append");
+    let mut t = touch(11 * S, true, "gemini.example", "tls");
+    t.mac = Some(Mac([2, 0, 0, 0, 0, 0x21]));
+    store.touch_incident(1, &t).expect("touch");
+    let got = store.get(1).expect("get").expect("incident").summary;
+    assert_eq!(got.record.client_mac, t.mac);
+    assert_eq!(got.hows, ["tls"], "the MAC is not a how");
+    let f = ListFilter {
+        device: Some("02:00:00:00:00:21".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&f).expect("list").len(), 1);
+    assert!(store.verify().expect("verify").is_intact());
 }
 
 #[test]

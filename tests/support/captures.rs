@@ -1,7 +1,7 @@
 //! The project's capture generator: writes the test fixtures under `tests/fixtures/` and
 //! the bundled sample `samples/clinic-morning.pcap`. It is long because every fixture of the
 //! first detection work is written in one function, so the regeneration test covers them
-//! all; later sets live beside it (ech.rs, paths.rs, encap.rs, sample.rs).
+//! all; later sets live beside it (ech.rs, paths.rs, encap.rs, slow.rs, sample.rs).
 //!
 //! Handshakes come from real stacks: rustls 0.23 (aws-lc-rs provider, so ClientHellos
 //! carry the post-quantum X25519MLKEM768 key share and are ~1.3 KB like Chrome's) and
@@ -42,6 +42,8 @@ pub(crate) mod ech;
 pub(crate) mod paths;
 #[path = "sample.rs"]
 pub(crate) mod sample;
+#[path = "slow.rs"]
+pub(crate) mod slow;
 
 pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -855,6 +857,7 @@ pub(crate) fn write_all(fixtures: &Path, samples: &Path) -> Res<()> {
 
     ech::write_ech(fixtures)?;
     paths::write_paths(fixtures)?;
+    slow::write_slow(fixtures)?;
 
     encap::write_encap(fixtures)?;
     sample::write_sample(&samples.join("clinic-morning.pcap"))?;

@@ -31,8 +31,8 @@ pub(crate) fn observations(path: &Path) -> (Vec<Observation>, Detector) {
 
 /// `proto client server host service verdict [qualifiers]` per detection a rule matches or
 /// that names a host (nameless connections no rule matches are left out, as replay does);
-/// the qualifiers are `how`'s: `unresolved`, `ech`, `no_sni`, `port_853`, `addr`, and
-/// `ech_offered` for a DNS answer whose HTTPS record offers ECH.
+/// the qualifiers are `how`'s: `unresolved`, `ech`, `no_sni`, `port_853`, `addr`,
+/// `incomplete`, and `ech_offered` for a DNS answer whose HTTPS record offers ECH.
 pub(crate) fn lines(path: &Path) -> Vec<String> {
     let rules = rules();
     let devices = DeviceMap::default();

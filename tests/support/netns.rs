@@ -207,6 +207,12 @@ pub(crate) fn probe() -> std::path::PathBuf {
     example::build("probe")
 }
 
+/// The example raw sender (real rustls ClientHellos as one-byte TCP segments written onto
+/// an interface), built for the test.
+pub(crate) fn trickle() -> std::path::PathBuf {
+    example::build("trickle")
+}
+
 /// True when `tool` is on the PATH.
 pub(crate) fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -281,6 +287,30 @@ pub(crate) fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("198.51.100.7"))
         .unwrap_or(false)
+    });
+    // Capture opens its interfaces in threads of its own, after DNS is up: frames sent
+    // before then are not seen (a device's MAC is learned from them).
+    wait_for("the daemon's capture", Duration::from_secs(20), || {
+        // 503 while something is down: the body is read all the same.
+        let health = net
+            .exec(
+                &gw,
+                &[
+                    "curl",
+                    "-s",
+                    "--max-time",
+                    "2",
+                    "http://127.0.0.1:9747/healthz",
+                ],
+            )
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        !health.is_empty()
+            && health
+                .lines()
+                .filter(|l| l.starts_with("capture "))
+                .all(|l| l.ends_with(": ok"))
     });
     pid
 }

@@ -1,9 +1,18 @@
 //! The detector's TCP side: every connection followed from its SYN through its client's
 //! first flight, on any port, to one observation (a ClientHello, an HTTP request or
 //! CONNECT, or a nameless connection), and DNS over TCP in both directions.
+//!
+//! A first flight is kept until it names something, however slowly it comes: what bounds
+//! it is bytes (a cap per flow, a budget across flows), not a deadline. A flight given up
+//! on is counted by reason (`tcp_first_flight_given_up_*`: `budget`, `idle`, `byte_cap`,
+//! `holes`, `evicted`, `closed`, `capture_end`) and reported as a nameless observation
+//! marked `incomplete`, so a sender that outlasts the monitor still leaves its
+//! connection's addresses to judge. Under budget pressure the flight that advanced least
+//! recently goes first: one still sending (even a byte at a time) is kept, and a flood
+//! of stalled flights evicts its own members before a flight that is making progress.
 
 use super::State;
-use crate::detect::flow::{Overflow, StreamBuf};
+use crate::detect::flow::{Overflow, StreamBuf, STREAM_COST};
 use crate::detect::http;
 use crate::detect::observation::{FlowKey, Observation, Proto};
 use crate::detect::time::Timestamp;
@@ -28,46 +37,92 @@ pub(super) struct TcpFlow {
     done: bool,
     /// The flight after a CONNECT head: reported as tunnelled.
     tunnelled: bool,
+    /// The first flight has begun and is charged to the budget (listed in `flights`).
+    held: bool,
+    /// A segment was cut at the per-flow cap (counted once per flow).
+    clipped: bool,
     first_seen: Timestamp,
     last_seen: Timestamp,
+    /// When the flight last grew: what the idle limit measures.
+    advanced: Timestamp,
     buf: StreamBuf,
+}
+
+impl TcpFlow {
+    /// A first flight that has begun and named nothing yet.
+    fn pending(&self) -> bool {
+        !self.done && self.kind != Kind::Dns
+    }
 }
 
 impl State {
     /// Every connection whose first flight has named nothing yet, as nameless
     /// observations, oldest first ([`super::Detector::finish`]).
     pub(super) fn finish(&mut self) -> Vec<Observation> {
-        let mut open: Vec<(Timestamp, FlowKey)> = Vec::new();
+        let mut open: Vec<(Timestamp, FlowKey, bool)> = Vec::new();
         while let Some((key, f)) = self.tcp.pop_lru() {
-            if !f.done && f.kind != Kind::Dns {
-                open.push((f.first_seen, key));
+            if f.held {
+                self.flights.release(&key);
+            }
+            if f.pending() {
+                open.push((f.first_seen, key, f.held));
             }
         }
-        open.sort_by_key(|(ts, k)| (*ts, k.src, k.dst));
+        open.sort_by_key(|(ts, k, _)| (*ts, k.src, k.dst));
         open.into_iter()
-            .map(|(ts, key)| self.nameless(ts, key))
+            .map(|(ts, key, held)| {
+                if held {
+                    self.stats.event("tcp_first_flight_given_up_capture_end");
+                    self.incomplete(ts, key)
+                } else {
+                    self.nameless(ts, key)
+                }
+            })
             .collect()
     }
 
-    /// Forgets idle TCP streams; runs at most once per second of capture time. A first
-    /// flight that never named anything becomes a nameless `tcp` observation.
+    /// Forgets idle TCP streams; runs at most once per second of capture time. A flight
+    /// that has begun is given up after `first_flight_idle_micros` without new bytes; a
+    /// connection silent since its SYN after `flow_timeout_micros` becomes a nameless
+    /// observation.
     pub(super) fn sweep(&mut self, now: Timestamp, out: &mut Vec<Observation>) {
         self.next_sweep = now.plus_micros(1_000_000);
-        let idle = self
+        while let Some(key) = self.flights.oldest() {
+            let idle = self
+                .tcp
+                .peek(&key)
+                .map_or(u64::MAX, |f| now.micros_since(f.advanced));
+            if idle <= self.cfg.first_flight_idle_micros {
+                break;
+            }
+            self.give_up(key, "tcp_first_flight_given_up_idle", out);
+        }
+        let dns_idle = self
             .cfg
             .flow_timeout_micros
             .max(self.cfg.dns_tcp_idle_micros);
-        while let Some((_, f)) = self.tcp.peek_lru() {
+        // Flights that have begun are timed by the loop above: passed over here (at most
+        // once each), so they do not hold back the short timeout of the flows behind them.
+        let mut passed = 0;
+        while let Some((&key, f)) = self.tcp.peek_lru() {
+            if f.held {
+                if passed >= self.flights.len() {
+                    break;
+                }
+                passed += 1;
+                self.tcp.promote(&key);
+                continue;
+            }
             let limit = match f.kind {
-                Kind::Dns => idle,
+                Kind::Dns => dns_idle,
                 _ => self.cfg.flow_timeout_micros,
             };
             if now.micros_since(f.last_seen) <= limit {
                 break;
             }
             if let Some((key, f)) = self.tcp.pop_lru() {
-                if !f.done && f.kind != Kind::Dns {
-                    self.stats.event("tcp_first_flight_timed_out");
+                if f.pending() {
+                    self.stats.event("tcp_silent_timed_out");
                     out.push(self.nameless(f.first_seen, key));
                 }
             }
@@ -78,6 +133,50 @@ impl State {
     pub(super) fn nameless(&mut self, ts: Timestamp, key: FlowKey) -> Observation {
         self.stats.event("tcp_nameless");
         self.observation(ts, key, Proto::Tcp, None)
+    }
+
+    /// The observation of a connection whose first flight was given up on.
+    fn incomplete(&mut self, ts: Timestamp, key: FlowKey) -> Observation {
+        let mut o = self.nameless(ts, key);
+        o.incomplete = true;
+        o
+    }
+
+    /// Removes a flow, and its charge when its flight was held.
+    fn remove_flow(&mut self, key: &FlowKey) -> Option<TcpFlow> {
+        let f = self.tcp.pop(key)?;
+        if f.held {
+            self.flights.release(key);
+        }
+        Some(f)
+    }
+
+    /// Gives up the first flight of `key`, counting `why`: an `incomplete` observation.
+    fn give_up(&mut self, key: FlowKey, why: &'static str, out: &mut Vec<Observation>) {
+        match self.remove_flow(&key) {
+            Some(f) => {
+                self.stats.event(why);
+                out.push(self.incomplete(f.first_seen, key));
+            }
+            // Not in the table: only the budget knew it (never the case; kept honest).
+            None => {
+                self.flights.release(&key);
+            }
+        }
+    }
+
+    /// Ends a flow that named nothing: the observation a silent connection or a begun
+    /// flight gets.
+    fn end_unnamed(&mut self, key: FlowKey, why: &'static str, out: &mut Vec<Observation>) {
+        match self.tcp.peek(&key) {
+            Some(f) if f.held => self.give_up(key, why, out),
+            Some(f) if f.pending() => {
+                if let Some(f) = self.remove_flow(&key) {
+                    out.push(self.nameless(f.first_seen, key));
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn on_tcp(
@@ -105,17 +204,9 @@ impl State {
                 // The client's FIN or RST, or the server's (a refused connection): a flow
                 // that named nothing ends here.
                 for k in [key, key.reversed()] {
-                    if self
-                        .tcp
-                        .peek(&k)
-                        .is_some_and(|f| !f.done && f.kind == Kind::Opened)
-                    {
-                        if let Some(f) = self.tcp.pop(&k) {
-                            out.push(self.nameless(f.first_seen, k));
-                        }
-                    }
+                    self.end_unnamed(k, "tcp_first_flight_given_up_closed", out);
                 }
-                self.tcp.pop(&key);
+                self.remove_flow(&key);
             }
             return;
         }
@@ -148,15 +239,24 @@ impl State {
             kind,
             done: false,
             tunnelled: false,
+            held: false,
+            clipped: false,
             first_seen: ts,
             last_seen: ts,
+            advanced: ts,
             buf: StreamBuf::new(base),
         };
         // A repeated SYN (retransmission) restarts the same flow without reporting.
         if let Some((old_key, old)) = self.tcp.push(key, flow) {
+            if old.held {
+                self.flights.release(&old_key);
+            }
             if old_key != key {
                 self.stats.event("tcp_flow_evicted");
-                if !old.done && old.kind != Kind::Dns {
+                if old.held {
+                    self.stats.event("tcp_first_flight_given_up_evicted");
+                    out.push(self.incomplete(old.first_seen, old_key));
+                } else if old.pending() {
                     out.push(self.nameless(old.first_seen, old_key));
                 }
             }
@@ -179,27 +279,44 @@ impl State {
             return;
         }
         flow.last_seen = ts;
-        if flow.kind != Kind::Dns && ts.micros_since(flow.first_seen) > cfg.flow_timeout_micros {
-            let first = flow.first_seen;
-            self.tcp.pop(&key);
-            self.stats.event("tcp_first_flight_timed_out");
-            out.push(self.nameless(first, key));
-            return;
-        }
-        let limit = match flow.kind {
-            Kind::Dns => DNS_LIMIT + 1500,
-            Kind::Http => cfg.max_http_head + cfg.max_first_flight,
-            Kind::Opened | Kind::Tls => cfg.max_first_flight,
-        };
-        if let Err(o) = flow.buf.insert(seq, payload, limit) {
-            let (first, kind) = (flow.first_seen, flow.kind);
-            self.tcp.pop(&key);
-            self.stats.event(overflow_name(o));
-            if kind != Kind::Dns {
-                out.push(self.nameless(first, key));
+        let placed = match flow.kind {
+            Kind::Dns => flow
+                .buf
+                .insert(seq, payload, DNS_LIMIT + 1500)
+                .map(|n| (n, false)),
+            Kind::Http => {
+                flow.buf
+                    .insert_upto(seq, payload, cfg.max_http_head + cfg.max_first_flight)
             }
-            return;
+            Kind::Opened | Kind::Tls => flow.buf.insert_upto(seq, payload, cfg.max_first_flight),
+        };
+        let grew = match placed {
+            Ok((new, cut)) => {
+                if cut && !flow.clipped {
+                    flow.clipped = true;
+                    self.stats.event("tcp_first_flight_clipped");
+                }
+                new > 0
+            }
+            Err(o) => {
+                if flow.kind == Kind::Dns {
+                    self.tcp.pop(&key);
+                    self.stats.event(overflow_name(o));
+                } else {
+                    self.give_up(key, "tcp_first_flight_given_up_holes", out);
+                }
+                return;
+            }
+        };
+        if grew {
+            flow.advanced = ts;
         }
+        self.read_flight(ts, key, out);
+        self.settle(key, grew, out);
+    }
+
+    /// Reads what the flow's contiguous bytes say, as far as they go.
+    fn read_flight(&mut self, ts: Timestamp, key: FlowKey, out: &mut Vec<Observation>) {
         loop {
             let Some(flow) = self.tcp.get_mut(&key) else {
                 return;
@@ -224,26 +341,25 @@ impl State {
                         flow.kind = Kind::Http;
                         Step::Continue
                     } else {
-                        flow.done = true;
-                        flow.buf = StreamBuf::default();
+                        flow.finish();
                         self.stats.event("tcp_other_protocol");
                         Step::Nameless(flow.first_seen)
                     }
                 }
                 Kind::Tls => {
-                    match tls::scan_records(flow.buf.contiguous(), self.cfg.max_first_flight) {
-                        Scan::NeedMore => return,
+                    let data = flow.buf.contiguous();
+                    match tls::scan_records(data, self.cfg.max_first_flight) {
+                        Scan::NeedMore if data.len() < self.cfg.max_first_flight => return,
+                        Scan::NeedMore | Scan::TooLarge => Step::GiveUp,
                         Scan::NotClientHello => {
-                            flow.done = true;
-                            flow.buf = StreamBuf::default();
+                            flow.finish();
                             self.stats.event("tcp_not_client_hello");
                             Step::Nameless(flow.first_seen)
                         }
                         Scan::Complete(m) => {
                             let msg = m.into_owned();
                             let tunnelled = flow.tunnelled;
-                            flow.done = true;
-                            flow.buf = StreamBuf::default();
+                            flow.finish();
                             Step::ClientHello(msg, tunnelled)
                         }
                     }
@@ -252,8 +368,7 @@ impl State {
                     match http::scan_request(flow.buf.contiguous(), self.cfg.max_http_head) {
                         http::Scan::NeedMore => return,
                         http::Scan::NotHttp => {
-                            flow.done = true;
-                            flow.buf = StreamBuf::default();
+                            flow.finish();
                             self.stats.event("http_malformed");
                             Step::Nameless(flow.first_seen)
                         }
@@ -265,8 +380,7 @@ impl State {
                                 flow.kind = Kind::Tls;
                                 flow.tunnelled = true;
                             } else {
-                                flow.done = true;
-                                flow.buf = StreamBuf::default();
+                                flow.finish();
                             }
                             Step::Http(req)
                         }
@@ -275,6 +389,10 @@ impl State {
             };
             match step {
                 Step::Continue => continue,
+                Step::GiveUp => {
+                    self.give_up(key, "tcp_first_flight_given_up_byte_cap", out);
+                    return;
+                }
                 Step::Nameless(first) => {
                     out.push(self.nameless(first, key));
                     return;
@@ -294,6 +412,33 @@ impl State {
         }
     }
 
+    /// Charges the flow's flight to the budget after a segment (or releases it once the
+    /// flight named something), then gives up the least recently advanced flights while
+    /// the budget is exceeded.
+    fn settle(&mut self, key: FlowKey, grew: bool, out: &mut Vec<Observation>) {
+        let Some(flow) = self.tcp.peek_mut(&key) else {
+            return;
+        };
+        let begun = flow.pending() && (flow.kind != Kind::Opened || flow.buf.buffered() > 0);
+        if !begun {
+            if flow.held {
+                flow.held = false;
+                self.flights.release(&key);
+            }
+            return;
+        }
+        let charged = !flow.held;
+        flow.held = true;
+        self.flights
+            .charge(key, STREAM_COST + flow.buf.buffered(), grew || charged);
+        while self.flights.over() {
+            let Some(oldest) = self.flights.oldest() else {
+                break;
+            };
+            self.give_up(oldest, "tcp_first_flight_given_up_budget", out);
+        }
+    }
+
     fn on_http(&mut self, ts: Timestamp, key: FlowKey, req: http::Request) -> Option<Observation> {
         self.stats.event(if req.connect {
             "http_connect"
@@ -307,6 +452,14 @@ impl State {
             Proto::Http
         };
         Some(self.observation(ts, key, proto, host))
+    }
+}
+
+impl TcpFlow {
+    /// The flight said what it is: later segments are ignored and its bytes freed.
+    fn finish(&mut self) {
+        self.done = true;
+        self.buf = StreamBuf::default();
     }
 }
 
@@ -327,8 +480,10 @@ pub(super) struct Segment<'a> {
 enum Step {
     /// The flow changed kind: look again.
     Continue,
-    /// The first flight names nothing; `first_seen` of the flow.
+    /// The flight names nothing; `first_seen` of the flow.
     Nameless(Timestamp),
+    /// The flight reached the byte cap (or announced a hello beyond it) unnamed.
+    GiveUp,
     /// A complete ClientHello, tunnelled after a CONNECT or not.
     ClientHello(Vec<u8>, bool),
     /// An HTTP request head.
@@ -371,3 +526,6 @@ fn starts_like_client_hello(p: &[u8]) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

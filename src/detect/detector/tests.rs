@@ -43,7 +43,7 @@ fn run(frames: &[Vec<u8>]) -> (Vec<Observation>, Detector) {
     (out, d)
 }
 
-fn hosts(obs: &[Observation]) -> Vec<(Proto, String)> {
+pub(super) fn hosts(obs: &[Observation]) -> Vec<(Proto, String)> {
     obs.iter()
         .map(|o| {
             (
@@ -256,7 +256,7 @@ fn malformed_frames_never_stop_detection() {
 
 /// A TCP frame between any two endpoints (IPv4 or IPv6), from `mac` (to the gateway's
 /// MAC 0x01, or from a server through the gateway to the client 0x23).
-fn seg(src: &str, dst: &str, mac: u8, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+pub(super) fn seg(src: &str, dst: &str, mac: u8, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
     let (s, d): (SocketAddr, SocketAddr) = (src.parse().expect("src"), dst.parse().expect("dst"));
     let to = if mac == 0x01 { 0x23 } else { 0x01 };
     let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, mac], [2, 0, 0, 0, 0, to]);
@@ -284,7 +284,7 @@ fn seg(src: &str, dst: &str, mac: u8, seq: u32, flags: &str, payload: &[u8]) -> 
 }
 
 /// A UDP frame from `mac`; a frame from the gateway (`mac` 0x01) goes to the client 0x23.
-fn dgram(src: &str, dst: &str, mac: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn dgram(src: &str, dst: &str, mac: u8, payload: &[u8]) -> Vec<u8> {
     let (s, d): (SocketAddr, SocketAddr) = (src.parse().expect("src"), dst.parse().expect("dst"));
     let to = if mac == 0x01 { 0x23 } else { 0x01 };
     let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, mac], [2, 0, 0, 0, 0, to]);
@@ -301,7 +301,7 @@ fn dgram(src: &str, dst: &str, mac: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An answer to `name` with `addrs` (A and AAAA records).
-fn answer(name: &str, id: u16, addrs: &[&str]) -> Vec<u8> {
+pub(super) fn answer(name: &str, id: u16, addrs: &[&str]) -> Vec<u8> {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::{rdata, Name, RData, Record, RecordType};
     let mut m = Message::new(id, MessageType::Response, OpCode::Query);
@@ -390,7 +390,8 @@ fn a_connection_that_names_nothing_is_a_nameless_observation() {
         ),
     ]);
     assert_eq!(hosts(&obs), vec![(Proto::Tcp, "-".into())]);
-    // A SYN that is never answered: reported once its first flight times out.
+    // A SYN that is never answered: reported once the connection has been silent for
+    // `flow_timeout_micros`.
     let mut d = Detector::new(DetectorConfig::default());
     assert!(d
         .process(
@@ -411,7 +412,7 @@ fn a_connection_that_names_nothing_is_a_nameless_observation() {
         Timestamp::from_micros(0),
         "dated when the connection began"
     );
-    assert_eq!(d.stats().get("tcp_first_flight_timed_out"), 1);
+    assert_eq!(d.stats().get("tcp_silent_timed_out"), 1);
 }
 
 #[test]

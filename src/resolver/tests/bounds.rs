@@ -101,6 +101,47 @@ async fn a_client_over_its_rate_is_dropped_and_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_take_every_upstream_slot() {
+    // An upstream that never answers, 8 slots in all, 3 for each client: a client asking
+    // 6 slow names gets 3 refused at once, and another client's question still goes up.
+    let (silent, _) = odd_upstream(0, Duration::ZERO).await;
+    let mut cfg = config(silent);
+    cfg.max_upstream_inflight = 8;
+    cfg.max_upstream_per_client = 3;
+    cfg.timeout_ms = 400;
+    let (r, _) = resolver(cfg, Mode::Enforce);
+    let from = |client: &'static str, name: String| {
+        let r = r.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let m = ask_from(&r, client, &name, RecordType::A).await;
+            (m.metadata.response_code, t.elapsed())
+        })
+    };
+    let greedy: Vec<_> = (0..6)
+        .map(|i| from("10.0.0.66:5353", format!("g{i}.example.")))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let other = from("10.0.0.67:5353", "other.example.".into());
+    let mut at_once = 0;
+    for g in greedy {
+        let (code, took) = g.await.expect("task");
+        assert_eq!(code, ResponseCode::ServFail);
+        if took < Duration::from_millis(200) {
+            at_once += 1;
+        }
+    }
+    assert_eq!(at_once, 3, "3 of the greedy client's 6 refused at once");
+    assert_eq!(limited(&r, "upstream_per_client"), 3);
+    let (_, took) = other.await.expect("task");
+    assert!(
+        took >= Duration::from_millis(300),
+        "the other client's question went upstream and waited: {took:?}"
+    );
+    assert_eq!(limited(&r, "upstream_inflight"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn questions_in_flight_are_bounded_and_identical_ones_asked_once() {
     // An upstream that never answers: at most 4 questions wait for it, the rest SERVFAIL
     // at once.
@@ -129,6 +170,14 @@ async fn questions_in_flight_are_bounded_and_identical_ones_asked_once() {
     }
     assert_eq!(fast, 6, "6 of 10 refused at once");
     assert_eq!(limited(&r, "upstream_inflight"), 6);
+    // The 4 that went up timed out: counted by reason (and logged at warn, throttled).
+    assert_eq!(
+        r.metrics
+            .dns_upstream_failures
+            .with_label_values(&["timeout"])
+            .get(),
+        4
+    );
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
         r.metrics.dns_upstream_inflight.get(),

@@ -149,6 +149,7 @@ fn config(up: SocketAddr) -> Dns {
         max_tcp_per_client: 8,
         tcp_idle_secs: 10,
         max_upstream_inflight: 512,
+        max_upstream_per_client: 512,
     }
 }
 
@@ -196,10 +197,15 @@ const CLIENT: &str = "10.0.0.22:40000";
 const SERVER: &str = "10.0.0.1:53";
 
 async fn ask(r: &Resolver, name: &str, qtype: RecordType) -> Message {
+    ask_from(r, CLIENT, name, qtype).await
+}
+
+/// [`ask`] from client address `client`.
+async fn ask_from(r: &Resolver, client: &str, name: &str, qtype: RecordType) -> Message {
     let bytes = r
         .handle(
             &query(name, qtype, 0x4242, true),
-            CLIENT.parse().expect("addr"),
+            client.parse().expect("addr"),
             SERVER.parse().expect("addr"),
             true,
         )
