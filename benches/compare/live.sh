@@ -349,7 +349,8 @@ climb() {
   for r in $rates; do
     step "$tool" "$label" "$r"
     if [ "$step_ok" = yes ]; then
-      best=$step_mbps
+      # The sender's pace varies a little: the best is the most it achieved loss-free.
+      if [ -z "$best" ] || [ "$step_mbps" -gt "$best" ]; then best=$step_mbps; fi
       [ "$r" = max ] && best_max=yes
     elif [ "$first" = yes ]; then
       # Loss at the first rate: halve until a rate passes.
@@ -368,7 +369,10 @@ climb() {
     # A rate the sender could not reach: higher ones are out of reach too, except max.
     if [ "$step_reached" = no ] && [ "$r" != max ]; then
       case " $rates " in *" max "*) step "$tool" "$label" max
-        [ "$step_ok" = yes ] && { best=$step_mbps best_max=yes; } ;; esac
+        if [ "$step_ok" = yes ]; then
+          best_max=yes
+          if [ "$step_mbps" -gt "${best:-0}" ]; then best=$step_mbps; fi
+        fi ;; esac
       break
     fi
   done
