@@ -612,7 +612,7 @@ fn the_resolver_is_the_last_thing_standing() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
-    let asked = run_in(&upstream, move || {
+    let (_, asked) = run_in(&upstream, move || {
         fakedns::serve("10.77.2.2:53".parse().expect("addr"), s)
     });
 

@@ -167,18 +167,12 @@ impl Resolver {
                     }
                     ticket
                 }
-                Err(Refused::PerClient) => {
-                    self.metrics
-                        .dns_limited
-                        .with_label_values(&["tcp_per_client"])
-                        .inc();
-                    continue;
-                }
-                Err(Refused::Full) => {
-                    self.metrics
-                        .dns_limited
-                        .with_label_values(&["tcp_total"])
-                        .inc();
+                Err(why) => {
+                    let limit = match why {
+                        Refused::PerClient => "tcp_per_client",
+                        Refused::Full => "tcp_total",
+                    };
+                    self.metrics.dns_limited.with_label_values(&[limit]).inc();
                     continue;
                 }
             };

@@ -67,12 +67,14 @@ fn answer(query: &[u8], udp: bool, asked: &Asked) -> Option<Vec<u8>> {
     r.to_vec().ok()
 }
 
-/// Serves on `addr` (port 53 of an address in the current namespace) until `stop`.
-pub(crate) fn serve(addr: SocketAddr, stop: Arc<AtomicBool>) -> Arc<Asked> {
+/// Serves UDP and TCP on `addr` (an address of the current namespace; port 0 picks one)
+/// until `stop`; returns the address served and what it was asked.
+pub(crate) fn serve(addr: SocketAddr, stop: Arc<AtomicBool>) -> (SocketAddr, Arc<Asked>) {
     let asked = Arc::new(Asked::default());
     let udp = UdpSocket::bind(addr).expect("fake upstream udp");
     udp.set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
+    let addr = udp.local_addr().expect("addr");
     let tcp = TcpListener::bind(addr).expect("fake upstream tcp");
     tcp.set_nonblocking(true).expect("nonblocking");
     {
@@ -112,7 +114,7 @@ pub(crate) fn serve(addr: SocketAddr, stop: Arc<AtomicBool>) -> Arc<Asked> {
             }
         });
     }
-    asked
+    (addr, asked)
 }
 
 fn serve_tcp(mut s: TcpStream, asked: &Asked, stop: &AtomicBool) {

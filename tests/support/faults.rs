@@ -2,7 +2,7 @@
 //! mount namespace, and the daemon started per phase with its config, health, metrics and
 //! the `aiwarden` commands an operator would run against its store.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,30 +10,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, OpCode};
-use hickory_proto::rr::rdata::A;
-use hickory_proto::rr::{RData, Record, RecordType};
+#[path = "fakedns.rs"]
+mod fakedns;
+#[path = "netns.rs"]
+mod netns;
 
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_aiwarden");
-
-pub(crate) fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-pub(crate) fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub(crate) use netns::{copy_rules, is_root, wait_for, BIN};
 
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -42,59 +24,22 @@ pub(crate) fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// An upstream answering every A question with 192.0.2.1 (TTL one hour), on its own thread.
+/// The fault suites' fake upstream on loopback (`A 198.51.100.7` for every name), stopped
+/// when dropped.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 pub(crate) fn upstream() -> Upstream {
-    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind the upstream");
-    sock.set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("timeout");
-    let addr = sock.local_addr().expect("addr");
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while !flag.load(Ordering::Relaxed) {
-            let Ok((n, from)) = sock.recv_from(&mut buf) else {
-                continue;
-            };
-            let Ok(q) = Message::from_vec(&buf[..n]) else {
-                continue;
-            };
-            let mut r = Message::response(q.metadata.id, OpCode::Query);
-            r.metadata.recursion_available = true;
-            r.queries = q.queries.clone();
-            if let Some(query) = q.queries.first() {
-                if query.query_type() == RecordType::A {
-                    r.answers.push(Record::from_rdata(
-                        query.name().clone(),
-                        3600,
-                        RData::A(A::new(192, 0, 2, 1)),
-                    ));
-                }
-            }
-            if let Ok(bytes) = r.to_vec() {
-                let _ = sock.send_to(&bytes, from);
-            }
-        }
-    });
-    Upstream {
-        addr,
-        stop,
-        thread: Some(thread),
-    }
+    let (addr, _) = fakedns::serve("127.0.0.1:0".parse().expect("addr"), stop.clone());
+    Upstream { addr, stop }
 }
 
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -288,17 +233,6 @@ pub(crate) fn command(ns: Option<&Ns>, prog: &str) -> Command {
             c
         }
         None => Command::new(prog),
-    }
-}
-
-pub(crate) fn copy_rules(to: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    for sub in ["catalog", "site"] {
-        std::fs::create_dir_all(to.join(sub)).expect("mkdir");
-        for e in std::fs::read_dir(root.join(sub)).expect("rules") {
-            let p = e.expect("entry").path();
-            std::fs::copy(&p, to.join(sub).join(p.file_name().expect("name"))).expect("copy");
-        }
     }
 }
 
