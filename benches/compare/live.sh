@@ -164,21 +164,8 @@ ref_aiwarden "$bin" "$root/rules" aiwarden
 read -r ref_tls ref_quic ref_dns ref_ch ref_qi ref_q frames cap_bytes < "$work/aiwarden.ref"
 if [ -n "$base" ]; then ref_aiwarden "$base" "$base_rules" base; fi
 
-python3 benches/compare/make-suricata-rules.py rules > "$work/aiwarden.rules"
-cat > "$work/suricata.yaml" <<YAML
-%YAML 1.1
----
-include: /etc/suricata/suricata.yaml
-default-rule-path: $work
-rule-files: [aiwarden.rules]
-outputs:
-  - eve-log:
-      enabled: yes
-      filetype: regular
-      filename: eve.json
-      types: [alert]
-  - stats:
-      enabled: no
+bash benches/compare/suricata-config.sh "$work" > "$work/suricata.yaml"
+cat >> "$work/suricata.yaml" <<YAML
 af-packet:
   - interface: $veth_rx
     threads: 1

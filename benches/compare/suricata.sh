@@ -41,22 +41,7 @@ if [ "${#captures[@]}" -eq 0 ]; then
   captures=("$work/sample-x200.pcap" "$work/bulk.pcap")
 fi
 
-python3 benches/compare/make-suricata-rules.py rules > "$work/aiwarden.rules"
-cat > "$work/suricata.yaml" <<YAML
-%YAML 1.1
----
-include: /etc/suricata/suricata.yaml
-default-rule-path: $work
-rule-files: [aiwarden.rules]
-outputs:
-  - eve-log:
-      enabled: yes
-      filetype: regular
-      filename: eve.json
-      types: [alert]
-  - stats:
-      enabled: no
-YAML
+bash benches/compare/suricata-config.sh "$work" > "$work/suricata.yaml"
 
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
