@@ -33,7 +33,7 @@ mod budget;
 mod how;
 
 use budget::Budget;
-pub use how::How;
+pub use how::{Action, How};
 
 /// Default grouping window: 10 minutes.
 pub const DEFAULT_WINDOW_MICROS: u64 = 10 * 60 * 1_000_000;
@@ -133,6 +133,8 @@ pub fn judge(rules: &RuleSet, obs: &Observation, client: &Client<'_>, mode: Mode
         incomplete: obs.incomplete,
         // Identity is the shell's to check (it knows the neighbour tables).
         spoofed: false,
+        // Enforcement is the shells' to say.
+        action: None,
     };
     let judged = |decision: Decision, host: Option<&Host>, how: How| Judged {
         decision,

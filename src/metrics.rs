@@ -96,6 +96,24 @@ pub struct Metrics {
     /// Bytes the TCP first flights hold now (buffers and a fixed cost per flow), against
     /// the detector's first-flight budget.
     pub first_flight_bytes: IntGauge,
+    /// Attempts enforcement acted on, by action: `nxdomain`, `reset`, `quic_drop`,
+    /// `redirected`.
+    pub enforced: IntCounterVec,
+    /// What enforces, one series at 1: placement (`resolver`, `router`, `sensor`), tcp
+    /// (`queue`, `queue-xt`, `reactive`, `reset`, `off`), quic (`reject`, `drop`, `off`),
+    /// dns (`nxdomain`, `nxdomain+redirect`, `off`).
+    pub enforcement_info: IntGaugeVec,
+    /// NFQUEUE verdicts by result: `accept`, `deny`, `quic_deny`, `error`.
+    pub queue_verdicts: IntCounterVec,
+    /// The kernel's NFQUEUE counters for aiwarden's queue: `waiting` (packets held now),
+    /// `dropped` (queue full), `user_dropped` (netlink buffer full).
+    pub queue_kernel: IntGaugeVec,
+    /// Elements in the firewall's sets now, by set (`deny4`, `deny6`, `quic4`, `quic6`).
+    pub firewall_set_elements: IntGaugeVec,
+    /// Firewall changes by result (`ok`, `error`).
+    pub firewall_changes: IntCounterVec,
+    /// Resets a sensor injected, by result: `sent`, `error`, `no_sequence`.
+    pub resets: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -312,6 +330,48 @@ impl Metrics {
                 &["listener"],
             ),
             first_flight_bytes,
+            enforced: counter_vec(
+                &r,
+                "aiwarden_enforced_total",
+                "attempts enforcement acted on, by action (nxdomain, reset, quic_drop, redirected)",
+                &["action"],
+            ),
+            enforcement_info: gauge_vec(
+                &r,
+                "aiwarden_enforcement_info",
+                "what enforces: placement, and how tcp, quic and dns are blocked (1 for the series in force)",
+                &["placement", "tcp", "quic", "dns"],
+            ),
+            queue_verdicts: counter_vec(
+                &r,
+                "aiwarden_queue_verdicts_total",
+                "NFQUEUE verdicts by result",
+                &["result"],
+            ),
+            queue_kernel: gauge_vec(
+                &r,
+                "aiwarden_queue_kernel",
+                "the kernel's counters for aiwarden's NFQUEUE: waiting, dropped, user_dropped",
+                &["what"],
+            ),
+            firewall_set_elements: gauge_vec(
+                &r,
+                "aiwarden_firewall_set_elements",
+                "elements in the firewall's sets now, by set",
+                &["set"],
+            ),
+            firewall_changes: counter_vec(
+                &r,
+                "aiwarden_firewall_changes_total",
+                "firewall changes (nft batches) by result",
+                &["result"],
+            ),
+            resets: counter_vec(
+                &r,
+                "aiwarden_resets_total",
+                "TCP resets a sensor injected, by result",
+                &["result"],
+            ),
             registry: r,
         }
     }

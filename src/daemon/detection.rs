@@ -16,10 +16,11 @@ use crate::capture::OwnedFrame;
 use crate::detect::table::Map;
 use crate::detect::{Detector, Observation, Proto, Stats, Timestamp};
 use crate::devices::{DeviceMap, Identity};
-use crate::incident::{judge, service_key, IncidentOp, Judged, Pipeline};
+use crate::firewall::Enforcer;
+use crate::incident::{judge, service_key, Action, IncidentOp, Judged, Pipeline};
 use crate::limit::Throttle;
 use crate::metrics::Metrics;
-use crate::policy::{Decision, Live, Mode};
+use crate::policy::{Decision, Live, Mode, Verdict};
 use crate::resolver::DnsEvent;
 use crate::store::writer::{now_micros, StoreOp};
 
@@ -31,6 +32,9 @@ pub(super) enum Input {
     /// Something the resolver did. Boxed: std's bounded channel allocates every slot up
     /// front, so the queue's memory is capacity × the largest variant.
     Resolver(Box<DnsEvent>),
+    /// A connection enforcement judged and blocked inline (the NFQUEUE verdicts), and what
+    /// it did.
+    Blocked(Box<(Observation, Action)>),
 }
 
 impl From<OwnedFrame> for Input {
@@ -66,6 +70,9 @@ pub(super) struct Detection {
     pub spoofed: Map<IpAddr, Timestamp>,
     /// One log line per interval for incidents not opened.
     pub flood_log: Throttle,
+    /// Enforcement beyond the resolver, in enforce mode: what the placement does about a
+    /// connection the capture path saw.
+    pub enforcer: Option<Box<dyn Enforcer>>,
 }
 
 /// How long an address stays suspect after a frame from the wrong MAC used it: the
@@ -102,7 +109,7 @@ impl Detection {
                     self.metrics.bytes.inc_by(f.data.len() as u64);
                     latest = latest.max(f.ts);
                     for obs in self.detector.process(f.ts, f.link, &f.data) {
-                        self.observe(obs, None);
+                        self.observe(obs, None, None);
                     }
                 }
                 Some(Input::Resolver(ev)) => match *ev {
@@ -117,9 +124,14 @@ impl Detection {
                     }
                     DnsEvent::Query { obs, decision } => {
                         latest = latest.max(obs.ts);
-                        self.observe(obs, Some(decision));
+                        self.observe(obs, Some(decision), None);
                     }
                 },
+                Some(Input::Blocked(b)) => {
+                    let (obs, action) = *b;
+                    latest = latest.max(obs.ts);
+                    self.observe(obs, None, Some(action));
+                }
                 None => {}
             }
             if last_export.elapsed() >= Duration::from_secs(1) {
@@ -137,7 +149,7 @@ impl Detection {
         }
         // Connections still waiting for their first flight end with the capture.
         for obs in self.detector.finish() {
-            self.observe(obs, None);
+            self.observe(obs, None, None);
         }
         let now = self.detector.stats();
         self.metrics.add_detector_stats(&now, &published);
@@ -186,7 +198,9 @@ impl Detection {
         who
     }
 
-    fn observe(&mut self, obs: Observation, resolver: Option<Decision>) {
+    /// Judges and records `obs`: `resolver` is the resolver's decision for its own
+    /// queries, `done` what inline enforcement already did to it.
+    fn observe(&mut self, obs: Observation, resolver: Option<Decision>, done: Option<Action>) {
         // Checked before anything is skipped: a spoofed query to aiwarden's own resolver
         // is reported by the resolver, marked by what this frame showed.
         let spoofed = self.spoofed(&obs);
@@ -212,6 +226,7 @@ impl Detection {
                 };
             }
         }
+        let from_resolver = resolver.is_some();
         let mut judged = match resolver {
             Some(decision) => Judged::resolved_query(&obs, decision),
             None => {
@@ -220,6 +235,20 @@ impl Detection {
             }
         };
         judged.how.spoofed = spoofed;
+        judged.how.action = match done {
+            Some(a) => Some(a),
+            None if self.mode != Mode::Enforce => None,
+            None if from_resolver => (judged.decision.verdict == Verdict::Block
+                && judged.how.proto == Proto::Dns)
+                .then_some(Action::Nxdomain),
+            None => self
+                .enforcer
+                .as_mut()
+                .and_then(|e| e.act(&obs, judged.decision.verdict)),
+        };
+        if let Some(a) = judged.how.action {
+            self.metrics.enforced.with_label_values(&[a.as_str()]).inc();
+        }
         if judged.ech_grease {
             self.metrics
                 .pipeline

@@ -301,6 +301,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         beat: detection_beat.clone(),
         spoofed: crate::detect::table::map(detection::MAX_SPOOFED),
         flood_log: crate::limit::Throttle::new(Duration::from_secs(10)),
+        enforcer: None,
     };
     let detection_thread = std::thread::Builder::new()
         .name("aiwarden-detect".into())

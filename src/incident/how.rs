@@ -31,6 +31,46 @@ pub struct How {
     /// The client address was seen from a MAC other than its own: someone may be using
     /// another device's address (counted against a small budget of its own).
     pub spoofed: bool,
+    /// What enforcement did about it, when it did something: written last
+    /// (`tls,unresolved,reset`).
+    pub action: Option<Action>,
+}
+
+/// What enforcement did to an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// The resolver answered the name NXDOMAIN (or the block address).
+    Nxdomain,
+    /// The connection was reset (the router's kernel `reject with tcp reset`, or resets
+    /// injected onto the LAN by a sensor).
+    Reset,
+    /// A QUIC flow was dropped or refused with ICMP administratively-prohibited.
+    QuicDrop,
+    /// A DNS query to another resolver was redirected to aiwarden's.
+    Redirected,
+}
+
+impl Action {
+    /// The stored and printed form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Nxdomain => "nxdomain",
+            Action::Reset => "reset",
+            Action::QuicDrop => "quic_drop",
+            Action::Redirected => "redirected",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Action> {
+        [
+            Action::Nxdomain,
+            Action::Reset,
+            Action::QuicDrop,
+            Action::Redirected,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
 }
 
 const QUALIFIERS: [&str; 7] = [
@@ -55,6 +95,7 @@ impl How {
             by_address: false,
             incomplete: false,
             spoofed: false,
+            action: None,
         }
     }
 
@@ -79,6 +120,9 @@ impl fmt::Display for How {
                 write!(f, ",{q}")?;
             }
         }
+        if let Some(a) = self.action {
+            write!(f, ",{}", a.as_str())?;
+        }
         Ok(())
     }
 }
@@ -98,6 +142,7 @@ impl FromStr for How {
                 "addr" => how.by_address = true,
                 "incomplete" => how.incomplete = true,
                 "spoofed" => how.spoofed = true,
+                other if Action::parse(other).is_some() => how.action = Action::parse(other),
                 _ => return Err(format!("unknown qualifier {p:?} in {s:?}")),
             }
         }
