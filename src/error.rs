@@ -125,6 +125,15 @@ pub enum Error {
     /// A command-line value is invalid.
     #[error("invalid argument: {0}")]
     Usage(String),
+    /// Enforcement could not change traffic: `nft` or `iptables` refused a batch, the
+    /// NFQUEUE could not be bound, a raw socket could not be opened. Says which command.
+    #[error("firewall: {what}: {message}")]
+    Firewall {
+        /// What was being done (`nft -j -f -`, `iptables -t mangle ...`, `nfqueue 0`).
+        what: String,
+        /// What it said.
+        message: String,
+    },
     /// Writing output failed (a closed pipe is not an error; see `main`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -146,7 +155,10 @@ impl Error {
             | Error::Tls(_)
             | Error::Check(_)
             | Error::NoSuchIncident(_) => 2,
-            Error::Output(_) | Error::Thread { .. } | Error::StoreVersion { .. } => 1,
+            Error::Output(_)
+            | Error::Thread { .. }
+            | Error::StoreVersion { .. }
+            | Error::Firewall { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
         }
