@@ -19,7 +19,7 @@ use super::dns::{self, DnsSummary};
 use super::flow::Budget;
 use super::frag::FragConfig;
 use super::neighbours::{Learned, Neighbours};
-use super::observation::{canonical, FlowKey, Host, Mac, Observation, Proto};
+use super::observation::{canonical, FlowKey, Host, LinkSeen, Mac, Observation, Proto};
 use super::packet::{Decoder, LinkType, Packet, Transport};
 use super::quic::{QuicConfig, QuicEvent, QuicTracker};
 use super::table::{map, Map};
@@ -296,6 +296,8 @@ impl State {
                 syn,
                 ack,
                 fin_or_rst,
+                ack_number,
+                window,
                 payload,
             } => {
                 let key = FlowKey {
@@ -307,8 +309,18 @@ impl State {
                     syn,
                     ack,
                     fin_or_rst,
+                    ack_number,
+                    window,
                     payload,
                     src_mac: macs.0,
+                    link: match macs {
+                        (Some(s), Some(d)) if !pkt.tunnelled => Some(LinkSeen {
+                            client: Mac(s),
+                            server: Mac(d),
+                            vlan: pkt.vlan,
+                        }),
+                        _ => None,
+                    },
                 };
                 self.on_tcp(ts, key, seg, out);
             }
@@ -355,6 +367,7 @@ impl State {
             alpn: Vec::new(),
             qtype: None,
             answers: Vec::new(),
+            tcp: None,
         }
     }
 
@@ -515,6 +528,7 @@ impl State {
             alpn: Vec::new(),
             qtype: Some(qtype),
             answers,
+            tcp: None,
         })
     }
 }

@@ -49,6 +49,12 @@ impl StreamBuf {
         }
     }
 
+    /// The sequence number just past the contiguous bytes: what a receiver that got them
+    /// all expects next.
+    pub fn end(&self) -> u32 {
+        self.base.wrapping_add(self.contiguous().len() as u32)
+    }
+
     /// Places a segment and returns how many bytes it added (0 for a retransmission).
     /// Bytes before the start (retransmissions of consumed data) are dropped; bytes at or
     /// beyond `limit` relative to the start are an overflow.

@@ -15,6 +15,8 @@ pub mod time;
 pub mod tls;
 
 pub use detector::{Detector, DetectorConfig, Stats};
-pub use observation::{canonical, is_local, FlowKey, Host, HostError, Mac, Observation, Proto};
+pub use observation::{
+    canonical, is_local, FlowKey, Host, HostError, LinkSeen, Mac, Observation, Proto, TcpSeen,
+};
 pub use packet::LinkType;
 pub use time::Timestamp;

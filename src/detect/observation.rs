@@ -256,6 +256,40 @@ pub struct Observation {
     /// DNS, when reported from an answer: the CNAME chain and addresses, in order. Empty
     /// for queries (their answers feed the IP-to-name map instead).
     pub answers: Vec<String>,
+    /// TLS/HTTP/CONNECT/TCP: the sequence numbers of the client's segment that completed
+    /// the first flight, what a sensor needs to reset the connection. `None` for DNS and
+    /// QUIC, and for a connection reported without such a segment (silent, closed, given
+    /// up on a timer or at the capture's end).
+    pub tcp: Option<TcpSeen>,
+}
+
+/// A TCP connection's state as the client's segment that completed its first flight
+/// showed it: enough to forge a reset each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSeen {
+    /// The client's next sequence number: the end of the flight as far as it is
+    /// contiguous (or of the segment, when it was cut at the flight cap). What the server
+    /// expects next.
+    pub client_next: u32,
+    /// The segment's acknowledgement number: the server's next sequence number, as long
+    /// as it has sent nothing since its SYN-ACK. What the client expects next.
+    pub server_next: u32,
+    /// The client's advertised window, unscaled.
+    pub window: u16,
+    /// The frame's Ethernet addresses; `None` on links without them and for tunnelled
+    /// packets (whose outer addresses are the tunnel's).
+    pub link: Option<LinkSeen>,
+}
+
+/// The Ethernet addresses of a client's frame, for frames forged either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSeen {
+    /// The client's MAC (the frame's source).
+    pub client: Mac,
+    /// The frame's destination: the server's MAC, or the router's toward it.
+    pub server: Mac,
+    /// The frame's VLAN ID (the first tag only: a QinQ frame's inner tag is not kept).
+    pub vlan: Option<u16>,
 }
 
 /// Direction-specific 5-tuple-less flow key: source and destination socket addresses.

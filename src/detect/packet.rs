@@ -144,6 +144,10 @@ pub enum Transport<'a> {
         ack: bool,
         /// FIN or RST flag: the flow is ending.
         fin_or_rst: bool,
+        /// Acknowledgement number (meaningful when `ack` is set).
+        ack_number: u32,
+        /// Advertised window, unscaled.
+        window: u16,
         /// Segment payload (may be shorter than sent if the capture was truncated).
         payload: &'a [u8],
     },
@@ -175,6 +179,11 @@ pub struct Packet<'a> {
     pub link_src: Option<[u8; 6]>,
     /// Destination MAC of the innermost Ethernet header.
     pub link_dst: Option<[u8; 6]>,
+    /// The VLAN ID of the first 802.1Q/802.1ad tag after the innermost Ethernet header.
+    pub vlan: Option<u16>,
+    /// A tunnel was opened on the way to the packet: the link addresses may be the
+    /// tunnel's, not the packet's own.
+    pub tunnelled: bool,
 }
 
 /// Tunnels opened, counted under stable snake_case names.
@@ -286,6 +295,7 @@ struct Walk<'s> {
     encap: &'s mut [u64; ENCAP_NAMES.len()],
     tunnels: u8,
     vlan_tags: u8,
+    vlan: Option<u16>,
     link_src: Option<[u8; 6]>,
     link_dst: Option<[u8; 6]>,
 }
@@ -302,6 +312,7 @@ impl<'s> Walk<'s> {
             encap,
             tunnels: 0,
             vlan_tags: 0,
+            vlan: None,
             link_src: None,
             link_dst: None,
         }
@@ -346,6 +357,7 @@ impl<'s> Walk<'s> {
                     self.link_dst = mac(h, 0);
                     self.link_src = mac(h, 6);
                     self.vlan_tags = 0;
+                    self.vlan = None;
                     Layer::EtherType(u16::from_be_bytes([h[12], h[13]]), &d[14..])
                 }
                 Layer::EtherType(et, d) => self.ether_type(et, d)?,
@@ -418,6 +430,8 @@ impl<'s> Walk<'s> {
                 if self.vlan_tags < 3 =>
             {
                 self.vlan_tags += 1;
+                let tci = be16(d, 0).ok_or(Skip::Truncated)?;
+                self.vlan.get_or_insert(tci & 0x0fff);
                 let inner = be16(d, 2).ok_or(Skip::Truncated)?;
                 Ok(Layer::EtherType(inner, &d[4..]))
             }
@@ -456,6 +470,8 @@ impl<'s> Walk<'s> {
                     syn: tcp.syn(),
                     ack: tcp.ack(),
                     fin_or_rst: tcp.fin() || tcp.rst(),
+                    ack_number: tcp.acknowledgment_number(),
+                    window: tcp.window_size(),
                     payload: tcp.payload(),
                 }
             }
@@ -505,6 +521,8 @@ impl<'s> Walk<'s> {
             transport,
             link_src: self.link_src,
             link_dst: self.link_dst,
+            vlan: self.vlan,
+            tunnelled: self.tunnels > 0,
         })
     }
 

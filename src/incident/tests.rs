@@ -29,6 +29,7 @@ fn obs(proto: Proto, client: &str, server: &str, host: Option<&str>, secs: i64) 
         alpn: Vec::new(),
         qtype: None,
         answers: Vec::new(),
+        tcp: None,
     }
 }
 

@@ -393,6 +393,7 @@ impl Resolver {
             alpn: Vec::new(),
             qtype: Some(asked.query.query_type().to_string()),
             answers: Vec::new(),
+            tcp: None,
         }
     }
 

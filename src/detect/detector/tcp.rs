@@ -14,7 +14,7 @@
 use super::State;
 use crate::detect::flow::{Overflow, StreamBuf, STREAM_COST};
 use crate::detect::http;
-use crate::detect::observation::{FlowKey, Observation, Proto};
+use crate::detect::observation::{FlowKey, LinkSeen, Observation, Proto, TcpSeen};
 use crate::detect::time::Timestamp;
 use crate::detect::tls::{self, Scan};
 
@@ -224,7 +224,7 @@ impl State {
             self.learn_from_frame(key.src.ip(), seg.src_mac);
             self.start_flow(ts, key, kind, seg.seq, out);
         }
-        self.feed_tcp(ts, key, seg.seq, seg.payload, out);
+        self.feed_tcp(ts, key, &seg, out);
     }
 
     fn start_flow(
@@ -267,10 +267,10 @@ impl State {
         &mut self,
         ts: Timestamp,
         key: FlowKey,
-        seq: u32,
-        payload: &[u8],
+        seg: &Segment<'_>,
         out: &mut Vec<Observation>,
     ) {
+        let (seq, payload) = (seg.seq, seg.payload);
         let cfg = &self.cfg;
         let Some(flow) = self.tcp.get_mut(&key) else {
             return;
@@ -311,7 +311,18 @@ impl State {
         if grew {
             flow.advanced = ts;
         }
+        let seen = (flow.kind != Kind::Dns && seg.ack).then(|| TcpSeen {
+            client_next: later(seq.wrapping_add(payload.len() as u32), flow.buf.end()),
+            server_next: seg.ack_number,
+            window: seg.window,
+            link: seg.link,
+        });
+        let first = out.len();
         self.read_flight(ts, key, out);
+        // What this segment completed carries its numbers: a sensor resets with them.
+        for o in &mut out[first..] {
+            o.tcp = seen;
+        }
         self.settle(key, grew, out);
     }
 
@@ -472,8 +483,12 @@ pub(super) struct Segment<'a> {
     pub(super) syn: bool,
     pub(super) ack: bool,
     pub(super) fin_or_rst: bool,
+    pub(super) ack_number: u32,
+    pub(super) window: u16,
     pub(super) payload: &'a [u8],
     pub(super) src_mac: super::LinkAddr,
+    /// Both Ethernet addresses and the VLAN, when the frame had them untunnelled.
+    pub(super) link: Option<LinkSeen>,
 }
 
 /// What one pass over a flow's buffer decided.
@@ -510,6 +525,15 @@ fn dns_messages(buf: &mut StreamBuf) -> Vec<Vec<u8>> {
     messages
 }
 
+/// The later of two sequence numbers, in serial number arithmetic (RFC 1982).
+fn later(a: u32, b: u32) -> u32 {
+    if (a.wrapping_sub(b) as i32) > 0 {
+        a
+    } else {
+        b
+    }
+}
+
 fn overflow_name(o: Overflow) -> &'static str {
     match o {
         Overflow::TooLarge => "tcp_stream_too_large",
@@ -529,3 +553,6 @@ fn starts_like_client_hello(p: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod seen_tests;
