@@ -12,7 +12,7 @@ use crate::daemon;
 pub(super) struct ConfigArg {
     /// The configuration file.
     #[arg(long, default_value = crate::paths::CONFIG)]
-    config: PathBuf,
+    pub(super) config: PathBuf,
 }
 
 /// `aiwarden check`.

@@ -4,12 +4,14 @@
 //! | file | commands |
 //! |---|---|
 //! | `daemon.rs` | `run`, `check` |
+//! | `firewall.rs` | `firewall plan/down/failopen`, `status` |
 //! | `incidents.rs` | `incidents list`, `incidents ack`, `verify` |
 //! | `replay.rs` (and `replay_run.rs`, the replay itself) | `replay` |
 //! | `rules.rs` (and `import.rs`, the list import) | `rules check/list/explain/import/docs` |
 //! | `logging.rs` | the log subscriber |
 
 mod daemon;
+mod firewall;
 mod import;
 mod incidents;
 mod logging;
@@ -55,6 +57,14 @@ enum Command {
     Rules {
         #[command(subcommand)]
         command: rules::Command,
+    },
+    /// What the running daemon enforces: placement, mode, enforcement paths, set sizes,
+    /// queue counters, health (read from its /metrics and /healthz).
+    Status(firewall::StatusArgs),
+    /// The router's firewall: print the table, remove it, or leave DNS fail-open.
+    Firewall {
+        #[command(subcommand)]
+        command: firewall::Command,
     },
 }
 
@@ -107,6 +117,8 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => incidents::verify(a),
         Command::Incidents { command } => incidents::run(command),
         Command::Rules { command } => rules::run(command),
+        Command::Status(a) => firewall::status(a),
+        Command::Firewall { command } => firewall::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,6 +20,8 @@
 mod budget;
 mod detection;
 mod housekeeping;
+mod router;
+mod sensor;
 mod shutdown;
 mod systemd;
 
@@ -44,6 +46,7 @@ use crate::resolver::{self, DnsEvent, Resolver};
 use crate::store::writer::{self, now_micros, WriterConfig};
 use detection::{Detection, Input};
 use housekeeping::{publish_rules, Chore, Housekeeping};
+use sensor::sensor_enforcer;
 pub use shutdown::Shutdown;
 
 /// What `aiwarden check` found: the configuration, the rules it names, and advice.
@@ -140,6 +143,7 @@ pub fn check(path: &Path, host: bool) -> Result<Checked> {
             }
         }
     }
+    problems.extend(check_enforcement(&config, &rules, host, &mut warnings));
     if !problems.is_empty() {
         return Err(Error::Check(problems));
     }
@@ -182,19 +186,74 @@ fn sources(cfg: &Config) -> devices::Sources {
     }
 }
 
+/// What `check` finds about enforcement: problems (an interface that does not exist, a
+/// table the kernel refuses with `nft -c`) and, into `warnings`, what the placement leaves
+/// open.
+fn check_enforcement(
+    config: &Config,
+    rules: &RuleSet,
+    host: bool,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    use crate::config::Placement;
+    let e = &config.enforcement;
+    let mut problems = Vec::new();
+    let path = config.path.display();
+    if config.mode == Mode::Enforce && e.placement == Placement::Resolver {
+        warnings.push(format!(
+            "{path}: enforce mode with placement \"resolver\": only names asked of aiwarden's \
+             resolver are blocked; a hard-coded address, another resolver, DoH, DoT, QUIC or \
+             TLS on another port are seen and recorded, not blocked. On the clinic's gateway \
+             set [enforcement] placement = \"router\"; beside it, \"sensor\""
+        ));
+    }
+    let ifaces: Vec<&String> = match e.placement {
+        Placement::Router => e.lan_interfaces(&config.capture).iter().collect(),
+        Placement::Sensor => e.reset_interface.iter().collect(),
+        Placement::Resolver => Vec::new(),
+    };
+    for i in ifaces.iter().filter(|_| host) {
+        if !Path::new("/sys/class/net").join(i).exists() {
+            problems.push(format!(
+                "enforcement: interface {i} does not exist on this host"
+            ));
+        }
+    }
+    if e.placement == Placement::Router {
+        warnings.extend(
+            crate::firewall::router::lint(config, rules)
+                .into_iter()
+                .map(|w| format!("{path}: {w}")),
+        );
+        if host {
+            let plan = crate::firewall::router::plan(config, rules);
+            use crate::firewall::Firewall;
+            if let Err(err) = crate::firewall::Nft.check(plan.commands()) {
+                problems.push(format!("enforcement: the firewall table: {err}"));
+            }
+        }
+    }
+    problems
+}
+
 /// What the daemon enforces, in one line for the startup log and `aiwarden check`.
 pub fn enforcement(cfg: &Config) -> String {
-    let dns = match (cfg.dns.listen.is_empty(), cfg.mode) {
-        (true, _) => "no resolver (nothing is blocked)",
-        (false, Mode::Enforce) => "the resolver answers blocked names NXDOMAIN",
-        (false, Mode::Monitor) => "the resolver answers every name and flags (monitor mode)",
-    };
+    use crate::config::Placement;
+    let [placement, tcp, quic, dns] = crate::firewall::router::describe(cfg, None);
     let seen = if cfg.capture.interfaces.is_empty() {
         "no capture: only queries to the resolver are seen"
     } else {
-        "connections (TLS, QUIC, HTTP, DoT, DoH by address) are detected and recorded, not blocked"
+        "connections (TLS, QUIC, HTTP, DoT, DoH by address) are detected and recorded"
     };
-    format!("{dns}; {seen}")
+    let blocks = match (cfg.mode, cfg.enforcement.placement) {
+        (Mode::Monitor, _) => "monitor mode: nothing is blocked, what enforce would block is flagged".to_string(),
+        (Mode::Enforce, Placement::Resolver) => "blocked names get NXDOMAIN from the resolver; connections around it are not blocked".to_string(),
+        (Mode::Enforce, Placement::Sensor) => "blocked names get NXDOMAIN; TCP connections to blocked names are reset from the LAN (best effort); QUIC is not blocked".to_string(),
+        (Mode::Enforce, Placement::Router) => format!(
+            "blocked names get NXDOMAIN; DNS to other resolvers is redirected to aiwarden's; DoT/DoQ (853) and DoH resolver addresses are refused; TCP connections to blocked names (any port, by SNI, HTTP host or CONNECT) are reset ({tcp}); QUIC to blocked names is refused ({quic})"
+        ),
+    };
+    format!("placement {placement} (tcp {tcp}, quic {quic}, dns {dns}): {blocks}; {seen}")
 }
 
 fn thread_err(name: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -288,7 +347,19 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     }
     .spawn(chore_rx, shutdown.flag())?;
 
-    let detection = Detection {
+    // Router placement: the firewall before anything is forwarded through it, its blocks
+    // into detection's queue.
+    let router = (cfg.enforcement.placement == crate::config::Placement::Router)
+        .then(|| router::start(&cfg, &live, &device_map, &metrics, &input_tx, &health))
+        .flatten();
+    let tcp_path = router.as_ref().map(|r| r.router.tcp);
+    let info = crate::firewall::router::describe(&cfg, tcp_path);
+    metrics
+        .enforcement_info
+        .with_label_values(&[&info[0], &info[1], &info[2], &info[3]])
+        .set(1);
+    let queue_answers = router.as_ref().and_then(|r| r.answers.clone());
+    let mut detection = Detection {
         detector: Detector::new(DetectorConfig::default()),
         pipeline: Pipeline::new(cfg.mode, cfg.incident_window_secs.saturating_mul(1_000_000)),
         mode: cfg.mode,
@@ -301,8 +372,13 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         beat: detection_beat.clone(),
         spoofed: crate::detect::table::map(detection::MAX_SPOOFED),
         flood_log: crate::limit::Throttle::new(Duration::from_secs(10)),
-        enforcer: None,
+        enforcer: sensor_enforcer(&cfg, &metrics),
     };
+    if let Some(r) = &router {
+        if cfg.mode == Mode::Enforce {
+            detection.enforcer = Some(Box::new(r.router.enforcer(&cfg)));
+        }
+    }
     let detection_thread = std::thread::Builder::new()
         .name("aiwarden-detect".into())
         .spawn(move || detection.run(input_rx))
@@ -346,7 +422,21 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         let events = {
             let tx = input_tx.clone();
             let m = metrics.clone();
+            let queue_answers = queue_answers.clone();
             Box::new(move |ev: DnsEvent| {
+                if let (
+                    Some(q),
+                    DnsEvent::Answer {
+                        client,
+                        host,
+                        addrs,
+                    },
+                ) = (&queue_answers, &ev)
+                {
+                    for a in addrs {
+                        let _ = q.try_send((*client, *a, host.clone()));
+                    }
+                }
                 if tx.try_send(Input::Resolver(Box::new(ev))).is_err() {
                     m.events_dropped.inc();
                 }
@@ -479,6 +569,10 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     tracing::info!("stopping: flushing incidents");
     systemd::notify("STOPPING=1");
     shutdown.trigger();
+    if let Some(r) = router {
+        // Traffic is let go first: a stopping daemon judges nothing.
+        r.stop();
+    }
     for c in &captures {
         c.wake();
     }

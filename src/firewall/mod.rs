@@ -15,3 +15,21 @@ pub trait Enforcer: Send {
     /// Acts on `obs`, judged `verdict`.
     fn act(&mut self, obs: &Observation, verdict: Verdict) -> Option<Action>;
 }
+
+pub mod nft;
+pub mod queue;
+pub mod reset;
+pub mod router;
+pub mod ruleset;
+
+pub use nft::{DryRun, Firewall, Nft};
+pub use router::{Router, TcpPath};
+
+/// A change for the firewall thread: a denied (client, server, port) for the tuple sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FwOp {
+    /// A TCP connection to reset, and its retries.
+    DenyTcp(std::net::IpAddr, std::net::IpAddr, u16),
+    /// A QUIC flow to refuse, and its retries.
+    DenyQuic(std::net::IpAddr, std::net::IpAddr, u16),
+}

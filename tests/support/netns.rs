@@ -314,3 +314,8 @@ pub(crate) fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
     });
     pid
 }
+
+/// An example program (`examples/NAME.rs`), built for the test.
+pub(crate) fn example_path(name: &str) -> std::path::PathBuf {
+    example::build(name)
+}

@@ -1,0 +1,232 @@
+//! NFQUEUE verdicts: the first packets of each new forwarded connection are held by the
+//! kernel until this thread has read them. Each goes through a detector of its own (the
+//! same first-flight reassembly as capture), and when a ClientHello, a QUIC Initial or an
+//! HTTP request names a host the rules block, the packet that completed it is marked: the
+//! table's `forward_filter` chain then resets the connection (or refuses the QUIC flow)
+//! from the kernel, to the client at once and to the server when it answers. Every other
+//! packet is passed at once; a judged connection is marked allowed and not queued again.
+//!
+//! Fail-open: the queue rule has `bypass` (nobody bound: packets pass), the queue is bound
+//! with `fail-open` and a small length (a stuck thread: packets beyond it pass), and only
+//! the first few packets of a connection are ever queued.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use super::ruleset::{MARK_ALLOW, MARK_DENY, MARK_PASS, MARK_QUIC_DENY};
+use super::FwOp;
+use crate::detect::{Detector, DetectorConfig, Host, LinkType, Mac, Observation, Proto, Timestamp};
+use crate::devices::DeviceMap;
+use crate::error::{Error, Result};
+use crate::incident::{judge, Action};
+use crate::metrics::Metrics;
+use crate::policy::{Live, Mode, Verdict};
+
+/// Where a blocked connection is reported (the detection thread records the incident).
+pub type Report = Box<dyn Fn(Observation, Action) + Send>;
+
+/// What the thread needs.
+pub struct QueueJudge {
+    /// The queue number.
+    pub num: u16,
+    /// Packets the kernel holds at most before it lets them pass unjudged.
+    pub max_len: u32,
+    /// The verdict re-enters the hook (native nft queue: the marks are read by the same
+    /// chain) rather than going on to the next chain (iptables' queue in `mangle`).
+    pub repeat: bool,
+    /// The mode in force.
+    pub mode: Mode,
+    /// The rules in force.
+    pub live: Arc<Live>,
+    /// Who is behind an address.
+    pub devices: Arc<ArcSwap<DeviceMap>>,
+    /// DNS answers the resolver gave (client, address, name): a connection they explain is
+    /// not `unresolved`, and an ECH connection's real name is known.
+    pub answers: Receiver<(IpAddr, IpAddr, Host)>,
+    /// Denied tuples for the firewall's sets (retries die at once).
+    pub firewall: SyncSender<FwOp>,
+    /// Blocks, for the incident store.
+    pub report: Report,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+fn fw_err(num: u16, e: impl std::fmt::Display) -> Error {
+    Error::Firewall {
+        what: format!("nfqueue {num}"),
+        message: e.to_string(),
+    }
+}
+
+/// Binds the queue; the caller runs [`QueueJudge::run`] on a thread of its own.
+pub fn bind(num: u16, max_len: u32) -> Result<nfq::Queue> {
+    let mut q = nfq::Queue::open().map_err(|e| fw_err(num, e))?;
+    q.bind(num).map_err(|e| fw_err(num, e))?;
+    q.set_fail_open(num, true).map_err(|e| fw_err(num, e))?;
+    q.set_queue_max_len(num, max_len)
+        .map_err(|e| fw_err(num, e))?;
+    q.set_copy_range(num, 0xffff).map_err(|e| fw_err(num, e))?;
+    Ok(q)
+}
+
+/// The packet's (source, destination) sockets and whether it is UDP, read from the IP
+/// header; `None` for what is not TCP or UDP.
+fn endpoints(ip: &[u8]) -> Option<(SocketAddr, SocketAddr, bool)> {
+    let p = etherparse::SlicedPacket::from_ip(ip).ok()?;
+    let (src, dst): (IpAddr, IpAddr) = match p.net? {
+        etherparse::NetSlice::Ipv4(v4) => (
+            v4.header().source_addr().into(),
+            v4.header().destination_addr().into(),
+        ),
+        etherparse::NetSlice::Ipv6(v6) => (
+            v6.header().source_addr().into(),
+            v6.header().destination_addr().into(),
+        ),
+        _ => return None,
+    };
+    match p.transport? {
+        etherparse::TransportSlice::Tcp(t) => Some((
+            SocketAddr::new(src, t.source_port()),
+            SocketAddr::new(dst, t.destination_port()),
+            false,
+        )),
+        etherparse::TransportSlice::Udp(u) => Some((
+            SocketAddr::new(src, u.source_port()),
+            SocketAddr::new(dst, u.destination_port()),
+            true,
+        )),
+        _ => None,
+    }
+}
+
+fn now() -> Timestamp {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+impl QueueJudge {
+    /// Reads and judges packets until the queue fails. Never returns while the queue
+    /// works; the daemon removes the rules that feed it on stop and does not wait.
+    pub fn run(self, mut queue: nfq::Queue) {
+        let mut detector = Detector::new(DetectorConfig::default());
+        let verdict = if self.repeat {
+            nfq::Verdict::Repeat
+        } else {
+            nfq::Verdict::Accept
+        };
+        let mut errors = 0u32;
+        loop {
+            let mut msg = match queue.recv() {
+                Ok(m) => m,
+                Err(e) => {
+                    self.metrics
+                        .queue_verdicts
+                        .with_label_values(&["error"])
+                        .inc();
+                    errors += 1;
+                    if errors % 1000 == 1 {
+                        tracing::error!(queue = self.num, error = %e, "nfqueue read failed; packets pass unjudged while it does");
+                    }
+                    if errors > 100_000 {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            while let Ok((client, addr, host)) = self.answers.try_recv() {
+                detector.learn(client, addr, host);
+            }
+            let mark = self.judge_packet(&mut detector, &msg);
+            tracing::trace!(
+                queue = self.num,
+                mark = format_args!("{mark:#x}"),
+                packet = ?endpoints(msg.get_payload()),
+                len = msg.get_payload().len(),
+                "nfqueue verdict"
+            );
+            msg.set_nfmark((msg.get_nfmark() & !super::ruleset::MARKS) | mark);
+            msg.set_verdict(verdict);
+            let result = match mark {
+                MARK_DENY => "deny",
+                MARK_QUIC_DENY => "quic_deny",
+                _ => "accept",
+            };
+            self.metrics
+                .queue_verdicts
+                .with_label_values(&[result])
+                .inc();
+            if let Err(e) = queue.verdict(msg) {
+                self.metrics
+                    .queue_verdicts
+                    .with_label_values(&["error"])
+                    .inc();
+                tracing::warn!(queue = self.num, error = %e, "nfqueue verdict failed");
+            }
+        }
+    }
+
+    /// The mark for one queued packet: deny, allow (judged, not queued again) or pass
+    /// (not judged yet).
+    fn judge_packet(&self, detector: &mut Detector, msg: &nfq::Message) -> u32 {
+        let payload = msg.get_payload();
+        let ends = endpoints(payload);
+        let mac = msg
+            .get_hw_addr()
+            .and_then(|a| <[u8; 6]>::try_from(a.get(..6)?).ok())
+            .map(Mac);
+        let mut mark = MARK_PASS;
+        for mut obs in detector.process(now(), LinkType::RawIp, payload) {
+            if obs.client_mac.is_none() {
+                obs.client_mac = mac;
+            }
+            let this = ends.is_some_and(|(src, dst, _)| {
+                src.ip().to_canonical() == obs.client.ip().to_canonical()
+                    && src.port() == obs.client.port()
+                    && dst.ip().to_canonical() == obs.server.ip().to_canonical()
+                    && dst.port() == obs.server.port()
+            });
+            let who = self
+                .devices
+                .load()
+                .identify_with(obs.client.ip(), obs.client_mac);
+            let judged = {
+                let rules = self.live.current();
+                judge(&rules, &obs, &who.client(), self.mode)
+            };
+            if judged.decision.verdict == Verdict::Block && self.mode == Mode::Enforce {
+                let quic = obs.proto == Proto::Quic;
+                let op = if quic {
+                    FwOp::DenyQuic(obs.client.ip(), obs.server.ip(), obs.server.port())
+                } else {
+                    FwOp::DenyTcp(obs.client.ip(), obs.server.ip(), obs.server.port())
+                };
+                if self.firewall.try_send(op).is_err() {
+                    self.metrics
+                        .firewall_changes
+                        .with_label_values(&["dropped"])
+                        .inc();
+                }
+                if this {
+                    mark = if quic { MARK_QUIC_DENY } else { MARK_DENY };
+                }
+                (self.report)(
+                    obs,
+                    if quic {
+                        Action::QuicDrop
+                    } else {
+                        Action::Reset
+                    },
+                );
+            } else if this && mark == MARK_PASS {
+                mark = MARK_ALLOW;
+            }
+        }
+        mark
+    }
+}
