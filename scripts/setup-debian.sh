@@ -10,7 +10,7 @@ packages=(
   build-essential pkg-config ca-certificates
   libpcap-dev tcpdump          # capture: the pcap crate links libpcap
   dnsutils                     # dig, for end-to-end DNS tests
-  iproute2 nftables            # network namespaces and the firewall shell
+  iproute2 nftables iptables   # network namespaces and the firewall shell (iptables: the NFQUEUE hook where nft has no queue)
   dnsmasq-base openssl curl    # end-to-end test: upstream DNS, TLS server and client, /metrics
   systemd                      # systemd-analyze verify of the unit
 )

@@ -26,7 +26,9 @@ pub(super) fn notify(state: &str) {
     }
 }
 
-/// Half the systemd watchdog period, when one is set for this process.
+/// A third of the systemd watchdog period, when one is set for this process: the main
+/// loop ticks every second, so a 3 s watchdog is pinged every tick and a late tick still
+/// leaves a second of slack.
 pub(super) fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     if let Ok(pid) = std::env::var("WATCHDOG_PID") {
@@ -34,5 +36,5 @@ pub(super) fn watchdog_interval() -> Option<Duration> {
             return None;
         }
     }
-    Some(Duration::from_micros(usec / 2))
+    Some(Duration::from_micros(usec / 3))
 }
