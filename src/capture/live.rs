@@ -64,6 +64,10 @@ pub struct LiveOptions {
     pub buffer_mib: u32,
     /// BPF filter.
     pub filter: String,
+    /// The longest a frame waits in a partly filled ring block before it is read, ms:
+    /// [`BLOCK_TIMEOUT_MS`], or less where a reaction races the network (a sensor's
+    /// resets).
+    pub block_timeout_ms: i32,
 }
 
 /// A capture thread.
@@ -102,8 +106,13 @@ impl Live {
     }
 }
 
-/// The longest a captured frame waits in a partly filled ring block before it is read.
-const BLOCK_TIMEOUT_MS: i32 = 10;
+/// The longest a captured frame waits in a partly filled ring block before it is read, by
+/// default: ten wake-ups a second per interface at most while frames trickle in.
+pub const BLOCK_TIMEOUT_MS: i32 = 10;
+
+/// The same for a sensor that resets connections: its reset races the server's reply, and
+/// every millisecond the ClientHello waits in the ring is lost from that race.
+pub const SENSOR_BLOCK_TIMEOUT_MS: i32 = 1;
 
 fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> {
     let err = |e: pcap::Error| Error::Capture {
@@ -115,14 +124,14 @@ fn open(iface: &str, opts: &LiveOptions) -> Result<pcap::Capture<pcap::Active>> 
     // TPACKET_V2, whose slots are sized for the snaplen (65,535 on an interface with
     // offloads, as most NICs and veth are): 16 MiB asked gave 32 MiB mapped and 256
     // slots, which dropped frames at 1 Gbit/s of the clinic mix (benches/compare/live.sh).
-    // A frame now waits at most BLOCK_TIMEOUT_MS in a block that is not yet full.
+    // A frame now waits at most the block timeout in a block that is not yet full.
     let mut cap = pcap::Capture::from_device(iface)
         .map_err(err)?
         .promisc(true)
         .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(opts.buffer_mib.saturating_mul(1 << 20)).unwrap_or(i32::MAX))
         .immediate_mode(false)
-        .timeout(BLOCK_TIMEOUT_MS)
+        .timeout(opts.block_timeout_ms.max(1))
         .open()
         .map_err(err)?;
     cap.filter(&opts.filter, true).map_err(err)?;

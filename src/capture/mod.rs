@@ -11,7 +11,8 @@ mod live;
 
 pub use file::FileReader;
 pub use live::{
-    check_filter, probe, spawn_file, spawn_live, Live, LiveOptions, OwnedFrame, DEFAULT_FILTER,
+    check_filter, probe, spawn_file, spawn_live, Live, LiveOptions, OwnedFrame, BLOCK_TIMEOUT_MS,
+    DEFAULT_FILTER, SENSOR_BLOCK_TIMEOUT_MS,
 };
 
 use crate::detect::{LinkType, Timestamp};

@@ -394,6 +394,13 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
             snaplen: cfg.capture.snaplen,
             buffer_mib: cfg.capture.buffer_mib,
             filter: cfg.capture.filter.clone(),
+            block_timeout_ms: if cfg.enforcement.placement == crate::config::Placement::Sensor
+                && cfg.mode == Mode::Enforce
+            {
+                capture::SENSOR_BLOCK_TIMEOUT_MS
+            } else {
+                capture::BLOCK_TIMEOUT_MS
+            },
         };
         for iface in &cfg.capture.interfaces {
             captures.push(capture::spawn_live(

@@ -168,22 +168,40 @@ impl Firewall for Nft {
     }
 }
 
-/// Records batches instead of sending them; can be told to refuse the native queue (a
-/// kernel without it) or everything (no `nft`).
+/// What a [`DryRun`] was asked to do.
 #[derive(Debug, Default)]
-pub struct DryRun {
+pub struct DryLog {
     /// Batches applied, in order.
     pub applied: Vec<Vec<Value>>,
-    /// Refuse batches holding an nft `queue` statement, as a kernel without it does.
-    pub no_native_queue: bool,
-    /// Refuse the iptables hook, as a machine without iptables does.
-    pub no_xt: bool,
     /// The iptables hook installed, if any.
     pub xt: Option<Vec<Vec<String>>>,
 }
 
+/// Records batches instead of sending them (shared, so a test can read them while the
+/// firewall thread owns the `DryRun`); can be told to refuse the native queue (a kernel
+/// without it) or the iptables hook (no iptables).
+#[derive(Debug, Default, Clone)]
+pub struct DryRun {
+    /// What was done.
+    pub log: std::sync::Arc<std::sync::Mutex<DryLog>>,
+    /// Refuse batches holding an nft `queue` statement, as a kernel without it does.
+    pub no_native_queue: bool,
+    /// Refuse the iptables hook, as a machine without iptables does.
+    pub no_xt: bool,
+}
+
 fn has_queue(commands: &[Value]) -> bool {
     commands.iter().any(|c| c.to_string().contains("\"queue\""))
+}
+
+impl DryRun {
+    fn with_log<T>(&self, f: impl FnOnce(&mut DryLog) -> T) -> T {
+        let mut log = self
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut log)
+    }
 }
 
 impl Firewall for DryRun {
@@ -195,7 +213,7 @@ impl Firewall for DryRun {
                 message: "Could not process rule: No such file or directory".into(),
             });
         }
-        self.applied.push(commands);
+        self.with_log(|l| l.applied.push(commands));
         Ok(())
     }
 
@@ -214,11 +232,11 @@ impl Firewall for DryRun {
                 message: "not found".into(),
             });
         }
-        self.xt = Some(xt_rules(lan, queue));
+        self.with_log(|l| l.xt = Some(xt_rules(lan, queue)));
         Ok(())
     }
 
     fn remove_xt(&mut self) {
-        self.xt = None;
+        self.with_log(|l| l.xt = None);
     }
 }

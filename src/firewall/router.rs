@@ -471,3 +471,6 @@ impl Enforcer for RouterEnforcer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
