@@ -51,7 +51,13 @@ pub(super) fn start(
     health: &Health,
 ) -> Option<Started> {
     let rules = live.current();
-    let mut router = match Router::start(cfg, &rules, Box::new(Nft), metrics.clone()) {
+    let mut router = match Router::start(
+        cfg,
+        &rules,
+        Box::new(Nft),
+        metrics.clone(),
+        Some(live.clone()),
+    ) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "the firewall could not be installed: only DNS is enforced");

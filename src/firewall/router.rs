@@ -18,7 +18,7 @@ use crate::detect::{Observation, Proto};
 use crate::error::Result;
 use crate::incident::Action;
 use crate::metrics::Metrics;
-use crate::policy::{Mode, RuleSet, Verdict};
+use crate::policy::{Live, Mode, RuleSet, Verdict};
 
 /// How new TCP connections are judged on the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,11 +140,15 @@ impl Router {
     /// Installs the table for `cfg` and `rules` through `fw`, choosing the TCP path, and
     /// starts the firewall thread. In monitor mode, removes a stale table and installs
     /// nothing.
+    ///
+    /// With `live`, the firewall thread rebuilds the table when the rules change (the
+    /// bypass catalog's resolver addresses, the groups whose QUIC is refused).
     pub fn start(
         cfg: &Config,
         rules: &RuleSet,
         mut fw: Box<dyn Firewall>,
         metrics: Arc<Metrics>,
+        live: Option<Arc<Live>>,
     ) -> Result<Router> {
         let e = &cfg.enforcement;
         let mut plan = plan(cfg, rules);
@@ -209,10 +213,25 @@ impl Router {
             let stopping = stopping.clone();
             let queue_num = e.queue;
             let mode = cfg.mode;
+            let rebuild = live.filter(|_| mode == Mode::Enforce).map(|live| Rebuild {
+                version: live.version(),
+                live,
+                cfg: cfg.clone(),
+                queue: plan.queue,
+                queued_packets: plan.queued_packets,
+            });
             std::thread::Builder::new()
                 .name("aiwarden-firewall".into())
                 .spawn(move || {
-                    firewall_thread(fw, rx, metrics, stopping, queue_num, mode != Mode::Enforce)
+                    firewall_thread(
+                        fw,
+                        rx,
+                        metrics,
+                        stopping,
+                        queue_num,
+                        mode != Mode::Enforce,
+                        rebuild,
+                    )
                 })
                 .map_err(|source| crate::Error::Thread {
                     name: "the firewall thread".into(),
@@ -303,8 +322,33 @@ pub fn failopen_upstreams(cfg: &Config) -> Vec<IpAddr> {
     out
 }
 
+/// What the firewall thread needs to rebuild the table when the rules change.
+struct Rebuild {
+    live: Arc<Live>,
+    version: u64,
+    cfg: Config,
+    queue: Option<QueueRule>,
+    queued_packets: Option<u32>,
+}
+
+impl Rebuild {
+    /// The table for the rules in force, when they changed since the last one installed.
+    fn changed(&mut self) -> Option<Vec<serde_json::Value>> {
+        let v = self.live.version();
+        if v == self.version {
+            return None;
+        }
+        self.version = v;
+        let mut p = plan(&self.cfg, &self.live.current());
+        p.queue = self.queue;
+        p.queued_packets = self.queued_packets;
+        Some(p.commands())
+    }
+}
+
 /// Batches denied tuples into the sets (one `nft` run per batch, at most every 20 ms),
-/// and every ten seconds publishes the sets' sizes and the kernel's queue counters.
+/// rebuilds the table when the rules change, and every ten seconds publishes the sets'
+/// sizes and the kernel's queue counters.
 fn firewall_thread(
     mut fw: Box<dyn Firewall>,
     rx: Receiver<FwOp>,
@@ -312,6 +356,7 @@ fn firewall_thread(
     stopping: Arc<std::sync::atomic::AtomicBool>,
     queue_num: u16,
     monitor: bool,
+    mut rebuild: Option<Rebuild>,
 ) {
     let mut last_stats = Instant::now();
     let mut seen: crate::detect::table::Map<FwOp, Instant> = crate::detect::table::map(65_536);
@@ -366,6 +411,20 @@ fn firewall_thread(
                         metrics.firewall_changes.with_label_values(&["error"]).inc();
                         tracing::warn!(error = %e, "could not add denied connections to the firewall's sets");
                     }
+                }
+            }
+        }
+        if let Some(commands) = rebuild.as_mut().and_then(Rebuild::changed) {
+            // One transaction: the old table (and the denied tuples in its sets) goes, the
+            // new one comes; connections already judged keep their conntrack marks.
+            match fw.apply(commands) {
+                Ok(()) => {
+                    metrics.firewall_changes.with_label_values(&["ok"]).inc();
+                    tracing::info!("firewall table rebuilt for the reloaded rules");
+                }
+                Err(e) => {
+                    metrics.firewall_changes.with_label_values(&["error"]).inc();
+                    tracing::error!(error = %e, "could not rebuild the firewall table for the reloaded rules; the previous one stays");
                 }
             }
         }

@@ -39,6 +39,7 @@ fn monitor_mode_installs_nothing_that_changes_traffic() {
         &rules(),
         Box::new(fw.clone()),
         Arc::new(Metrics::new()),
+        None,
     )
     .expect("start");
     assert_eq!(r.tcp, TcpPath::Off);
@@ -62,6 +63,7 @@ fn reactive_mode_installs_the_table_without_a_queue_and_fills_the_sets() {
         &rules(),
         Box::new(fw.clone()),
         Arc::new(Metrics::new()),
+        None,
     )
     .expect("start");
     assert_eq!(r.tcp, TcpPath::Reactive);
@@ -143,4 +145,30 @@ fn queue_stats_parse_the_kernels_table() {
         })
     );
     assert_eq!(QueueStats::parse(text, 5), None);
+}
+
+#[test]
+fn the_table_is_rebuilt_when_the_rules_change() {
+    let fw = DryRun::default();
+    let cfg = config("enforce", "tcp = \"reactive\"\n");
+    let dirs = crate::policy::RuleDirs::under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"));
+    let live = Arc::new(Live::new(&dirs, rules()));
+    let r = Router::start(
+        &cfg,
+        &live.current(),
+        Box::new(fw.clone()),
+        Arc::new(Metrics::new()),
+        Some(live.clone()),
+    )
+    .expect("start");
+    assert_eq!(applied(&fw).len(), 1);
+    live.replace(rules());
+    let start = Instant::now();
+    while applied(&fw).len() < 2 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let batches = applied(&fw);
+    assert_eq!(batches.len(), 2, "rebuilt once");
+    assert_eq!(batches[0], batches[1], "the same rules make the same table");
+    r.stop();
 }
