@@ -565,9 +565,22 @@ fn check_says_what_is_enforced_and_warns_about_a_loopback_resolver() {
         out.contains("dns.listen is only on loopback (127.0.0.1:53): no device on the LAN can reach the resolver"),
         "{out}"
     );
-    assert!(out.contains("1 warnings)"), "{out}");
+    assert!(out.contains("2 warnings)"), "{out}");
     assert!(
-        out.contains("enforcement: the resolver answers blocked names NXDOMAIN"),
+        out.contains("enforce mode with placement \"resolver\": only names asked of aiwarden's resolver are blocked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("enforcement: placement resolver (tcp off, quic off, dns nxdomain): blocked names get NXDOMAIN from the resolver; connections around it are not blocked"),
+        "{out}"
+    );
+    let out = check(
+        "mode = \"enforce\"\n[capture]\ninterfaces = [\"eth1\"]\n[dns]\nlisten = [\"192.168.1.1:53\", \"[fd00::1]:53\"]\nupstreams = [\"9.9.9.9\"]\n[enforcement]\nplacement = \"router\"\n",
+    );
+    assert!(out.contains("0 warnings)"), "{out}");
+    assert!(
+        out.contains("enforcement: placement router (tcp queue-or-reactive, quic reject, dns nxdomain+redirect)")
+            && out.contains("DNS to other resolvers is redirected to aiwarden's"),
         "{out}"
     );
     let out = check(
