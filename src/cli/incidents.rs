@@ -21,7 +21,7 @@ pub(super) struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn path(&self) -> Result<PathBuf> {
+    pub(super) fn path(&self) -> Result<PathBuf> {
         match &self.store {
             Some(p) => Ok(p.clone()),
             None => Ok(Config::load(&self.config)?.store.path),
@@ -83,7 +83,7 @@ fn parse_time(s: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-fn fmt_micros(us: i64) -> String {
+pub(super) fn fmt_micros(us: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }

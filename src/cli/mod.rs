@@ -8,6 +8,7 @@
 //! | `incidents.rs` | `incidents list`, `incidents ack`, `verify` |
 //! | `replay.rs` (and `replay_run.rs`, the replay itself) | `replay` |
 //! | `rules.rs` (and `import.rs`, the list import) | `rules check/list/explain/import/docs` |
+//! | `unblock.rs` | `unblock` (and `unblock --list`) |
 //! | `logging.rs` | the log subscriber |
 
 mod daemon;
@@ -18,6 +19,7 @@ mod logging;
 mod replay;
 pub mod replay_run;
 mod rules;
+mod unblock;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,9 @@ enum Command {
         #[command(subcommand)]
         command: incidents::Command,
     },
+    /// Let one device reach one AI host (or every blocked one) for a while, recorded in the
+    /// chained log with who and why; `--list` shows unblocks in force and lately ended.
+    Unblock(unblock::Args),
     /// Validate, list, explain and import rule files.
     Rules {
         #[command(subcommand)]
@@ -116,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => daemon::check(a),
         Command::Verify(a) => incidents::verify(a),
         Command::Incidents { command } => incidents::run(command),
+        Command::Unblock(a) => unblock::run(a),
         Command::Rules { command } => rules::run(command),
         Command::Status(a) => firewall::status(a),
         Command::Firewall { command } => firewall::run(command),

@@ -13,6 +13,7 @@
 //! | `judge.rs` | verdicts for a host, an address, a signal |
 //! | `explain.rs` | `rules explain`: every rule consulted |
 //! | `groups.rs`, `pattern.rs`, `lint.rs`, `live.rs`, `docs.rs`, `import.rs` | client groups, host patterns, advice, atomic reload, docs/catalog.md, list import |
+//! | `unblock.rs` | time-limited exceptions (`aiwarden unblock`): the table enforcement asks before a block |
 
 mod catalog;
 pub mod docs;
@@ -24,6 +25,7 @@ mod lint;
 mod lists;
 mod live;
 pub mod pattern;
+pub mod unblock;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

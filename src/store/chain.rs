@@ -7,6 +7,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::incident::IncidentRecord;
+use crate::policy::pattern::Pattern;
+use crate::policy::unblock::Device;
 
 /// A row of the chain by id and hash.
 pub(super) type Link = (i64, [u8; 32]);
@@ -45,6 +47,19 @@ pub(super) const BREAK_COLUMNS: [&str; 4] = [
     "break_prev_hash",
     "break_file",
 ];
+
+/// The columns only an `unblock` row has, hashed after [`LOG_COLUMNS`] for that kind alone
+/// (after the 20, not after the break columns: each kind hashes its own).
+pub(super) const UNBLOCK_COLUMNS: [&str; 1] = ["unblock_until"];
+
+/// The kind-specific columns hashed after [`LOG_COLUMNS`] for a row of `kind`.
+pub(super) fn extra_columns(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "break" => &BREAK_COLUMNS,
+        "unblock" => &UNBLOCK_COLUMNS,
+        _ => &[],
+    }
+}
 
 /// What a walk of the chain found (the database alone; the head file is checked apart).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +179,42 @@ pub(super) fn ack_values(id: i64, incident_id: i64, ts: i64, by: &str, note: &st
     row
 }
 
+/// The values of an unblock row: [`LOG_COLUMNS`] then [`UNBLOCK_COLUMNS`]. The device goes
+/// in the column that fits it: `client_mac`, `client_ip` or `device` (a name).
+pub(super) fn unblock_values(id: i64, u: &UnblockEntry<'_>) -> Vec<Value> {
+    let text = |s: &str| Value::Text(s.to_string());
+    let (ip, mac, name) = match u.device {
+        Device::Ip(a) => (text(&a.to_string()), Value::Null, Value::Null),
+        Device::Mac(m) => (Value::Null, text(&m.to_string()), Value::Null),
+        Device::Name(n) => (Value::Null, Value::Null, text(n)),
+    };
+    let mut row = vec![
+        Value::Integer(id),
+        text("unblock"),
+        Value::Integer(u.ts),
+        ip,
+        mac,
+        name,
+    ];
+    row.resize(15, Value::Null);
+    row.push(u.host.map_or(Value::Null, |p| text(&p.display())));
+    row.extend([Value::Null, Value::Null, text(u.by), text(u.note)]);
+    debug_assert_eq!(row.len(), LOG_COLUMNS.len());
+    row.push(Value::Integer(u.until));
+    row
+}
+
+/// What an unblock row records (see [`crate::policy::unblock::Unblock`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct UnblockEntry<'a> {
+    pub(super) ts: i64,
+    pub(super) device: &'a Device,
+    pub(super) host: Option<&'a Pattern>,
+    pub(super) by: &'a str,
+    pub(super) note: &'a str,
+    pub(super) until: i64,
+}
+
 /// The next id and the hash it chains to: after the newest row, else after the anchor, else
 /// the start.
 pub(super) fn chain_head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
@@ -188,7 +239,7 @@ pub(super) fn read_anchor(conn: &Connection) -> rusqlite::Result<Option<(i64, [u
 }
 
 /// Inserts one log row chained to `prev` and returns its hash. `row` holds the
-/// [`LOG_COLUMNS`], and for a break row the [`BREAK_COLUMNS`] after them.
+/// [`LOG_COLUMNS`], and after them the kind's own ([`extra_columns`]).
 pub(super) fn insert_log(
     conn: &Connection,
     row: &[Value],
@@ -196,8 +247,14 @@ pub(super) fn insert_log(
 ) -> rusqlite::Result<[u8; 32]> {
     let hash = row_hash(prev, row.iter().map(ValueRef::from));
     let mut cols: Vec<&str> = LOG_COLUMNS.to_vec();
-    if row.len() > LOG_COLUMNS.len() {
-        cols.extend(BREAK_COLUMNS);
+    if let Some(Value::Text(kind)) = row.get(1) {
+        cols.extend(extra_columns(kind));
+    }
+    if cols.len() != row.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            row.len(),
+            cols.len(),
+        ));
     }
     let sql = format!(
         "INSERT INTO log ({}, prev_hash, hash) VALUES ({})",
@@ -249,7 +306,7 @@ pub(super) fn row_hash<'a>(
 }
 
 /// Walks the chain from the anchor (or the start) up to `upto` (or the end). `version` is
-/// the schema's: version 1 has no break columns.
+/// the schema's: version 1 has no break columns, version 2 no unblock column.
 pub(super) fn check_chain(
     conn: &Connection,
     version: i32,
@@ -264,19 +321,25 @@ pub(super) fn check_chain(
         Some((id, _)) => format!("the retention anchor's hash (row {id})"),
         None => "the chain's start (32 zero bytes)".to_string(),
     };
-    let break_cols = if version >= 2 {
-        BREAK_COLUMNS.join(", ")
-    } else {
-        "NULL, NULL, NULL, NULL".to_string()
+    let or_null = |cols: &[&str], since: i32| {
+        if version >= since {
+            cols.join(", ")
+        } else {
+            vec!["NULL"; cols.len()].join(", ")
+        }
     };
     let sql = format!(
-        "SELECT {}, {break_cols}, prev_hash, hash FROM log WHERE id <= ?1 ORDER BY id",
-        LOG_COLUMNS.join(", ")
+        "SELECT {}, {}, {}, prev_hash, hash FROM log WHERE id <= ?1 ORDER BY id",
+        LOG_COLUMNS.join(", "),
+        or_null(&BREAK_COLUMNS, 2),
+        or_null(&UNBLOCK_COLUMNS, 3),
     );
     let mut st = conn.prepare(&sql)?;
     let mut rows = st.query([upto.unwrap_or(i64::MAX)])?;
+    // Column ranges: the chained 20, the break columns, the unblock columns.
     let n = LOG_COLUMNS.len();
     let nb = n + BREAK_COLUMNS.len();
+    let nu = nb + UNBLOCK_COLUMNS.len();
     let mut walk = Walk {
         rows: 0,
         anchor: anchor.map(|(id, _)| id),
@@ -303,28 +366,47 @@ pub(super) fn check_chain(
                 broken(format!("ids not consecutive: {missing} missing (deleted?)"));
             break;
         }
-        let stored_prev = r.get_ref(nb)?;
+        let stored_prev = r.get_ref(nu)?;
         if stored_prev.as_blob().ok() != Some(prev.as_slice()) {
             walk.first_broken = broken(format!(
                 "prev_hash does not match {prev_name} (row deleted or reordered?)"
             ));
             break;
         }
-        let is_break = r.get_ref(1)?.as_str().ok() == Some("break");
-        let extra = (n..nb)
-            .map(|i| r.get_ref(i))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        if !is_break && extra.iter().any(|v| *v != ValueRef::Null) {
+        let kind = r.get_ref(1)?.as_str().ok();
+        let is_break = kind == Some("break");
+        let is_unblock = kind == Some("unblock");
+        let set = |range: std::ops::Range<usize>| -> rusqlite::Result<bool> {
+            for i in range {
+                if r.get_ref(i)? != ValueRef::Null {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        if !is_break && set(n..nb)? {
             walk.first_broken = broken("break columns set on a row that is not a break".into());
             break;
         }
-        let hashed = if is_break { nb } else { n };
-        let values = (0..hashed)
+        if !is_unblock && set(nb..nu)? {
+            walk.first_broken =
+                broken("unblock columns set on a row that is not an unblock".into());
+            break;
+        }
+        let extra = if is_break {
+            n..nb
+        } else if is_unblock {
+            nb..nu
+        } else {
+            n..n
+        };
+        let values = (0..n)
+            .chain(extra)
             .map(|i| r.get_ref(i))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let computed = row_hash(&prev, values.into_iter());
         let stored: Option<[u8; 32]> = r
-            .get_ref(nb + 1)?
+            .get_ref(nu + 1)?
             .as_blob()
             .ok()
             .and_then(|b| b.try_into().ok());

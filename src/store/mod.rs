@@ -12,7 +12,7 @@
 //!
 //! | table | holds | changes |
 //! |---|---|---|
-//! | `log` | incidents, acknowledgements and breaks, hash-chained | append-only (retention purges a prefix) |
+//! | `log` | incidents, acknowledgements, unblocks and breaks, hash-chained | append-only (retention purges a prefix) |
 //! | `activity` | per incident: last seen, observation count | updated while the incident goes on |
 //! | `activity_seen` | per incident: every host name and every `how` seen (at most [`MAX_SEEN_PER_INCIDENT`] of each) | grows while the incident goes on |
 //! | `usage` | per UTC day, service and verdict: observation count | upserted |
@@ -20,8 +20,8 @@
 //! | `spool` | the last operation of the on-disk spool written here (see [`writer`]) | replaced with each spooled batch |
 //!
 //! The schema version is `PRAGMA user_version` ([`SCHEMA_VERSION`]); a file from a newer
-//! aiwarden is refused rather than misread, one of version 1 is migrated when opened for
-//! writing (ids and hashes unchanged). `PRAGMA application_id` marks the file as ours.
+//! aiwarden is refused rather than misread, one of version 1 or 2 is migrated when opened
+//! for writing (ids and hashes unchanged). `PRAGMA application_id` marks the file as ours.
 //!
 //! # Files
 //!
@@ -48,7 +48,9 @@
 //! big-endian length + UTF-8; blob `03` + length + bytes; real `04` + 8 bytes big-endian. Every
 //! column takes part for every kind of row, so NULL and `""` differ and no two rows encode
 //! alike. A `break` row (below) also encodes `break_reason, break_prev_id, break_prev_hash,
-//! break_file` after those twenty; other rows must leave them NULL. An auditor can recompute
+//! break_file` after those twenty, and an `unblock` row (an exception `aiwarden unblock`
+//! records: device, host pattern or NULL for every AI host, who in `ack_by`, why in
+//! `ack_note`) encodes `unblock_until` after them; other rows must leave those NULL. An auditor can recompute
 //! it with any SQLite client and a SHA-256 tool.
 //!
 //! [`Store::verify`] walks the rows in id order and names the first one that is edited,
@@ -423,3 +425,5 @@ fn is_incident(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
 mod fault_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unblock_tests;

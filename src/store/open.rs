@@ -24,7 +24,7 @@ impl Store {
     }
 
     /// Opens the store at `path` for reading and writing, creating the file (mode 0600) and
-    /// the schema when missing and migrating a version 1 schema. Checks the file
+    /// the schema when missing and migrating a version 1 or 2 schema. Checks the file
     /// (`PRAGMA quick_check`) and its tail against the head file, and refuses a corrupt file
     /// ([`StoreFault::Corrupt`]), a broken tail ([`Error::Tampered`], [`Error::StoreHead`]),
     /// a file from a newer aiwarden and a SQLite file that is not a store.
@@ -76,6 +76,7 @@ impl Store {
         match found {
             Some(SCHEMA_VERSION) => {}
             Some(1) => schema::migrate_v1(path, &tx)?,
+            Some(2) => schema::migrate_v2(path, &tx)?,
             Some(v) => {
                 return Err(store_error(
                     path,
@@ -132,7 +133,7 @@ impl Store {
 
     /// Opens an existing store for reading only (reports, `aiwarden verify`). The directory
     /// must be writable by the caller or the WAL index must already exist, as SQLite needs it.
-    /// Reads schema 1 and 2.
+    /// Reads schema 1, 2 and 3.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         if !path.exists() {
             return Err(store_error(

@@ -1,5 +1,5 @@
-//! Reading the store: incidents with their activity and acknowledgements, daily usage,
-//! the chain head. Values stored as text are parsed back into their types; one this build
+//! Reading the store: incidents with their activity and acknowledgements, unblocks, daily
+//! usage, the chain head. Values stored as text are parsed back into their types; one this build
 //! cannot read is an error naming it, never a guess.
 
 use std::net::IpAddr;
@@ -10,6 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::chain::hex;
 use super::{check_day, unclamp, AckRow, Context, Head, IncidentRow, ListFilter, Store, UsageRow};
 use crate::incident::{How, IncidentRecord, IncidentSummary};
+use crate::policy::pattern::Pattern;
+use crate::policy::unblock::{Device, Unblock};
 use crate::policy::{Mac, Mode, Tier, Verdict};
 use crate::Result;
 
@@ -96,6 +98,63 @@ impl Store {
     pub fn get(&self, id: i64) -> Result<Option<IncidentRow>> {
         let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
         read_incident(&tx, id).ctx(&self.path, "read incident")
+    }
+
+    /// Unblocks that end after `ended_after` (unix microseconds), oldest first: those in
+    /// force at a time `t` are `unblocks(t)`; a listing passes a time before now to show
+    /// the lately expired too. None in a store from before unblocks (schema 1 and 2).
+    pub fn unblocks(&self, ended_after: i64) -> Result<Vec<Unblock>> {
+        if self.version < 3 {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, ts, client_ip, client_mac, device, host, ack_by, ack_note,
+                        unblock_until
+                 FROM log WHERE kind = 'unblock' AND unblock_until > ?1 ORDER BY id",
+            )
+            .ctx(&self.path, "read unblocks")?;
+        let rows = st
+            .query_map([ended_after], |r| {
+                let ip = parsed_opt::<IpAddr>(r.get_ref(2)?.as_str_or_null()?)?;
+                let mac = parsed_opt::<Mac>(r.get_ref(3)?.as_str_or_null()?)?;
+                let name: Option<String> = r.get(4)?;
+                let device = match (mac, ip, name) {
+                    (Some(m), _, _) => Device::Mac(m),
+                    (None, Some(a), _) => Device::Ip(a.to_canonical()),
+                    (None, None, Some(n)) => Device::Name(n),
+                    (None, None, None) => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            4,
+                            "device".into(),
+                            rusqlite::types::Type::Null,
+                        ))
+                    }
+                };
+                let host = r
+                    .get_ref(5)?
+                    .as_str_or_null()?
+                    .map(|h| Pattern::parse(h).map_err(|e| conversion(h, e)))
+                    .transpose()?;
+                Ok(Unblock {
+                    id: r.get(0)?,
+                    ts: r.get(1)?,
+                    device,
+                    host,
+                    by: r.get(6)?,
+                    note: r.get(7)?,
+                    until: r.get(8)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .ctx(&self.path, "read unblocks")?;
+        Ok(rows)
+    }
+
+    /// Unblocks in force at `now` (unix microseconds), oldest first.
+    pub fn active_unblocks(&self, now: i64) -> Result<Vec<Unblock>> {
+        self.unblocks(now)
     }
 
     /// The newest row of the chain, or `None` when the log is empty.
@@ -205,13 +264,15 @@ fn parsed<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.parse::<T>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(FromSqlError::Other(format!("{s:?}: {e}").into())),
-        )
-    })
+    s.parse::<T>().map_err(|e| conversion(s, e))
+}
+
+fn conversion(s: &str, e: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::new(FromSqlError::Other(format!("{s:?}: {e}").into())),
+    )
 }
 
 fn parsed_opt<T: std::str::FromStr>(s: Option<&str>) -> rusqlite::Result<Option<T>>

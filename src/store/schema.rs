@@ -1,5 +1,6 @@
 //! The store's schema: the tables as this build creates them, the version check, and the
-//! migration of a version 1 file (before `break` rows) to version 2.
+//! migrations of a version 1 file (before `break` rows) and a version 2 file (before
+//! `unblock` rows) to version 3.
 
 use std::path::Path;
 
@@ -10,16 +11,19 @@ use crate::error::StoreFault;
 use crate::{Error, Result};
 
 /// The schema this build reads and writes (`PRAGMA user_version`). Version 1 had no `break`
-/// rows and no `spool` table; it is migrated when opened for writing and read as it is.
-pub const SCHEMA_VERSION: i32 = 2;
+/// rows and no `spool` table, version 2 no `unblock` rows; both are migrated when opened for
+/// writing and read as they are.
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// `PRAGMA application_id`: "AIWD", so `file(1)` and this module can tell the store from
 /// another SQLite file.
 pub(super) const APPLICATION_ID: i32 = 0x4149_5744;
 
 /// The `log` table, named `name` (the migration builds it under another name first).
-/// Incident, ack and break rows each have their own columns; the CHECK keeps the others
-/// NULL, so no row can carry a value the hash of its kind does not cover.
+/// Incident, ack, break and unblock rows each have their own columns; the CHECK keeps the
+/// others NULL, so no row can carry a value the hash of its kind does not cover. An unblock
+/// names its device by exactly one of `client_ip`, `client_mac`, `device`, its host pattern
+/// in `host` (NULL: every blocked host), who in `ack_by`, why in `ack_note`.
 fn log_table(name: &str) -> String {
     format!(
         "CREATE TABLE {name} (
@@ -47,6 +51,7 @@ fn log_table(name: &str) -> String {
     break_prev_id INTEGER,
     break_prev_hash BLOB CHECK (break_prev_hash IS NULL OR length(break_prev_hash) = 32),
     break_file TEXT,
+    unblock_until INTEGER,
     prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
     hash BLOB NOT NULL CHECK (length(hash) = 32),
     CHECK (
@@ -55,19 +60,28 @@ fn log_table(name: &str) -> String {
             AND verdict IN ('flag', 'block') AND mode IN ('monitor', 'enforce')
             AND how IS NOT NULL AND host IS NOT NULL AND rule IS NOT NULL
             AND incident_id IS NULL AND ack_by IS NULL AND ack_note IS NULL
-            AND coalesce(break_reason, break_prev_id, break_prev_hash, break_file) IS NULL)
+            AND coalesce(break_reason, break_prev_id, break_prev_hash, break_file,
+                         unblock_until) IS NULL)
         OR
         (kind = 'ack'
             AND incident_id IS NOT NULL AND ack_by IS NOT NULL AND ack_note IS NOT NULL
             AND coalesce(client_ip, client_mac, device, label, client_group, service,
                          service_name, category, tier, verdict, mode, how, host, rule,
-                         break_reason, break_prev_id, break_prev_hash, break_file) IS NULL)
+                         break_reason, break_prev_id, break_prev_hash, break_file,
+                         unblock_until) IS NULL)
         OR
         (kind = 'break'
             AND break_reason IS NOT NULL
             AND coalesce(client_ip, client_mac, device, label, client_group, service,
                          service_name, category, tier, verdict, mode, how, host, rule,
-                         incident_id, ack_by, ack_note) IS NULL)
+                         incident_id, ack_by, ack_note, unblock_until) IS NULL)
+        OR
+        (kind = 'unblock'
+            AND ack_by IS NOT NULL AND ack_note IS NOT NULL AND unblock_until IS NOT NULL
+            AND (client_ip IS NOT NULL) + (client_mac IS NOT NULL) + (device IS NOT NULL) = 1
+            AND coalesce(label, client_group, service, service_name, category, tier, verdict,
+                         mode, how, rule, incident_id, break_reason, break_prev_id,
+                         break_prev_hash, break_file) IS NULL)
     )
 ) STRICT;"
     )
@@ -148,7 +162,7 @@ pub(super) fn create(path: &Path, conn: &Connection) -> Result<()> {
         .ctx(path, "set user_version")
 }
 
-/// Rebuilds a version 1 `log` with the version 2 columns and CHECK (SQLite cannot change a
+/// Rebuilds a version 1 `log` with this version's columns and CHECK (SQLite cannot change a
 /// CHECK in place: this is the procedure of <https://www.sqlite.org/lang_altertable.html>,
 /// section 7) and adds the `spool` table. Ids, hashes and every value stay as they were, so
 /// the chain and a head file written before the migration still hold. Foreign keys must be
@@ -171,7 +185,38 @@ pub(super) fn migrate_v1(path: &Path, conn: &Connection) -> Result<()> {
         log_table("log_v2"),
         activity_seen_table("activity_seen_v2")
     ))
-    .ctx(path, "migrate schema 1 to 2")?;
+    .ctx(path, "migrate schema 1 to 3")?;
+    check_foreign_keys(path, conn)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .ctx(path, "set user_version")
+}
+
+/// Rebuilds a version 2 `log` with the `unblock_until` column and the CHECK that admits
+/// `unblock` rows (the same procedure as [`migrate_v1`]). Ids, hashes and every value stay
+/// as they were: the new column is NULL on every old row and is hashed for unblock rows
+/// only, so the chain and the head file still hold. Foreign keys must be off; the caller
+/// commits.
+pub(super) fn migrate_v2(path: &Path, conn: &Connection) -> Result<()> {
+    let cols = "id, kind, ts, client_ip, client_mac, device, label, client_group, service, \
+                service_name, category, tier, verdict, mode, how, host, rule, incident_id, \
+                ack_by, ack_note, break_reason, break_prev_id, break_prev_hash, break_file, \
+                prev_hash, hash";
+    conn.execute_batch(&format!(
+        "{}
+         INSERT INTO log_v3 ({cols}) SELECT {cols} FROM log;
+         DROP TABLE log;
+         ALTER TABLE log_v3 RENAME TO log;
+         {LOG_EXTRAS}",
+        log_table("log_v3"),
+    ))
+    .ctx(path, "migrate schema 2 to 3")?;
+    check_foreign_keys(path, conn)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .ctx(path, "set user_version")
+}
+
+/// After a migration: every foreign key still points at a row.
+fn check_foreign_keys(path: &Path, conn: &Connection) -> Result<()> {
     let bad: Option<String> = conn
         .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
         .map(Some)
@@ -180,15 +225,14 @@ pub(super) fn migrate_v1(path: &Path, conn: &Connection) -> Result<()> {
             e => Err(e),
         })
         .ctx(path, "check foreign keys after the migration")?;
-    if let Some(table) = bad {
-        return Err(store_error(
+    match bad {
+        Some(table) => Err(store_error(
             path,
             StoreFault::Corrupt,
             format!("migration: a foreign key in {table} points nowhere"),
-        ));
+        )),
+        None => Ok(()),
     }
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-        .ctx(path, "set user_version")
 }
 
 /// The schema version of an aiwarden store, `None` for an empty file, an error for a newer

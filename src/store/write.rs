@@ -1,6 +1,6 @@
-//! Writing the store: batches of incidents, touches and usage in one transaction, acks and
-//! break rows, each chained, and the head file rewritten after every commit that changes the
-//! log. Nothing is written to a file that was deleted, replaced or overwritten, or to a
+//! Writing the store: batches of incidents, touches and usage in one transaction, acks,
+//! unblocks and break rows, each chained, and the head file rewritten after every commit
+//! that changes the log. Nothing is written to a file that was deleted, replaced or overwritten, or to a
 //! chain that no longer holds the head this process last saw.
 
 use std::path::Path;
@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::chain::{
     ack_values, break_values, chain_head, hash_at, incident_values, insert_log, tip,
+    unblock_values, UnblockEntry,
 };
 use super::head::{self, head_path};
 use super::{
@@ -16,6 +17,8 @@ use super::{
     Context, Store,
 };
 use crate::incident::{IncidentRecord, Touch};
+use crate::policy::pattern::Pattern;
+use crate::policy::unblock::Device;
 use crate::policy::Verdict;
 use crate::{Error, Result};
 
@@ -175,6 +178,55 @@ impl Store {
         let row = ack_values(id, incident_id, ts, by, note);
         insert_log(&tx, &row, &prev).ctx(&self.path, "append ack")?;
         tx.commit().ctx(&self.path, "commit ack")?;
+        self.after_commit();
+        Ok(id)
+    }
+
+    /// Records at `ts` that `by` let `device` reach `host` (every blocked AI host when
+    /// `None`) until `until` (unix microseconds, exclusive), for the reason in `note`, and
+    /// returns the unblock's id. Refuses an empty `by` or `note` and an `until` not after
+    /// `ts`.
+    pub fn unblock(
+        &mut self,
+        ts: i64,
+        device: &Device,
+        host: Option<&Pattern>,
+        by: &str,
+        note: &str,
+        until: i64,
+    ) -> Result<i64> {
+        if by.trim().is_empty() {
+            return Err(Error::Usage("an unblock needs --by: who allows it".into()));
+        }
+        if note.trim().is_empty() {
+            return Err(Error::Usage("an unblock needs --note: why".into()));
+        }
+        if until <= ts {
+            return Err(Error::Usage("an unblock must end after it begins".into()));
+        }
+        if matches!(device, Device::Name(n) if n.trim().is_empty()) {
+            return Err(Error::Usage("an unblock needs a device".into()));
+        }
+        self.check_file()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(&self.path, "begin")?;
+        guard(&self.path, &tx, self.known)?;
+        let (id, prev) = chain_head(&tx).ctx(&self.path, "read the chain head")?;
+        let row = unblock_values(
+            id,
+            &UnblockEntry {
+                ts,
+                device,
+                host,
+                by,
+                note,
+                until,
+            },
+        );
+        insert_log(&tx, &row, &prev).ctx(&self.path, "append unblock")?;
+        tx.commit().ctx(&self.path, "commit unblock")?;
         self.after_commit();
         Ok(id)
     }

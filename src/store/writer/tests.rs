@@ -484,7 +484,10 @@ fn a_tail_cut_while_running_is_set_aside_with_the_head_it_lost() {
     until("the new chain", || {
         Store::open_read_only(&path)
             .and_then(|s| s.verify())
-            .is_ok_and(|r| r.breaks.len() == 1 && r.rows == 2)
+            // The head file is written just after the commit: wait for it too.
+            .is_ok_and(|r| {
+                r.breaks.len() == 1 && r.rows == 2 && matches!(r.tail, Tail::Matches { .. })
+            })
     });
     let report = Store::open_read_only(&path)
         .expect("new")
