@@ -20,6 +20,7 @@ use crate::firewall::Enforcer;
 use crate::incident::{judge, service_key, Action, IncidentOp, Judged, Pipeline};
 use crate::limit::Throttle;
 use crate::metrics::Metrics;
+use crate::policy::unblock::{Asker, Unblocks};
 use crate::policy::{Decision, Live, Mode, Verdict};
 use crate::resolver::DnsEvent;
 use crate::store::writer::{now_micros, StoreOp};
@@ -73,6 +74,8 @@ pub(super) struct Detection {
     /// Enforcement beyond the resolver, in enforce mode: what the placement does about a
     /// connection the capture path saw.
     pub enforcer: Option<Box<dyn Enforcer>>,
+    /// The unblocks in force: a block they cover is flagged, and the enforcer not asked.
+    pub unblocks: Arc<ArcSwap<Unblocks>>,
 }
 
 /// How long an address stays suspect after a frame from the wrong MAC used it: the
@@ -231,7 +234,8 @@ impl Detection {
             Some(decision) => Judged::resolved_query(&obs, decision),
             None => {
                 let rules = self.live.current();
-                judge(&rules, &obs, &who.client(), self.mode)
+                let judged = judge(&rules, &obs, &who.client(), self.mode);
+                self.lift(judged, &who)
             }
         };
         judged.how.spoofed = spoofed;
@@ -305,6 +309,32 @@ impl Detection {
             }
             self.send(StoreOp::Incident(op));
         }
+    }
+
+    /// `judged` with its block lifted when an unblock in force covers the device and the
+    /// name decided on (enforce mode only; the resolver lifts its own decisions).
+    fn lift(&self, mut judged: Judged, who: &Identity) -> Judged {
+        if judged.decision.verdict != Verdict::Block || self.mode != Mode::Enforce {
+            return judged;
+        }
+        let table = self.unblocks.load();
+        if table.is_empty() {
+            return judged;
+        }
+        let asker = Asker {
+            ip: who.ip,
+            mac: who.mac,
+            names: [who.hostname.as_deref(), who.label.as_deref()],
+        };
+        let host = judged.host.as_ref().map(|h| h.as_str());
+        judged.decision = table.apply(judged.decision, self.mode, &asker, host, now_micros());
+        if judged.decision.verdict == Verdict::Flag {
+            self.metrics
+                .pipeline
+                .with_label_values(&["unblocked"])
+                .inc();
+        }
+        judged
     }
 
     /// Store operations are never dropped: incidents are the point. When the store falls

@@ -1,10 +1,11 @@
 //! The daemon's housekeeping thread: rules reloads (on SIGHUP and when a file under the
-//! rules directories changes) and device identity refreshes (every `refresh_secs`, and at
-//! once, at most once a second, when detection meets an address nobody knows). Both read
-//! files and run `ip`; they live here so neither the async runtime nor the detection
-//! thread ever waits on them.
+//! rules directories changes), device identity refreshes (every `refresh_secs`, and at
+//! once, at most once a second, when detection meets an address nobody knows) and the
+//! unblocks in force, read from the store every [`UNBLOCKS_EVERY`] and on SIGHUP. All read
+//! files or run `ip`; they live here so neither the async runtime nor the detection thread
+//! ever waits on them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -15,8 +16,16 @@ use arc_swap::ArcSwap;
 
 use crate::devices::{self, DeviceMap};
 use crate::error::{Error, Result};
+use crate::limit::Throttle;
 use crate::metrics::Metrics;
+use crate::policy::unblock::Unblocks;
 use crate::policy::{Live, RuleDirs};
+use crate::store::writer::now_micros;
+use crate::store::Store;
+
+/// How often the unblocks in force are read from the store: what `aiwarden unblock` waits
+/// for at most before the daemon lets the device through.
+pub(super) const UNBLOCKS_EVERY: Duration = Duration::from_secs(2);
 
 /// Work for the housekeeping thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +48,12 @@ pub(super) struct Housekeeping {
     pub refresh_every: Duration,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The unblocks in force, for the enforcement paths.
+    pub unblocks: Arc<ArcSwap<Unblocks>>,
+    /// The store they are read from (read-only; the writer thread owns the writes).
+    pub store: PathBuf,
+    /// One log line per interval for unblock reads that fail.
+    pub unblocks_log: Throttle,
 }
 
 /// Publishes the rule set in force to the metrics.
@@ -95,11 +110,54 @@ fn rules_stamp(dirs: &RuleDirs) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     out
 }
 
+/// The unblocks in force at `now` in the store at `path`, opened read-only.
+fn read_unblocks(path: &Path, now: i64) -> Result<Unblocks> {
+    Ok(Unblocks::new(
+        Store::open_read_only(path)?.active_unblocks(now)?,
+    ))
+}
+
 impl Housekeeping {
     fn refresh_devices(&self) {
         match devices::load(&self.sources, SystemTime::now()) {
             Ok(m) => self.devices.store(Arc::new(m)),
             Err(e) => tracing::warn!(error = %e, "devices: keeping the previous map"),
+        }
+    }
+
+    /// Replaces the unblock table with the store's unblocks in force now. A store not
+    /// created yet has none; one that cannot be read keeps the previous table (its entries
+    /// still end on time), counted in `store_errors{kind="unblocks"}`.
+    fn refresh_unblocks(&self) {
+        let now = now_micros();
+        let read = if self.store.exists() {
+            read_unblocks(&self.store, now)
+        } else {
+            Ok(Unblocks::default())
+        };
+        match read {
+            Ok(table) => {
+                let old = self.unblocks.load();
+                let ids = |t: &Unblocks| t.iter().map(|u| u.id).collect::<Vec<_>>();
+                if ids(&old) != ids(&table) {
+                    for u in table.iter().filter(|u| !old.iter().any(|o| o.id == u.id)) {
+                        tracing::info!(id = u.id, device = %u.device, host = %u.host_text(),
+                            by = %u.by, until = u.until, "unblock in force");
+                    }
+                    tracing::info!(active = table.len(), "unblocks");
+                    self.unblocks.store(Arc::new(table));
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .store_errors
+                    .with_label_values(&["unblocks"])
+                    .inc();
+                if let Some(quiet) = self.unblocks_log.ready(Instant::now()) {
+                    tracing::warn!(error = %e, not_logged = quiet,
+                        "unblocks: cannot read the store; the previous ones stay in force until they end");
+                }
+            }
         }
     }
 
@@ -109,12 +167,21 @@ impl Housekeeping {
         let mut stamp = rules_stamp(&dirs);
         let mut last_devices = Instant::now();
         let mut last_on_demand = Instant::now() - Duration::from_secs(1);
+        self.refresh_unblocks();
+        let mut last_unblocks = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            // Whatever woke the thread: a stream of device chores must not starve it.
+            if last_unblocks.elapsed() >= UNBLOCKS_EVERY {
+                last_unblocks = Instant::now();
+                self.refresh_unblocks();
+            }
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(Chore::Reload) => {
                     tracing::info!("SIGHUP: reloading rules");
                     reload(&self.live, &self.metrics);
                     stamp = rules_stamp(&dirs);
+                    last_unblocks = Instant::now();
+                    self.refresh_unblocks();
                 }
                 Ok(Chore::RefreshDevices) => {
                     if last_on_demand.elapsed() >= Duration::from_secs(1) {

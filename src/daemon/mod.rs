@@ -9,7 +9,7 @@
 //!                                                           │ StoreOp
 //!                                                           ▼
 //!            store writer thread (store::writer): batched transactions, retention
-//! housekeeping thread (housekeeping.rs): rules reload, device refresh
+//! housekeeping thread (housekeeping.rs): rules reload, device refresh, unblocks in force
 //! async tasks: /metrics and /healthz, signals, health and the systemd watchdog (systemd.rs)
 //! ```
 //!
@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::health::{Grade, Health, State};
 use crate::incident::Pipeline;
 use crate::metrics::Metrics;
+use crate::policy::unblock::Unblocks;
 use crate::policy::{Live, Mode, RuleSet};
 use crate::resolver::{self, DnsEvent, Resolver};
 use crate::store::writer::{self, now_micros, WriterConfig};
@@ -338,19 +339,35 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
 
     let (input_tx, input_rx) = std::sync::mpsc::sync_channel::<Input>(cfg.capture.queue);
     let (chore_tx, chore_rx) = std::sync::mpsc::sync_channel::<Chore>(16);
+    // The unblocks in force, read from the store by housekeeping, asked by every path
+    // that blocks.
+    let unblocks = Arc::new(ArcSwap::from_pointee(Unblocks::default()));
     let housekeeping = Housekeeping {
         live: live.clone(),
         devices: device_map.clone(),
         sources,
         refresh_every: Duration::from_secs(cfg.devices.refresh_secs.max(1)),
         metrics: metrics.clone(),
+        unblocks: unblocks.clone(),
+        store: cfg.store.path.clone(),
+        unblocks_log: crate::limit::Throttle::new(Duration::from_secs(60)),
     }
     .spawn(chore_rx, shutdown.flag())?;
 
     // Router placement: the firewall before anything is forwarded through it, its blocks
     // into detection's queue.
     let router = (cfg.enforcement.placement == crate::config::Placement::Router)
-        .then(|| router::start(&cfg, &live, &device_map, &metrics, &input_tx, &health))
+        .then(|| {
+            router::start(
+                &cfg,
+                &live,
+                &device_map,
+                &metrics,
+                &input_tx,
+                &health,
+                &unblocks,
+            )
+        })
         .flatten();
     let tcp_path = router.as_ref().map(|r| r.router.tcp);
     let info = crate::firewall::router::describe(&cfg, tcp_path);
@@ -373,6 +390,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         spoofed: crate::detect::table::map(detection::MAX_SPOOFED),
         flood_log: crate::limit::Throttle::new(Duration::from_secs(10)),
         enforcer: sensor_enforcer(&cfg, &metrics),
+        unblocks: unblocks.clone(),
     };
     if let Some(r) = &router {
         if cfg.mode == Mode::Enforce {
@@ -449,15 +467,18 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 }
             })
         };
-        let resolver = Arc::new(Resolver::new(
-            cfg.dns.clone(),
-            cfg.mode,
-            live.clone(),
-            device_map.clone(),
-            Some(events),
-            !cfg.capture.interfaces.is_empty(),
-            metrics.clone(),
-        )?);
+        let resolver = Arc::new(
+            Resolver::new(
+                cfg.dns.clone(),
+                cfg.mode,
+                live.clone(),
+                device_map.clone(),
+                Some(events),
+                !cfg.capture.interfaces.is_empty(),
+                metrics.clone(),
+            )?
+            .with_unblocks(unblocks.clone()),
+        );
         tracing::info!(
             allow_clients = ?resolver.allowed_clients(),
             rate_limit = cfg.dns.rate_limit,

@@ -17,6 +17,7 @@ use crate::firewall::queue::QueueJudge;
 use crate::firewall::{Nft, Router, TcpPath};
 use crate::health::{Health, State};
 use crate::metrics::Metrics;
+use crate::policy::unblock::Unblocks;
 use crate::policy::Live;
 
 /// The router's parts the daemon keeps.
@@ -49,6 +50,7 @@ pub(super) fn start(
     metrics: &Arc<Metrics>,
     input: &SyncSender<Input>,
     health: &Health,
+    unblocks: &Arc<ArcSwap<Unblocks>>,
 ) -> Option<Started> {
     let rules = live.current();
     let mut router = match Router::start(
@@ -95,6 +97,7 @@ pub(super) fn start(
             firewall: router.tx.clone(),
             report,
             metrics: metrics.clone(),
+            unblocks: unblocks.clone(),
         };
         // Not joined: it blocks reading the queue until the process ends; the firewall's
         // removal on stop is what ends its work.

@@ -24,6 +24,7 @@ use crate::devices::DeviceMap;
 use crate::error::{Error, Result};
 use crate::incident::{judge, Action};
 use crate::metrics::Metrics;
+use crate::policy::unblock::{Asker, Unblocks};
 use crate::policy::{Live, Mode, Verdict};
 
 /// Where a blocked connection is reported (the detection thread records the incident).
@@ -53,6 +54,9 @@ pub struct QueueJudge {
     pub report: Report,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// The unblocks in force: a connection they cover is let through (and flagged by the
+    /// capture path, when there is one).
+    pub unblocks: Arc<ArcSwap<Unblocks>>,
 }
 
 fn fw_err(num: u16, e: impl std::fmt::Display) -> Error {
@@ -195,10 +199,23 @@ impl QueueJudge {
                 .devices
                 .load()
                 .identify_with(obs.client.ip(), obs.client_mac);
-            let judged = {
+            let mut judged = {
                 let rules = self.live.current();
                 judge(&rules, &obs, &who.client(), self.mode)
             };
+            if judged.decision.verdict == Verdict::Block && self.mode == Mode::Enforce {
+                let table = self.unblocks.load();
+                if !table.is_empty() {
+                    let asker = Asker {
+                        ip: who.ip,
+                        mac: who.mac,
+                        names: [who.hostname.as_deref(), who.label.as_deref()],
+                    };
+                    let host = judged.host.as_ref().map(|h| h.as_str());
+                    judged.decision =
+                        table.apply(judged.decision, self.mode, &asker, host, now().as_micros());
+                }
+            }
             if judged.decision.verdict == Verdict::Block && self.mode == Mode::Enforce {
                 let quic = obs.proto == Proto::Quic;
                 let op = if quic {

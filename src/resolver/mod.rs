@@ -41,6 +41,7 @@ use crate::detect::{canonical, Host, Observation, Proto, Timestamp};
 use crate::devices::DeviceMap;
 use crate::incident::is_canary;
 use crate::metrics::Metrics;
+use crate::policy::unblock::{Asker, Unblocks};
 use crate::policy::{Client, Decision, Live, Mode, RuleSet, Verdict};
 use cache::{Cache, Fit, Key, KeyRef};
 pub use limits::attached_networks;
@@ -98,6 +99,7 @@ pub struct Resolver {
     events: Option<Events>,
     learn: bool,
     metrics: Arc<Metrics>,
+    unblocks: Arc<ArcSwap<Unblocks>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -214,7 +216,15 @@ impl Resolver {
             events,
             learn,
             metrics,
+            unblocks: Arc::default(),
         })
+    }
+
+    /// The resolver with `unblocks` in force: a name a device may use for a while is
+    /// forwarded instead of blocked (enforce mode).
+    pub fn with_unblocks(mut self, unblocks: Arc<ArcSwap<Unblocks>>) -> Resolver {
+        self.unblocks = unblocks;
+        self
     }
 
     /// The networks answered; everything else is REFUSED.
@@ -458,14 +468,30 @@ impl Resolver {
     }
 
     /// The rules' decision for `name` asked by `ip`. The device map is consulted (for the
-    /// MAC address and device name) only when some group names members by them.
+    /// MAC address and device name) only when some group names members by them, or when an
+    /// unblock may lift a block (enforce mode: the name is then forwarded, and flagged).
     fn decide(&self, rules: &RuleSet, name: &str, ip: IpAddr) -> Decision {
-        if rules.needs_device_identity() {
+        let d = if rules.needs_device_identity() {
             let map = self.devices.load();
             rules.judge(name, &map.client(ip), self.mode)
         } else {
             rules.judge(name, &Client::ip(ip), self.mode)
+        };
+        if d.verdict != Verdict::Block || self.mode != Mode::Enforce {
+            return d;
         }
+        let table = self.unblocks.load();
+        if table.is_empty() {
+            return d;
+        }
+        let who = self.devices.load().identify_with(ip, None);
+        let asker = Asker {
+            ip: who.ip,
+            mac: who.mac,
+            names: [who.hostname.as_deref(), who.label.as_deref()],
+        };
+        let now = now_ts().as_micros();
+        table.apply(d, self.mode, &asker, Some(name), now)
     }
 
     /// The hot path: a plain query for a name no rule matches, answered from the cache into

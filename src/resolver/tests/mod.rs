@@ -244,6 +244,50 @@ async fn blocks_with_nxdomain_and_reports_the_client() {
 }
 
 #[tokio::test]
+async fn an_unblocked_name_is_forwarded_for_that_device_only() {
+    use crate::policy::pattern::Pattern;
+    use crate::policy::unblock::{Device, Unblock, Unblocks};
+    let up = upstream().await;
+    let (r, events) = resolver(config(up.addr), Mode::Enforce);
+    let table = Arc::new(ArcSwap::from_pointee(Unblocks::new(vec![Unblock {
+        id: 9,
+        ts: 0,
+        device: Device::parse("10.0.0.22").expect("device"),
+        host: Some(Pattern::parse("claude.ai").expect("pattern")),
+        by: "IT".into(),
+        note: "pilot".into(),
+        until: i64::MAX,
+    }])));
+    let r = Arc::try_unwrap(r)
+        .expect("one owner")
+        .with_unblocks(table.clone());
+    let m = ask(&r, "claude.ai.", RecordType::A).await;
+    assert_eq!(m.answers[0].data, RData::A(A::new(160, 79, 104, 10)));
+    assert_eq!(up.asked.load(Ordering::SeqCst), 1, "forwarded");
+    match events.try_recv().expect("an event") {
+        DnsEvent::Query { decision, .. } => {
+            assert_eq!(decision.verdict, Verdict::Flag, "recorded, flagged");
+            assert_eq!(
+                decision.rule.map(|r| r.to_string()).as_deref(),
+                Some("unblock:9")
+            );
+        }
+        e => panic!("unexpected {e:?}"),
+    }
+    // Another device, another host: blocked as before.
+    let m = ask_from(&r, "10.0.0.23:40000", "claude.ai.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = ask(&r, "chatgpt.com.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(up.asked.load(Ordering::SeqCst), 1);
+    // Ended: blocked again.
+    table.store(Arc::new(Unblocks::default()));
+    let m = ask(&r, "claude.ai.", RecordType::A).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(up.asked.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn block_address_and_monitor_mode() {
     let up = upstream().await;
     let mut cfg = config(up.addr);
