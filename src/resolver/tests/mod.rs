@@ -1,5 +1,7 @@
 //! The resolver against a fake upstream on loopback: blocks, canaries, forwarding, the
-//! cache, ECH stripping, truncation, TCP, SERVFAIL and DNS over TLS.
+//! cache, ECH stripping, truncation, TCP, SERVFAIL, DNS over TLS and unblocks. Long: every
+//! case shares the one fake upstream and resolver set-up at the top; the bounds have a file
+//! of their own (`bounds.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
