@@ -38,7 +38,8 @@ pub struct Metrics {
     /// Store failures by kind: `corrupt`, `vanished`, `tampered`, `head` (head file missing
     /// or forged), `readonly`, `full`, `no_directory`, `denied`, `busy`, `io`, `version`,
     /// `head_write` (the head file could not be rewritten), `spool` (the spool file could
-    /// not be written), `writer_gone`, `other`.
+    /// not be written), `writer_gone`, `unblocks` (the unblocks in force could not be
+    /// read; the previous ones stay), `other`.
     pub store_errors: IntCounterVec,
     /// 1 while the store is being written, 0 while it is down (incidents spool).
     pub store_up: IntGauge,
@@ -66,7 +67,8 @@ pub struct Metrics {
     pub events: IntCounterVec,
     /// What the incident pipeline counted: `attempt`, `repeat`, `ech_grease`, `ech_hidden`,
     /// `spoofed` (a frame from another device's MAC used the address), `opens_limited`
-    /// (an incident not opened: a budget was used up).
+    /// (an incident not opened: a budget was used up), `unblocked` (a block lifted by an
+    /// `aiwarden unblock` in force).
     pub pipeline: IntCounterVec,
     /// Capture handles reopened after a failure.
     pub capture_restarts: IntCounter,
@@ -272,7 +274,7 @@ impl Metrics {
             pipeline: counter_vec(
                 &r,
                 "aiwarden_pipeline_total",
-                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden, spoofed, opens_limited",
+                "observations of matched services by kind: attempt, repeat (a retry within the attempt window), ech_grease, ech_hidden, spoofed, opens_limited, unblocked",
                 &["kind"],
             ),
             capture_restarts: counter(
