@@ -237,6 +237,10 @@ print(e["sum_received"]["bits_per_second"], e["sum_sent"].get("retransmits", 0))
       perf report -q -i "$work/perf-$mode.data" --no-children --sort "$how" --percent-limit 1.5 --stdio -g none 2> /dev/null \
         | grep -v '^$' | head -15 | sed "s/^/    by $how /"
     done
+    # Inside aiwarden's queue thread (the thread's name, cut to 15 characters).
+    perf report -q -i "$work/perf-$mode.data" --no-children --comms aiwarden-nfqueu --sort dso,sym --percent-limit 0.7 \
+      --stdio -g none 2> /dev/null | grep -v '^$' | head -25 | sed "s/^/    queue thread /"
+
   fi
   for k in rate conns failed connect_p50 connect_p99 reply_p50 reply_p99 total_p50 total_p99; do
     res[$mode,$k,$r]=$(field "$k" "$line")
