@@ -32,4 +32,7 @@ pub enum FwOp {
     DenyTcp(std::net::IpAddr, std::net::IpAddr, u16),
     /// A QUIC flow to refuse, and its retries.
     DenyQuic(std::net::IpAddr, std::net::IpAddr, u16),
+    /// One TCP connection (client, server) to reset at its next packet: judged denied by
+    /// the capture path after it passed the queue unjudged, or with no queue.
+    DenyConn(std::net::SocketAddr, std::net::SocketAddr),
 }

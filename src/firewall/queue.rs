@@ -118,6 +118,8 @@ impl QueueJudge {
     /// Reads and judges packets until the queue fails. Never returns while the queue
     /// works; the daemon removes the rules that feed it on stop and does not wait.
     pub fn run(self, mut queue: nfq::Queue) {
+        // Packets without payload are not queued (the table marks them): a connection is
+        // joined at its first data segment, as capture joins one it saw no SYN of.
         let mut detector = Detector::new(DetectorConfig::default());
         let verdict = if self.repeat {
             nfq::Verdict::Repeat
@@ -240,7 +242,9 @@ impl QueueJudge {
                         Action::Reset
                     },
                 );
-            } else if this && mark == MARK_PASS {
+            } else if this && mark == MARK_PASS && obs.host.is_some() && !obs.incomplete {
+                // Named and allowed: never queued again. A connection that named nothing
+                // stays unmarked, so the sets the capture path fills still reach it.
                 mark = MARK_ALLOW;
             }
         }

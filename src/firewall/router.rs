@@ -346,7 +346,7 @@ impl Rebuild {
     }
 }
 
-/// Batches denied tuples into the sets (one `nft` run per batch, at most every 20 ms),
+/// Batches denied tuples into the sets (one `nft` run per batch, 5 ms after the first),
 /// rebuilds the table when the rules change, and every ten seconds publishes the sets'
 /// sizes and the kernel's queue counters.
 fn firewall_thread(
@@ -370,7 +370,8 @@ fn firewall_thread(
             break;
         }
         if let Some(first) = first {
-            std::thread::sleep(Duration::from_millis(20));
+            // A few milliseconds for others to join the batch: one `nft` run for a burst.
+            std::thread::sleep(Duration::from_millis(5));
             let mut ops = vec![first];
             while let Ok(op) = rx.try_recv() {
                 ops.push(op);
@@ -387,10 +388,18 @@ fn firewall_thread(
                 fresh
             });
             let mut sets: [Vec<(IpAddr, IpAddr, u16)>; 4] = Default::default();
+            let mut conns: [Vec<(SocketAddr, SocketAddr)>; 2] = Default::default();
             for op in ops {
                 let (i, c, s, p) = match op {
                     FwOp::DenyTcp(c, s, p) => (0, c, s, p),
                     FwOp::DenyQuic(c, s, p) => (2, c, s, p),
+                    FwOp::DenyConn(c, s) => {
+                        let v6 = c.ip().to_canonical().is_ipv6();
+                        if v6 == s.ip().to_canonical().is_ipv6() {
+                            conns[usize::from(v6)].push((c, s));
+                        }
+                        continue;
+                    }
                 };
                 let (c, s) = (c.to_canonical(), s.to_canonical());
                 if c.is_ipv6() != s.is_ipv6() || c.is_unspecified() {
@@ -398,12 +407,19 @@ fn firewall_thread(
                 }
                 sets[i + usize::from(c.is_ipv6())].push((c, s, p));
             }
-            let commands: Vec<_> = sets
+            let mut commands: Vec<_> = sets
                 .iter()
                 .zip(TUPLE_SETS)
                 .filter(|(t, _)| !t.is_empty())
                 .map(|(t, name)| ruleset::add_tuples(name, t))
                 .collect();
+            commands.extend(
+                conns
+                    .iter()
+                    .zip(["conn4", "conn6"])
+                    .filter(|(t, _)| !t.is_empty())
+                    .map(|(t, name)| ruleset::add_connections(name, t)),
+            );
             if !commands.is_empty() {
                 match fw.apply(commands) {
                     Ok(()) => metrics.firewall_changes.with_label_values(&["ok"]).inc(),
@@ -522,6 +538,7 @@ impl Enforcer for RouterEnforcer {
                 Some(Action::QuicDrop)
             }
             _ if self.tcp => {
+                let _ = self.tx.try_send(FwOp::DenyConn(obs.client, obs.server));
                 let _ = self.tx.try_send(FwOp::DenyTcp(c, s, p));
                 Some(Action::Reset)
             }

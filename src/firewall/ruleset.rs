@@ -34,8 +34,11 @@ pub const MARK_ALLOW: u32 = 0x4000_0000;
 /// Packet mark for a packet passed before the connection could be judged (its first flight
 /// is not complete): not queued again when the verdict re-enters the hook.
 pub const MARK_PASS: u32 = 0x0800_0000;
+/// Packet mark for a TCP packet without payload (a SYN, a bare ACK): nothing to judge, so
+/// it is not queued; the queue's detector starts a connection at its first data segment.
+pub const MARK_SKIP: u32 = 0x0400_0000;
 /// Every bit aiwarden uses.
-pub const MARKS: u32 = MARK_DENY | MARK_QUIC_DENY | MARK_ALLOW | MARK_PASS;
+pub const MARKS: u32 = MARK_DENY | MARK_QUIC_DENY | MARK_ALLOW | MARK_PASS | MARK_SKIP;
 
 /// Where new connections' first packets go to be judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +152,15 @@ fn addr_set(name: &str, v6: bool, nets: &[IpNet]) -> Value {
     json!({"add": {"set": set}})
 }
 
-/// The tuple sets, by family and protocol.
-pub const TUPLE_SETS: [&str; 4] = ["deny4", "deny6", "quic4", "quic6"];
+/// The tuple sets, by family and protocol: (client, server, port) for TCP and QUIC, and
+/// whole connections (client, client port, server, server port).
+pub const TUPLE_SETS: [&str; 6] = ["deny4", "deny6", "quic4", "quic6", "conn4", "conn6"];
+
+fn conn_set(name: &str, v6: bool, secs: u32) -> Value {
+    let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
+    json!({"add": {"set": {"family": "inet", "table": TABLE, "name": name,
+        "type": [addr, "inet_service", addr, "inet_service"], "flags": ["timeout"], "timeout": secs, "size": SET_SIZE}}})
+}
 
 impl Plan {
     /// The whole table as one batch: whatever `table inet aiwarden` held before (a stale
@@ -165,6 +175,8 @@ impl Plan {
         ] {
             c.push(tuple_set(name, v6, self.block_secs.max(1)));
         }
+        c.push(conn_set("conn4", false, self.block_secs.max(1)));
+        c.push(conn_set("conn6", true, self.block_secs.max(1)));
         c.push(addr_set("doh4", false, &self.doh));
         c.push(addr_set("doh6", true, &self.doh));
         c.push(addr_set("quicall4", false, &self.quic_all));
@@ -174,7 +186,53 @@ impl Plan {
             c.push(json!({"add": {"element": {"family": "inet", "table": TABLE, "name": "quicallmac", "elem": self.quic_all_macs}}}));
         }
         c.extend(self.dns_chain());
+        c.extend(self.prefilter_chain());
         c.extend(self.filter_chain());
+        c
+    }
+
+    /// Where a queue judges connections: TCP packets that carry no payload (the SYN, the
+    /// handshake's ACK) are marked so the queue passes them over; each connection's
+    /// first packets only, so bulk traffic meets one rule. Exact: no payload means the IP
+    /// length is the headers' (an IPv4 header with options, or an IPv6 extension header,
+    /// is queued as before). Runs before iptables' `mangle` (-150) and the filter chain.
+    fn prefilter_chain(&self) -> Vec<Value> {
+        let Some(n) = self.queued_packets else {
+            return Vec::new();
+        };
+        let mut c = vec![
+            json!({"add": {"chain": {"family": "inet", "table": TABLE, "name": "bare"}}}),
+            json!({"add": {"chain": {"family": "inet", "table": TABLE, "name": "prefilter",
+                "type": "filter", "hook": "forward", "prio": -200, "policy": "accept"}}}),
+            rule(
+                "prefilter",
+                vec![
+                    lan(&self.lan),
+                    m(meta("l4proto"), json!("tcp")),
+                    m_op(
+                        "<",
+                        json!({"ct": {"key": "packets", "dir": "original"}}),
+                        json!(n + 1),
+                    ),
+                    json!({"jump": {"target": "bare"}}),
+                ],
+            ),
+        ];
+        let set_skip =
+            json!({"mangle": {"key": meta("mark"), "value": {"|": [meta("mark"), MARK_SKIP]}}});
+        for doff in 5u32..=15 {
+            for (ip, header) in [("ip", 20u32), ("ip6", 0)] {
+                c.push(rule(
+                    "bare",
+                    vec![
+                        m(payload("tcp", "doff"), json!(doff)),
+                        m(payload(ip, "length"), json!(header + doff * 4)),
+                        set_skip.clone(),
+                        json!({"return": null}),
+                    ],
+                ));
+            }
+        }
         c
     }
 
@@ -266,9 +324,24 @@ impl Plan {
             chain,
             vec![masked(ct("mark"), MARK_QUIC_DENY), counter(), quic_refuse()],
         ));
+        let lan = || lan(&self.lan);
+        // Connections the capture path judged denied after they passed the queue unjudged
+        // (or with no queue at all): that connection alone, its next packet.
+        for (ip, set) in [("ip", "@conn4"), ("ip6", "@conn6")] {
+            let tuple = json!({"concat": [payload(ip, "saddr"), payload("tcp", "sport"), payload(ip, "daddr"), payload("tcp", "dport")]});
+            c.push(rule(
+                chain,
+                vec![
+                    lan(),
+                    m(tuple, json!(set)),
+                    set_ct(MARK_DENY),
+                    counter(),
+                    tcp_reset(),
+                ],
+            ));
+        }
         // Encrypted DNS the clinic cannot see: DoT and DoQ to any address, DoH to the
         // dedicated resolver addresses.
-        let lan = || lan(&self.lan);
         if self.block_853 {
             c.push(rule(
                 chain,
@@ -453,6 +526,17 @@ pub fn add_tuples(set: &str, tuples: &[(IpAddr, IpAddr, u16)]) -> Value {
     let elem: Vec<Value> = tuples
         .iter()
         .map(|(c, s, p)| json!({"concat": [c.to_string(), s.to_string(), p]}))
+        .collect();
+    json!({"add": {"element": {"family": "inet", "table": TABLE, "name": set, "elem": elem}}})
+}
+
+/// Adds whole connections (client, server sockets) to a set, each with the set's timeout.
+pub fn add_connections(set: &str, conns: &[(SocketAddr, SocketAddr)]) -> Value {
+    let elem: Vec<Value> = conns
+        .iter()
+        .map(|(c, s)| {
+            json!({"concat": [c.ip().to_canonical().to_string(), c.port(), s.ip().to_canonical().to_string(), s.port()]})
+        })
         .collect();
     json!({"add": {"element": {"family": "inet", "table": TABLE, "name": set, "elem": elem}}})
 }

@@ -99,8 +99,9 @@ fn tcp_is_never_blocked_by_destination_address_alone() {
         let by_port_853 = s.contains("853");
         let dedicated_resolver = s.contains("@doh4") || s.contains("@doh6");
         let per_connection = s.contains("@deny4") || s.contains("@deny6");
+        let one_connection = s.contains("@conn4") || s.contains("@conn6");
         assert!(
-            by_mark || by_port_853 || dedicated_resolver || per_connection,
+            by_mark || by_port_853 || dedicated_resolver || per_connection || one_connection,
             "a TCP reset decided by something else: {s}"
         );
         if per_connection {
@@ -177,4 +178,48 @@ fn tuple_sets_never_touch_a_connection_judged_allowed() {
             );
         }
     }
+}
+
+#[test]
+fn packets_without_payload_are_not_queued() {
+    assert!(
+        rules_of(&plan().commands(), "bare").is_empty(),
+        "no queue, no prefilter"
+    );
+    let mut p = plan();
+    p.queued_packets = Some(8);
+    let c = p.commands();
+    let pre: Vec<String> = rules_of(&c, "prefilter")
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(pre.len(), 1);
+    assert!(
+        pre[0].contains("lan0") && pre[0].contains("\"jump\"") && pre[0].contains("\"original\""),
+        "{}",
+        pre[0]
+    );
+    let bare: Vec<String> = rules_of(&c, "bare").iter().map(|r| r.to_string()).collect();
+    assert_eq!(bare.len(), 22, "every TCP header length, both families");
+    // A bare IPv4 ACK with timestamps: 20 + 32 bytes; IPv6: 32 bytes of payload.
+    let has = |field: &str, proto: &str, v: u32| {
+        format!("{{\"left\":{{\"payload\":{{\"field\":\"{field}\",\"protocol\":\"{proto}\"}}}},\"op\":\"==\",\"right\":{v}}}")
+    };
+    assert!(
+        bare.iter()
+            .any(|r| r.contains(&has("doff", "tcp", 8)) && r.contains(&has("length", "ip", 52))),
+        "{bare:?}"
+    );
+    assert!(
+        bare.iter()
+            .any(|r| r.contains(&has("doff", "tcp", 8)) && r.contains(&has("length", "ip6", 32))),
+        "{bare:?}"
+    );
+    for r in &bare {
+        assert!(
+            r.contains(&format!("{MARK_SKIP}")) && r.contains("\"return\""),
+            "{r}"
+        );
+    }
+    document(c).expect("schema");
 }

@@ -348,3 +348,14 @@ fn trickle_from(d: &mut Detector, t: i64, flight: &[u8]) -> Vec<Observation> {
     }
     out
 }
+
+#[test]
+fn without_its_syn_a_hello_split_after_one_byte_is_read_from_its_start() {
+    // The NFQUEUE judge sees no SYN (packets without payload are not queued): a hello
+    // whose first segment is a single byte still starts the flow where it starts.
+    let h = hello("chatgpt.com");
+    let mut d = Detector::new(DetectorConfig::default());
+    let mut out = at(&mut d, 0, &seg(C, S, 0x23, 1000, "A", &h[..1]));
+    out.extend(at(&mut d, 10, &seg(C, S, 0x23, 1001, "A", &h[1..])));
+    assert_eq!(named(&out), vec![(Proto::Tls, "chatgpt.com".to_string())]);
+}
