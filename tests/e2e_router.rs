@@ -456,6 +456,65 @@ fn router_blocks_every_way_around_the_resolver() {
         "the allowed Initials did not reach the server: {allowed_quic}"
     );
 
+    // 10. Thousands of short connections cycle through the client's ports, so new
+    // connections reuse the ports of old ones: each is still judged on its own (the queue
+    // is not given SYNs; connection tracking tells it a connection is new).
+    let connrate = example_bin("connrate");
+    let connrate = connrate.to_str().expect("utf8");
+    net.spawn(
+        &upstream,
+        &[connrate, "server", "--listen", "203.0.113.10:9443"],
+        &d.join("connrate.log"),
+    );
+    wait_for("the connrate server", Duration::from_secs(10), || {
+        std::fs::read_to_string(d.join("connrate.log")).is_ok_and(|l| l.contains("listening"))
+    });
+    let field = |line: &str, name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+    };
+    let allowed = net.in_ns(
+        &client,
+        &[
+            connrate,
+            "client",
+            "--connect",
+            "203.0.113.10:9443",
+            "--secs",
+            "3",
+            "--threads",
+            "4",
+            "--sni",
+            "news.example",
+        ],
+    );
+    let denied = net.in_ns(
+        &client,
+        &[
+            connrate,
+            "client",
+            "--connect",
+            "203.0.113.10:9443",
+            "--secs",
+            "1",
+            "--threads",
+            "2",
+            "--sni",
+            "chatgpt.com",
+        ],
+    );
+    println!("allowed: {}\ndenied: {}", allowed.trim(), denied.trim());
+    assert!(field(&allowed, "conns") > 1_000, "{allowed}");
+    assert_eq!(field(&allowed, "failed"), 0, "{allowed}");
+    assert!(field(&denied, "failed") > 10, "{denied}");
+    assert_eq!(
+        field(&denied, "conns"),
+        0,
+        "a denied connection got through: {denied}"
+    );
+
     // Every block is an incident with what was done.
     let mut hows = Vec::new();
     wait_for(

@@ -226,6 +226,27 @@ impl Detector {
         self.state.quic.len()
     }
 
+    /// A TCP connection from `client` to `server` opened at `ts` whose SYN this detector
+    /// was not given, the client's stream starting at `next_seq` (its first data byte):
+    /// what a SYN does, for a shell that hands in only packets that carry data (the
+    /// NFQUEUE judge) and learns from connection tracking that a connection is new. A
+    /// flow of the same addresses that was still remembered (a reused port) is replaced.
+    pub fn open_tcp(
+        &mut self,
+        ts: Timestamp,
+        client: SocketAddr,
+        server: SocketAddr,
+        next_seq: u32,
+    ) -> Vec<Observation> {
+        let key = FlowKey {
+            src: canonical(client),
+            dst: canonical(server),
+        };
+        let mut out = Vec::new();
+        self.state.open_tcp(ts, key, next_seq, &mut out);
+        out
+    }
+
     /// Processes one frame captured at `ts`. A malformed frame is counted and yields
     /// nothing; it is never an error.
     pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) -> Vec<Observation> {

@@ -19,6 +19,7 @@ use arc_swap::ArcSwap;
 
 use super::ruleset::{MARK_ALLOW, MARK_DENY, MARK_PASS, MARK_QUIC_DENY};
 use super::FwOp;
+use crate::detect::table::{map, Map};
 use crate::detect::{Detector, DetectorConfig, Host, LinkType, Mac, Observation, Proto, Timestamp};
 use crate::devices::DeviceMap;
 use crate::error::{Error, Result};
@@ -66,20 +67,46 @@ fn fw_err(num: u16, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A bound queue.
+pub struct Bound {
+    /// The queue, for [`QueueJudge::run`].
+    pub queue: nfq::Queue,
+    /// The kernel gives each packet its conntrack id (`CONFIG_NETFILTER_NETLINK_GLUE_CT`):
+    /// then SYNs need not be queued, since the id tells a new connection on a reused port.
+    pub conntrack: bool,
+}
+
 /// Binds the queue; the caller runs [`QueueJudge::run`] on a thread of its own.
-pub fn bind(num: u16, max_len: u32) -> Result<nfq::Queue> {
+pub fn bind(num: u16, max_len: u32) -> Result<Bound> {
     let mut q = nfq::Queue::open().map_err(|e| fw_err(num, e))?;
     q.bind(num).map_err(|e| fw_err(num, e))?;
     q.set_fail_open(num, true).map_err(|e| fw_err(num, e))?;
     q.set_queue_max_len(num, max_len)
         .map_err(|e| fw_err(num, e))?;
     q.set_copy_range(num, 0xffff).map_err(|e| fw_err(num, e))?;
-    Ok(q)
+    // The conntrack id tells a new connection from an old one on a reused port, so the
+    // SYN need not be queued. Kernels without the netlink glue refuse it: SYNs are queued.
+    let conntrack = q.set_recv_conntrack(num, true).is_ok();
+    Ok(Bound {
+        queue: q,
+        conntrack,
+    })
 }
 
-/// The packet's (source, destination) sockets and whether it is UDP, read from the IP
-/// header; `None` for what is not TCP or UDP.
-fn endpoints(ip: &[u8]) -> Option<(SocketAddr, SocketAddr, bool)> {
+/// What the queue reads of a packet's headers.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    src: SocketAddr,
+    dst: SocketAddr,
+    udp: bool,
+    /// TCP: the sequence number, and whether it is a SYN.
+    seq: u32,
+    syn: bool,
+}
+
+/// The packet's (source, destination) sockets, protocol and TCP sequence number, read
+/// from its headers; `None` for what is not TCP or UDP.
+fn endpoints(ip: &[u8]) -> Option<Ends> {
     let p = etherparse::SlicedPacket::from_ip(ip).ok()?;
     let (src, dst): (IpAddr, IpAddr) = match p.net? {
         etherparse::NetSlice::Ipv4(v4) => (
@@ -93,16 +120,20 @@ fn endpoints(ip: &[u8]) -> Option<(SocketAddr, SocketAddr, bool)> {
         _ => return None,
     };
     match p.transport? {
-        etherparse::TransportSlice::Tcp(t) => Some((
-            SocketAddr::new(src, t.source_port()),
-            SocketAddr::new(dst, t.destination_port()),
-            false,
-        )),
-        etherparse::TransportSlice::Udp(u) => Some((
-            SocketAddr::new(src, u.source_port()),
-            SocketAddr::new(dst, u.destination_port()),
-            true,
-        )),
+        etherparse::TransportSlice::Tcp(t) => Some(Ends {
+            src: SocketAddr::new(src, t.source_port()),
+            dst: SocketAddr::new(dst, t.destination_port()),
+            udp: false,
+            seq: t.sequence_number(),
+            syn: t.syn(),
+        }),
+        etherparse::TransportSlice::Udp(u) => Some(Ends {
+            src: SocketAddr::new(src, u.source_port()),
+            dst: SocketAddr::new(dst, u.destination_port()),
+            udp: true,
+            seq: 0,
+            syn: false,
+        }),
         _ => None,
     }
 }
@@ -121,6 +152,7 @@ impl QueueJudge {
         // Packets without payload are not queued (the table marks them): a connection is
         // joined at its first data segment, as capture joins one it saw no SYN of.
         let mut detector = Detector::new(DetectorConfig::default());
+        let mut conns: Map<(SocketAddr, SocketAddr), u32> = map(65_536);
         let verdict = if self.repeat {
             nfq::Verdict::Repeat
         } else {
@@ -148,7 +180,7 @@ impl QueueJudge {
             while let Ok((client, addr, host)) = self.answers.try_recv() {
                 detector.learn(client, addr, host);
             }
-            let mark = self.judge_packet(&mut detector, &msg);
+            let mark = self.judge_packet(&mut detector, &mut conns, &msg);
             tracing::trace!(
                 queue = self.num,
                 mark = format_args!("{mark:#x}"),
@@ -179,23 +211,40 @@ impl QueueJudge {
 
     /// The mark for one queued packet: deny, allow (judged, not queued again) or pass
     /// (not judged yet).
-    fn judge_packet(&self, detector: &mut Detector, msg: &nfq::Message) -> u32 {
+    fn judge_packet(
+        &self,
+        detector: &mut Detector,
+        conns: &mut Map<(SocketAddr, SocketAddr), u32>,
+        msg: &nfq::Message,
+    ) -> u32 {
         let payload = msg.get_payload();
         let ends = endpoints(payload);
         let mac = msg
             .get_hw_addr()
             .and_then(|a| <[u8; 6]>::try_from(a.get(..6)?).ok())
             .map(Mac);
+        let ts = now();
+        let mut seen = Vec::new();
+        // The first packet the queue is given of a TCP connection (its SYN is not queued):
+        // the detector starts the stream here, replacing a flow of a reused port.
+        if let (Some(e), Some(ct)) = (ends, msg.get_conntrack()) {
+            let key = (e.src, e.dst);
+            if !e.udp && !e.syn && conns.get(&key) != Some(&ct.get_id()) {
+                conns.put(key, ct.get_id());
+                seen.extend(detector.open_tcp(ts, e.src, e.dst, e.seq));
+            }
+        }
+        seen.extend(detector.process(ts, LinkType::RawIp, payload));
         let mut mark = MARK_PASS;
-        for mut obs in detector.process(now(), LinkType::RawIp, payload) {
+        for mut obs in seen {
             if obs.client_mac.is_none() {
                 obs.client_mac = mac;
             }
-            let this = ends.is_some_and(|(src, dst, _)| {
-                src.ip().to_canonical() == obs.client.ip().to_canonical()
-                    && src.port() == obs.client.port()
-                    && dst.ip().to_canonical() == obs.server.ip().to_canonical()
-                    && dst.port() == obs.server.port()
+            let this = ends.is_some_and(|e| {
+                e.src.ip().to_canonical() == obs.client.ip().to_canonical()
+                    && e.src.port() == obs.client.port()
+                    && e.dst.ip().to_canonical() == obs.server.ip().to_canonical()
+                    && e.dst.port() == obs.server.port()
             });
             let who = self
                 .devices

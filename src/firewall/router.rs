@@ -84,6 +84,7 @@ pub fn plan(cfg: &Config, rules: &RuleSet) -> Plan {
         block_secs: e.block_secs,
         queue: None,
         queued_packets: None,
+        skip_syn: false,
     }
 }
 
@@ -165,7 +166,10 @@ impl Router {
         } else {
             if e.tcp == TcpBlock::Auto {
                 match super::queue::bind(e.queue, e.queue_max_len) {
-                    Ok(q) => queue = Some(q),
+                    Ok(b) => {
+                        plan.skip_syn = b.conntrack;
+                        queue = Some(b.queue);
+                    }
                     Err(err) => {
                         tracing::warn!(error = %err, "NFQUEUE unavailable: connections are blocked reactively (the first ClientHello may pass)")
                     }
@@ -219,6 +223,7 @@ impl Router {
                 cfg: cfg.clone(),
                 queue: plan.queue,
                 queued_packets: plan.queued_packets,
+                skip_syn: plan.skip_syn,
             });
             std::thread::Builder::new()
                 .name("aiwarden-firewall".into())
@@ -329,6 +334,7 @@ struct Rebuild {
     cfg: Config,
     queue: Option<QueueRule>,
     queued_packets: Option<u32>,
+    skip_syn: bool,
 }
 
 impl Rebuild {
@@ -342,6 +348,7 @@ impl Rebuild {
         let mut p = plan(&self.cfg, &self.live.current());
         p.queue = self.queue;
         p.queued_packets = self.queued_packets;
+        p.skip_syn = self.skip_syn;
         Some(p.commands())
     }
 }

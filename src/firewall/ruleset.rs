@@ -77,6 +77,10 @@ pub struct Plan {
     /// let pass unjudged (a full queue), past those packets: a connection judged allowed
     /// to the same server and port as a denied one (a CDN address) is never touched.
     pub queued_packets: Option<u32>,
+    /// The queue is given conntrack ids, so SYNs need not be queued (without them the
+    /// queue's detector needs a connection's SYN to tell it from an old one on the same
+    /// port).
+    pub skip_syn: bool,
 }
 
 /// Elements each tuple set holds at most; adding to a full set fails and is counted.
@@ -220,6 +224,17 @@ impl Plan {
         ];
         let set_skip =
             json!({"mangle": {"key": meta("mark"), "value": {"|": [meta("mark"), MARK_SKIP]}}});
+        if !self.skip_syn {
+            // The queue's detector needs each connection's SYN to tell it from an old one
+            // on the same port.
+            c.push(rule(
+                "bare",
+                vec![
+                    m(json!({"&": [payload("tcp", "flags"), "syn"]}), json!("syn")),
+                    json!({"return": null}),
+                ],
+            ));
+        }
         for doff in 5u32..=15 {
             for (ip, header) in [("ip", 20u32), ("ip6", 0)] {
                 c.push(rule(
@@ -340,6 +355,12 @@ impl Plan {
                 ],
             ));
         }
+        // A connection judged and allowed goes no further in this chain: bulk traffic meets
+        // a handful of rules, not every one.
+        c.push(rule(
+            chain,
+            vec![masked(ct("mark"), MARK_ALLOW), json!({"accept": null})],
+        ));
         // Encrypted DNS the clinic cannot see: DoT and DoQ to any address, DoH to the
         // dedicated resolver addresses.
         if self.block_853 {

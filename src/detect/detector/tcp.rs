@@ -227,6 +227,19 @@ impl State {
         self.feed_tcp(ts, key, &seg, out);
     }
 
+    /// A connection the shell knows opened (its SYN not given): as a SYN would start it.
+    pub(super) fn open_tcp(
+        &mut self,
+        ts: Timestamp,
+        key: FlowKey,
+        next_seq: u32,
+        out: &mut Vec<Observation>,
+    ) {
+        let dns_port = key.src.port() == 53 || key.dst.port() == 53;
+        let kind = if dns_port { Kind::Dns } else { Kind::Opened };
+        self.start_flow(ts, key, kind, next_seq, out);
+    }
+
     fn start_flow(
         &mut self,
         ts: Timestamp,

@@ -359,3 +359,30 @@ fn without_its_syn_a_hello_split_after_one_byte_is_read_from_its_start() {
     out.extend(at(&mut d, 10, &seg(C, S, 0x23, 1001, "A", &h[1..])));
     assert_eq!(named(&out), vec![(Proto::Tls, "chatgpt.com".to_string())]);
 }
+
+#[test]
+fn a_connection_opened_without_its_syn_replaces_the_flow_of_a_reused_port() {
+    // The NFQUEUE judge is given no SYN: the first connection on this port named
+    // chatgpt.com; a new one on the same port is told of by `open_tcp` and read afresh.
+    let mut d = Detector::new(DetectorConfig::default());
+    let first = hello("chatgpt.com");
+    let mut out = d.open_tcp(
+        Timestamp::from_micros(0),
+        C.parse().expect("addr"),
+        S.parse().expect("addr"),
+        1000,
+    );
+    out.extend(at(&mut d, 10, &seg(C, S, 0x23, 1000, "A", &first)));
+    assert_eq!(named(&out), vec![(Proto::Tls, "chatgpt.com".to_string())]);
+    // Without being told, the lingering flow of the first connection swallows the second.
+    let second = hello("claude.ai");
+    assert!(named(&at(&mut d, 20, &seg(C, S, 0x23, 90_000, "A", &second))).is_empty());
+    let mut out = d.open_tcp(
+        Timestamp::from_micros(30),
+        C.parse().expect("addr"),
+        S.parse().expect("addr"),
+        90_000,
+    );
+    out.extend(at(&mut d, 40, &seg(C, S, 0x23, 90_000, "A", &second)));
+    assert_eq!(named(&out), vec![(Proto::Tls, "claude.ai".to_string())]);
+}
