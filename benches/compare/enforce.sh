@@ -273,7 +273,7 @@ for r in $(seq "$rounds"); do
       printf '  enforce  aiwarden_queue_verdicts_total %s\n' "${verdicts:-(none)}"
       # Fail-open passes (queue full) are counted nowhere; with T threads at most 2T
       # packets wait at once, below the queue's length (enforcement.queue_max_len, 16).
-      printf '  enforce  the kernel queued %s packets to aiwarden in these runs: %s per short connection (SYN, ACK, the ClientHello as two segments)\n' \
+      printf '  enforce  the kernel queued %s packets to aiwarden in these runs: %s per short connection (the ClientHello as two segments; packets without payload, the SYN and the ACK, are not queued)\n' \
         $((q1 - q0)) "$(awk -v q=$((q1 - q0)) -v c="${res[enforce,conns,$r]}" 'BEGIN {printf "%.2f", (c > 0 ? q / c : 0)}')"
     fi
     if [ "$mode" = enforce ] && [ "$r" = "$rounds" ]; then

@@ -71,8 +71,9 @@ fn fw_err(num: u16, e: impl std::fmt::Display) -> Error {
 pub struct Bound {
     /// The queue, for [`QueueJudge::run`].
     pub queue: nfq::Queue,
-    /// The kernel gives each packet its conntrack id (`CONFIG_NETFILTER_NETLINK_GLUE_CT`):
-    /// then SYNs need not be queued, since the id tells a new connection on a reused port.
+    /// The kernel gives each packet its conntrack id (`CONFIG_NETFILTER_NETLINK_GLUE_CT`),
+    /// which tells a new connection on a reused port for certain; without it the sequence
+    /// numbers do.
     pub conntrack: bool,
 }
 
@@ -84,13 +85,36 @@ pub fn bind(num: u16, max_len: u32) -> Result<Bound> {
     q.set_queue_max_len(num, max_len)
         .map_err(|e| fw_err(num, e))?;
     q.set_copy_range(num, 0xffff).map_err(|e| fw_err(num, e))?;
-    // The conntrack id tells a new connection from an old one on a reused port, so the
-    // SYN need not be queued. Kernels without the netlink glue refuse it: SYNs are queued.
+    // The conntrack id tells a new connection from an old one on a reused port (SYNs are
+    // not queued). Kernels without the netlink glue refuse it; sequence numbers do then.
     let conntrack = q.set_recv_conntrack(num, true).is_ok();
     Ok(Bound {
         queue: q,
         conntrack,
     })
+}
+
+/// What the queue remembers of a connection it was given packets of: its conntrack id, if
+/// the kernel gives them, and the sequence number after its latest segment.
+#[derive(Debug, Clone, Copy)]
+struct Conn {
+    ct: Option<u32>,
+    next: u32,
+}
+
+/// Sequence numbers within this distance of where a connection's stream stands belong to
+/// it; a new connection on the same port starts anywhere in 2^32 (RFC 6528).
+const SAME_CONNECTION_WINDOW: u32 = 1 << 20;
+
+/// The TCP payload's length in an IP packet (0 when it cannot be read).
+fn tcp_payload_len(ip: &[u8]) -> usize {
+    etherparse::SlicedPacket::from_ip(ip)
+        .ok()
+        .and_then(|p| match p.transport? {
+            etherparse::TransportSlice::Tcp(t) => Some(t.payload().len()),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 /// What the queue reads of a packet's headers.
@@ -152,7 +176,7 @@ impl QueueJudge {
         // Packets without payload are not queued (the table marks them): a connection is
         // joined at its first data segment, as capture joins one it saw no SYN of.
         let mut detector = Detector::new(DetectorConfig::default());
-        let mut conns: Map<(SocketAddr, SocketAddr), u32> = map(65_536);
+        let mut conns: Map<(SocketAddr, SocketAddr), Conn> = map(65_536);
         let verdict = if self.repeat {
             nfq::Verdict::Repeat
         } else {
@@ -214,7 +238,7 @@ impl QueueJudge {
     fn judge_packet(
         &self,
         detector: &mut Detector,
-        conns: &mut Map<(SocketAddr, SocketAddr), u32>,
+        conns: &mut Map<(SocketAddr, SocketAddr), Conn>,
         msg: &nfq::Message,
     ) -> u32 {
         let payload = msg.get_payload();
@@ -227,12 +251,32 @@ impl QueueJudge {
         let mut seen = Vec::new();
         // The first packet the queue is given of a TCP connection (its SYN is not queued):
         // the detector starts the stream here, replacing a flow of a reused port.
-        if let (Some(e), Some(ct)) = (ends, msg.get_conntrack()) {
+        if let Some(e) = ends.filter(|e| !e.udp && !e.syn) {
             let key = (e.src, e.dst);
-            if !e.udp && !e.syn && conns.get(&key) != Some(&ct.get_id()) {
-                conns.put(key, ct.get_id());
+            let len = u32::try_from(tcp_payload_len(payload)).unwrap_or(0);
+            let now_conn = Conn {
+                ct: msg.get_conntrack().map(nfq::Conntrack::get_id),
+                next: e.seq.wrapping_add(len),
+            };
+            let new = match conns.get(&key) {
+                None => true,
+                Some(old) => match (old.ct, now_conn.ct) {
+                    (Some(a), Some(b)) => a != b,
+                    // A new connection's sequence numbers start at random: one that lands
+                    // within a window of the old connection's is the same connection (a
+                    // later segment or a retransmission).
+                    _ => {
+                        old.next
+                            .wrapping_sub(e.seq)
+                            .min(e.seq.wrapping_sub(old.next))
+                            > SAME_CONNECTION_WINDOW
+                    }
+                },
+            };
+            if new {
                 seen.extend(detector.open_tcp(ts, e.src, e.dst, e.seq));
             }
+            conns.put(key, now_conn);
         }
         seen.extend(detector.process(ts, LinkType::RawIp, payload));
         let mut mark = MARK_PASS;

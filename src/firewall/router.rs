@@ -84,7 +84,6 @@ pub fn plan(cfg: &Config, rules: &RuleSet) -> Plan {
         block_secs: e.block_secs,
         queue: None,
         queued_packets: None,
-        skip_syn: false,
     }
 }
 
@@ -167,7 +166,15 @@ impl Router {
             if e.tcp == TcpBlock::Auto {
                 match super::queue::bind(e.queue, e.queue_max_len) {
                     Ok(b) => {
-                        plan.skip_syn = b.conntrack;
+                        tracing::info!(
+                            conntrack_ids = b.conntrack,
+                            "NFQUEUE bound: new connections on reused ports are told by {}",
+                            if b.conntrack {
+                                "conntrack id"
+                            } else {
+                                "sequence number"
+                            }
+                        );
                         queue = Some(b.queue);
                     }
                     Err(err) => {
@@ -223,7 +230,6 @@ impl Router {
                 cfg: cfg.clone(),
                 queue: plan.queue,
                 queued_packets: plan.queued_packets,
-                skip_syn: plan.skip_syn,
             });
             std::thread::Builder::new()
                 .name("aiwarden-firewall".into())
@@ -334,7 +340,6 @@ struct Rebuild {
     cfg: Config,
     queue: Option<QueueRule>,
     queued_packets: Option<u32>,
-    skip_syn: bool,
 }
 
 impl Rebuild {
@@ -348,7 +353,6 @@ impl Rebuild {
         let mut p = plan(&self.cfg, &self.live.current());
         p.queue = self.queue;
         p.queued_packets = self.queued_packets;
-        p.skip_syn = self.skip_syn;
         Some(p.commands())
     }
 }

@@ -77,10 +77,6 @@ pub struct Plan {
     /// let pass unjudged (a full queue), past those packets: a connection judged allowed
     /// to the same server and port as a denied one (a CDN address) is never touched.
     pub queued_packets: Option<u32>,
-    /// The queue is given conntrack ids, so SYNs need not be queued (without them the
-    /// queue's detector needs a connection's SYN to tell it from an old one on the same
-    /// port).
-    pub skip_syn: bool,
 }
 
 /// Elements each tuple set holds at most; adding to a full set fails and is counted.
@@ -224,17 +220,6 @@ impl Plan {
         ];
         let set_skip =
             json!({"mangle": {"key": meta("mark"), "value": {"|": [meta("mark"), MARK_SKIP]}}});
-        if !self.skip_syn {
-            // The queue's detector needs each connection's SYN to tell it from an old one
-            // on the same port.
-            c.push(rule(
-                "bare",
-                vec![
-                    m(json!({"&": [payload("tcp", "flags"), "syn"]}), json!("syn")),
-                    json!({"return": null}),
-                ],
-            ));
-        }
         for doff in 5u32..=15 {
             for (ip, header) in [("ip", 20u32), ("ip6", 0)] {
                 c.push(rule(

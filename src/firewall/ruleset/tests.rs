@@ -18,7 +18,6 @@ fn plan() -> Plan {
         block_secs: 60,
         queue: None,
         queued_packets: None,
-        skip_syn: false,
     }
 }
 
@@ -203,19 +202,9 @@ fn packets_without_payload_are_not_queued() {
     let bare: Vec<String> = rules_of(&c, "bare").iter().map(|r| r.to_string()).collect();
     assert_eq!(
         bare.len(),
-        23,
-        "SYNs kept, then every TCP header length, both families"
+        22,
+        "every TCP header length, both families: SYNs too"
     );
-    assert!(
-        bare[0].contains("\"syn\"") && bare[0].contains("\"return\""),
-        "{}",
-        bare[0]
-    );
-    let bare: Vec<String> = bare[1..].to_vec();
-    // With conntrack ids the queue needs no SYN.
-    let mut q = p.clone();
-    q.skip_syn = true;
-    assert_eq!(rules_of(&q.commands(), "bare").len(), 22);
     // A bare IPv4 ACK with timestamps: 20 + 32 bytes; IPv6: 32 bytes of payload.
     let has = |field: &str, proto: &str, v: u32| {
         format!("{{\"left\":{{\"payload\":{{\"field\":\"{field}\",\"protocol\":\"{proto}\"}}}},\"op\":\"==\",\"right\":{v}}}")
