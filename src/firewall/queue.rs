@@ -85,6 +85,9 @@ pub fn bind(num: u16, max_len: u32) -> Result<Bound> {
     q.set_queue_max_len(num, max_len)
         .map_err(|e| fw_err(num, e))?;
     q.set_copy_range(num, 0xffff).map_err(|e| fw_err(num, e))?;
+    // Take GSO/GRO packets whole: a ClientHello the sender wrote at once (two segments on
+    // the wire, one packet after GRO on the LAN side or TSO on a veth) is one verdict.
+    q.set_recv_gso(num, true).map_err(|e| fw_err(num, e))?;
     // The conntrack id tells a new connection from an old one on a reused port (SYNs are
     // not queued). Kernels without the netlink glue refuse it; sequence numbers do then.
     let conntrack = q.set_recv_conntrack(num, true).is_ok();
