@@ -103,39 +103,22 @@ fn router_blocks_every_way_around_the_resolver() {
     // The internet: the clinic's upstream resolver, "another resolver" that answers every
     // name with 192.0.2.99 (so an answer from it shows the redirect did not happen), HTTPS
     // servers, a DoH and a DoT server, a CONNECT proxy; and counters of what arrives.
-    net.spawn(
+    dnsmasq(
+        &mut net,
         &upstream,
+        &["10.77.2.2"],
         &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--log-facility=-",
-            "--listen-address=10.77.2.2",
-            "--bind-interfaces",
-            "--user=root",
-            "--pid-file=",
-            "--address=/allowed.example/198.51.100.7",
-            "--address=/chatgpt.com/203.0.113.10",
-            "--address=/news.example/203.0.113.10",
+            "/allowed.example/198.51.100.7",
+            "/chatgpt.com/203.0.113.10",
+            "/news.example/203.0.113.10",
         ],
         &d.join("dnsmasq.log"),
     );
-    net.spawn(
+    dnsmasq(
+        &mut net,
         &upstream,
-        &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--log-facility=-",
-            "--listen-address=8.8.8.8",
-            "--listen-address=2001:db8:77::99",
-            "--bind-interfaces",
-            "--user=root",
-            "--pid-file=",
-            "--address=/#/192.0.2.99",
-        ],
+        &["8.8.8.8", "2001:db8:77::99"],
+        &["/#/192.0.2.99"],
         &d.join("other-resolver.log"),
     );
     let server = example_bin("tls_server");
@@ -179,12 +162,8 @@ fn router_blocks_every_way_around_the_resolver() {
     std::fs::write(
         &config,
         format!(
-            "mode = \"enforce\"\nlog = \"info,aiwarden::firewall=trace\"\nrules = \"{}\"\n[capture]\ninterfaces = [\"g0\"]\n\
-             [dns]\nlisten = [\"10.77.1.1:53\", \"[fd77:1::1]:53\"]\nupstreams = [\"10.77.2.2\"]\n\
-             [store]\npath = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:9747\"\n\
-             [enforcement]\nplacement = \"router\"\n",
-            rules.display(),
-            store.display()
+            "log = \"info,aiwarden::firewall=trace\"\n{}",
+            router_config(&rules, &store, &["[fd77:1::1]:53"], "")
         ),
     )
     .expect("config");

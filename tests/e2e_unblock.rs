@@ -80,21 +80,11 @@ fn an_unblocked_device_reaches_one_host_for_a_while() {
         .trim()
         .to_string();
 
-    net.spawn(
+    dnsmasq(
+        &mut net,
         &upstream,
-        &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--log-facility=-",
-            "--listen-address=10.77.2.2",
-            "--bind-interfaces",
-            "--user=root",
-            "--pid-file=",
-            "--address=/allowed.example/198.51.100.7",
-            "--address=/chatgpt.com/203.0.113.10",
-        ],
+        &["10.77.2.2"],
+        &["/allowed.example/198.51.100.7", "/chatgpt.com/203.0.113.10"],
         &d.join("dnsmasq.log"),
     );
     let server = example_path("tls_server");
@@ -108,18 +98,7 @@ fn an_unblocked_device_reaches_one_host_for_a_while() {
     copy_rules(&rules);
     let store = d.join("incidents.db");
     let config = d.join("aiwarden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "mode = \"enforce\"\nrules = \"{}\"\n[capture]\ninterfaces = [\"g0\"]\n\
-             [dns]\nlisten = [\"10.77.1.1:53\"]\nupstreams = [\"10.77.2.2\"]\n\
-             [store]\npath = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:9747\"\n\
-             [enforcement]\nplacement = \"router\"\n",
-            rules.display(),
-            store.display()
-        ),
-    )
-    .expect("config");
+    std::fs::write(&config, router_config(&rules, &store, &[], "")).expect("config");
     let log = d.join("daemon.log");
     start_daemon(&mut net, &config, &log);
     let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();

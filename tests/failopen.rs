@@ -177,20 +177,11 @@ fn clinic_keeps_working_within_seconds_when_the_daemon_dies_or_hangs() {
     let d = dir.path();
     let mut net = setup(true);
     let upstream = net.upstream.clone();
-    net.spawn(
+    dnsmasq(
+        &mut net,
         &upstream,
-        &[
-            "dnsmasq",
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--log-facility=-",
-            "--listen-address=10.77.2.2",
-            "--bind-interfaces",
-            "--user=root",
-            "--pid-file=",
-            "--address=/allowed.example/198.51.100.7",
-        ],
+        &["10.77.2.2"],
+        &["/allowed.example/198.51.100.7"],
         &d.join("dnsmasq.log"),
     );
     let server = example_path("tls_server");
@@ -204,14 +195,7 @@ fn clinic_keeps_working_within_seconds_when_the_daemon_dies_or_hangs() {
     let config = d.join("aiwarden.toml");
     std::fs::write(
         &config,
-        format!(
-            "mode = \"enforce\"\nrules = \"{}\"\n[capture]\ninterfaces = [\"g0\"]\n\
-             [dns]\nlisten = [\"10.77.1.1:53\"]\nupstreams = [\"10.77.2.2\"]\n\
-             [store]\npath = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:9747\"\n\
-             [enforcement]\nplacement = \"router\"\n",
-            rules.display(),
-            d.join("incidents.db").display()
-        ),
+        router_config(&rules, &d.join("incidents.db"), &[], ""),
     )
     .expect("config");
     let unit = Unit::shipped(BIN, &config);

@@ -319,3 +319,53 @@ pub(crate) fn start_daemon(net: &mut Net, config: &Path, log: &Path) -> u32 {
 pub(crate) fn example_path(name: &str) -> std::path::PathBuf {
     example::build(name)
 }
+
+/// dnsmasq in `ns` answering on `listen` with fixed `records` (`/name/address`), and
+/// nothing else: the "internet's" resolvers.
+pub(crate) fn dnsmasq(
+    net: &mut Net,
+    ns: &str,
+    listen: &[&str],
+    records: &[&str],
+    log: &Path,
+) -> u32 {
+    let mut args: Vec<String> = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--log-facility=-",
+        "--bind-interfaces",
+        "--user=root",
+        "--pid-file=",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(listen.iter().map(|l| format!("--listen-address={l}")));
+    args.extend(records.iter().map(|r| format!("--address={r}")));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    net.spawn(ns, &args, log)
+}
+
+/// A router-placement configuration in enforce mode for the gateway of [`setup`]: capture
+/// and blocking on g0, the resolver on 10.77.1.1 (and `extra_listen`), 10.77.2.2 upstream,
+/// metrics on 127.0.0.1:9747; `extra` is appended (more sections).
+pub(crate) fn router_config(
+    rules: &Path,
+    store: &Path,
+    extra_listen: &[&str],
+    extra: &str,
+) -> String {
+    let mut listen = vec!["\"10.77.1.1:53\"".to_string()];
+    listen.extend(extra_listen.iter().map(|l| format!("\"{l}\"")));
+    format!(
+        "mode = \"enforce\"\nrules = \"{}\"\n[capture]\ninterfaces = [\"g0\"]\n\
+         [dns]\nlisten = [{}]\nupstreams = [\"10.77.2.2\"]\n\
+         [store]\npath = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:9747\"\n\
+         [enforcement]\nplacement = \"router\"\n{extra}",
+        rules.display(),
+        listen.join(", "),
+        store.display()
+    )
+}
