@@ -108,7 +108,9 @@ pub struct Metrics {
     /// NFQUEUE verdicts by result: `accept`, `deny`, `quic_deny`, `error`.
     pub queue_verdicts: IntCounterVec,
     /// The kernel's NFQUEUE counters for aiwarden's queue: `waiting` (packets held now),
-    /// `dropped` (queue full), `user_dropped` (netlink buffer full).
+    /// `dropped` (queue full), `user_dropped` (netlink buffer full), `passed_unjudged`
+    /// (sent to the queue by its rules but never given a verdict: what fail-open let
+    /// through while the queue was full, read from the rules' counters).
     pub queue_kernel: IntGaugeVec,
     /// Elements in the firewall's sets now, by set (`deny4`, `deny6`, `quic4`, `quic6`).
     pub firewall_set_elements: IntGaugeVec,
@@ -353,7 +355,7 @@ impl Metrics {
             queue_kernel: gauge_vec(
                 &r,
                 "aiwarden_queue_kernel",
-                "the kernel's counters for aiwarden's NFQUEUE: waiting, dropped, user_dropped",
+                "the kernel's counters for aiwarden's NFQUEUE: waiting, dropped, user_dropped, passed_unjudged",
                 &["what"],
             ),
             firewall_set_elements: gauge_vec(

@@ -197,6 +197,11 @@ pub(super) fn status(a: StatusArgs) -> CmdResult {
             "aiwarden_queue_kernel",
             "\"dropped\"",
         ),
+        (
+            "queue: passed unjudged (fail-open)",
+            "aiwarden_queue_kernel",
+            "passed_unjudged",
+        ),
         ("set deny4", "aiwarden_firewall_set_elements", "deny4"),
         ("set deny6", "aiwarden_firewall_set_elements", "deny6"),
         ("set quic4", "aiwarden_firewall_set_elements", "quic4"),

@@ -80,7 +80,8 @@ pub struct Enforcement {
     #[serde(default = "default_queue_packets")]
     pub queue_packets: u32,
     /// Router: packets the kernel holds for aiwarden at most; beyond them packets pass
-    /// unjudged (fail-open), so a stuck daemon costs seconds, not the clinic's internet.
+    /// unjudged (fail-open). Room for a burst of new connections (a page load opens dozens
+    /// at once); a stuck daemon is the watchdog's to end.
     #[serde(default = "default_queue_max_len")]
     pub queue_max_len: u32,
     /// Seconds a denied (client, server, port) stays blocked, so retries die at once.
@@ -131,7 +132,7 @@ fn default_queue_packets() -> u32 {
     8
 }
 fn default_queue_max_len() -> u32 {
-    16
+    256
 }
 fn default_block_secs() -> u32 {
     60

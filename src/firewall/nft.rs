@@ -23,6 +23,12 @@ pub trait Firewall: Send {
     fn install_xt(&mut self, lan: &[String], queue: QueueRule) -> Result<()>;
     /// Removes the iptables hook, if any.
     fn remove_xt(&mut self);
+    /// Packets the queue rules have sent to the queue so far (nft's and iptables'
+    /// counters), when they can be read: against the verdicts given, what fail-open let
+    /// pass unjudged.
+    fn queued_packets(&mut self) -> Option<u64> {
+        None
+    }
 }
 
 /// The real firewall: `nft` and `iptables` on the PATH.
@@ -152,6 +158,51 @@ impl Firewall for Nft {
             .map_err(fail)?;
         }
         Ok(())
+    }
+
+    fn queued_packets(&mut self) -> Option<u64> {
+        let mut total = 0u64;
+        let mut seen = false;
+        // iptables' NFQUEUE rules: `-nvxL` prints exact packet counts first on each line.
+        for tool in ["iptables", "ip6tables"] {
+            if let Ok(out) = Command::new(tool)
+                .args(["-w", "-t", "mangle", "-nvxL", XT_CHAIN])
+                .output()
+            {
+                for l in String::from_utf8_lossy(&out.stdout).lines() {
+                    if l.contains("NFQUEUE") {
+                        if let Some(n) = l
+                            .split_whitespace()
+                            .next()
+                            .and_then(|n| n.parse::<u64>().ok())
+                        {
+                            total += n;
+                            seen = true;
+                        }
+                    }
+                }
+            }
+        }
+        // The native queue rules carry counters too.
+        if let Ok(out) = Command::new("nft")
+            .args(["-j", "list", "chain", "inet", TABLE, "forward_filter"])
+            .output()
+        {
+            if let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) {
+                for r in v["nftables"].as_array().into_iter().flatten() {
+                    let expr = r["rule"]["expr"].as_array();
+                    if expr.is_some_and(|e| e.iter().any(|x| x.get("queue").is_some())) {
+                        for x in expr.into_iter().flatten() {
+                            if let Some(n) = x["counter"]["packets"].as_u64() {
+                                total += n;
+                                seen = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        seen.then_some(total)
     }
 
     fn remove_xt(&mut self) {

@@ -465,6 +465,18 @@ fn firewall_thread(
                         .set(i64::try_from(n).unwrap_or(i64::MAX));
                 }
             }
+            if let Some(queued) = fw.queued_packets() {
+                // What the queue rules sent minus the verdicts given: fail-open passes
+                // (the kernel counts them nowhere), give or take packets in flight.
+                let judged: u64 = ["accept", "deny", "quic_deny"]
+                    .iter()
+                    .map(|r| metrics.queue_verdicts.with_label_values(&[r]).get())
+                    .sum();
+                metrics
+                    .queue_kernel
+                    .with_label_values(&["passed_unjudged"])
+                    .set(i64::try_from(queued.saturating_sub(judged)).unwrap_or(i64::MAX));
+            }
             if let Some(q) = QueueStats::read(queue_num) {
                 metrics
                     .queue_kernel

@@ -463,6 +463,7 @@ impl Plan {
                             json!({"ct": {"key": "packets", "dir": "original"}}),
                             json!(q.packets + 1),
                         ),
+                        counter(),
                         json!({"queue": {"num": q.num, "flags": ["bypass"]}}),
                     ],
                 ));
