@@ -220,7 +220,8 @@ impl Plan {
         ];
         let set_skip =
             json!({"mangle": {"key": meta("mark"), "value": {"|": [meta("mark"), MARK_SKIP]}}});
-        for doff in 5u32..=15 {
+        // The common header lengths first: timestamps (8), a SYN's options (10), none (5).
+        for doff in [8u32, 10, 5, 6, 7, 9, 11, 12, 13, 14, 15] {
             for (ip, header) in [("ip", 20u32), ("ip6", 0)] {
                 c.push(rule(
                     "bare",
@@ -285,6 +286,12 @@ impl Plan {
             json!({"add": {"chain": {"family": "inet", "table": TABLE, "name": chain,
             "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}),
         ];
+        // A connection judged and allowed: nothing more to look at, in either direction
+        // (most forwarded packets end here, at the first rule).
+        c.push(rule(
+            chain,
+            vec![masked(ct("mark"), MARK_ALLOW), json!({"accept": null})],
+        ));
         // The queue's verdicts, carried in the packet's mark; kept in the connection's so
         // its retransmissions and the server's replies are answered the same way (the
         // server gets its reset when it answers).
@@ -340,11 +347,14 @@ impl Plan {
                 ],
             ));
         }
-        // A connection judged and allowed goes no further in this chain: bulk traffic meets
-        // a handful of rules, not every one.
+        // Everything below is about traffic from the LAN: the rest (the servers' replies)
+        // goes on at once.
         c.push(rule(
             chain,
-            vec![masked(ct("mark"), MARK_ALLOW), json!({"accept": null})],
+            vec![
+                m_op("!=", meta("iifname"), json!({"set": self.lan})),
+                json!({"accept": null}),
+            ],
         ));
         // Encrypted DNS the clinic cannot see: DoT and DoQ to any address, DoH to the
         // dedicated resolver addresses.
