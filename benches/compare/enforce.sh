@@ -38,7 +38,7 @@
 # connection rate, enforce against monitor; printed as met or not, never failing the run.
 #
 # usage: sudo [SECS=10] [CONN_SECS=8] [CONN_THREADS=4] [STREAMS=4] [ROUNDS=1] [NAT=1]
-#          [MODES="none monitor enforce"] [PERF=1] benches/compare/enforce.sh
+#          [MODES="none monitor enforce"] [PERF=1] [PIN=1] benches/compare/enforce.sh
 # ROUNDS=N repeats the whole sequence N times; the summary takes the mean of the rounds.
 # PERF=1 records the whole machine (perf record -a) during each connection run and
 # prints where the CPU went (it costs some of the rate it watches).
@@ -57,6 +57,11 @@ conn_threads=${CONN_THREADS:-4}
 streams=${STREAMS:-4}
 rounds=${ROUNDS:-1}
 nat=${NAT:-1}
+# PIN=1: the load (iperf3, connrate client and server) on CPU 1, aiwarden on CPU 0, as on a
+# real gateway whose clients and servers are other machines (the kernel's forwarding still
+# runs wherever the packets are handled).
+load_pin=""; gw_pin=""
+if [ "${PIN:-0}" = 1 ]; then load_pin="taskset -c 1"; gw_pin="taskset -c 0"; fi
 modes=${MODES:-none monitor enforce}
 perf_on=${PERF:-0}
 
@@ -115,9 +120,9 @@ fi
 ip netns exec "$ns_s" dnsmasq --keep-in-foreground --no-resolv --no-hosts --listen-address=10.77.2.2 \
   --bind-interfaces --user=root --pid-file= --address=/bench.example/10.77.2.3 > "$work/dnsmasq.log" 2>&1 &
 pids+=($!)
-ip netns exec "$ns_s" iperf3 -s -B 10.77.2.2 -p 443 > "$work/iperf3-server.log" 2>&1 &
+$load_pin ip netns exec "$ns_s" iperf3 -s -B 10.77.2.2 -p 443 > "$work/iperf3-server.log" 2>&1 &
 pids+=($!)
-ip netns exec "$ns_s" "$connrate" server --listen 10.77.2.3:443 --threads "$conn_threads" > "$work/connrate-server.log" 2>&1 &
+$load_pin ip netns exec "$ns_s" "$connrate" server --listen 10.77.2.3:443 --threads "$conn_threads" > "$work/connrate-server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do
   ip netns exec "$ns_c" bash -c 'exec 3<>/dev/tcp/10.77.2.3/443' 2>/dev/null && break
@@ -153,7 +158,7 @@ listen = "127.0.0.1:9747"
 [enforcement]
 placement = "router"
 TOML
-  ip netns exec "$ns_g" "$bin" run --config "$cfg" > "$work/$mode.log" 2>&1 &
+  $gw_pin ip netns exec "$ns_g" "$bin" run --config "$cfg" > "$work/$mode.log" 2>&1 &
   daemon=$!
   local up=""
   for _ in $(seq 200); do
@@ -204,7 +209,7 @@ measure() {
       read -r m0 t0 < <(machine)
       [ -z "$daemon" ] || c0=$(cputicks "$daemon")
       # shellcheck disable=SC2086 # $flag: empty or -R
-      out=$(ip netns exec "$ns_c" iperf3 -c 10.77.2.2 -p 443 -t "$secs" -P "$n" $flag -J)
+      out=$($load_pin ip netns exec "$ns_c" iperf3 -c 10.77.2.2 -p 443 -t "$secs" -P "$n" $flag -J)
       [ -z "$daemon" ] || c1=$(cputicks "$daemon")
       read -r m1 t1 < <(machine)
       read -r bps retr < <(python3 -c 'import json, sys
@@ -224,7 +229,7 @@ print(e["sum_received"]["bits_per_second"], e["sum_sent"].get("retransmits", 0))
     perf record -q -a -g -F 499 -o "$work/perf-$mode.data" -- sleep "$conn_secs" > /dev/null 2>&1 &
     perf=$!
   fi
-  line=$(ip netns exec "$ns_c" "$connrate" client --connect 10.77.2.3:443 --secs "$conn_secs" \
+  line=$($load_pin ip netns exec "$ns_c" "$connrate" client --connect 10.77.2.3:443 --secs "$conn_secs" \
     --threads "$conn_threads" --sni connrate.bench.example)
   [ -z "$daemon" ] || c1=$(cputicks "$daemon")
   read -r m1 t1 < <(machine)
