@@ -83,30 +83,33 @@ pub(super) fn run(c: Command) -> CmdResult {
         }
         Command::Failopen { config } => {
             let mut fw = Nft;
-            fw.remove_xt();
             let clean = std::env::var("SERVICE_RESULT").is_ok_and(|r| r == "success");
             let cfg = Config::load(&config.config);
             let failopen = match &cfg {
                 Ok(c) if !clean && c.enforcement.placement == Placement::Router => Some(c),
                 _ => None,
             };
-            match failopen {
+            // DNS first (one nft transaction), then the iptables hook, which passes packets
+            // by itself once nobody reads the queue.
+            let applied = match failopen {
                 Some(c) => {
                     let ups = failopen_upstreams(c);
                     fw.apply(ruleset::failopen_commands(
                         c.enforcement.lan_interfaces(&c.capture),
                         &ups,
-                    ))?;
-                    println!(
-                        "firewall: fail-open: DNS to this gateway goes to {ups:?} until aiwarden is back"
-                    );
+                    ))
+                    .map(|()| {
+                        println!(
+                            "firewall: fail-open: DNS to this gateway goes to {ups:?} until aiwarden is back"
+                        )
+                    })
                 }
-                None => {
-                    fw.apply(ruleset::remove_commands())?;
-                    println!("firewall: table inet aiwarden removed");
-                }
-            }
-            Ok(())
+                None => fw
+                    .apply(ruleset::remove_commands())
+                    .map(|()| println!("firewall: table inet aiwarden removed")),
+            };
+            fw.remove_xt();
+            applied
         }
     }
 }
