@@ -109,26 +109,16 @@ struct Conn {
 /// it; a new connection on the same port starts anywhere in 2^32 (RFC 6528).
 const SAME_CONNECTION_WINDOW: u32 = 1 << 20;
 
-/// The TCP payload's length in an IP packet (0 when it cannot be read).
-fn tcp_payload_len(ip: &[u8]) -> usize {
-    etherparse::SlicedPacket::from_ip(ip)
-        .ok()
-        .and_then(|p| match p.transport? {
-            etherparse::TransportSlice::Tcp(t) => Some(t.payload().len()),
-            _ => None,
-        })
-        .unwrap_or(0)
-}
-
 /// What the queue reads of a packet's headers.
 #[derive(Debug, Clone, Copy)]
 struct Ends {
     src: SocketAddr,
     dst: SocketAddr,
     udp: bool,
-    /// TCP: the sequence number, and whether it is a SYN.
+    /// TCP: the sequence number, whether it is a SYN, and the payload's length.
     seq: u32,
     syn: bool,
+    len: u32,
 }
 
 /// The packet's (source, destination) sockets, protocol and TCP sequence number, read
@@ -153,6 +143,7 @@ fn endpoints(ip: &[u8]) -> Option<Ends> {
             udp: false,
             seq: t.sequence_number(),
             syn: t.syn(),
+            len: u32::try_from(t.payload().len()).unwrap_or(0),
         }),
         etherparse::TransportSlice::Udp(u) => Some(Ends {
             src: SocketAddr::new(src, u.source_port()),
@@ -160,6 +151,7 @@ fn endpoints(ip: &[u8]) -> Option<Ends> {
             udp: true,
             seq: 0,
             syn: false,
+            len: 0,
         }),
         _ => None,
     }
@@ -256,10 +248,9 @@ impl QueueJudge {
         // the detector starts the stream here, replacing a flow of a reused port.
         if let Some(e) = ends.filter(|e| !e.udp && !e.syn) {
             let key = (e.src, e.dst);
-            let len = u32::try_from(tcp_payload_len(payload)).unwrap_or(0);
             let now_conn = Conn {
                 ct: msg.get_conntrack().map(nfq::Conntrack::get_id),
-                next: e.seq.wrapping_add(len),
+                next: e.seq.wrapping_add(e.len),
             };
             let new = match conns.get(&key) {
                 None => true,

@@ -64,8 +64,11 @@ pub fn plan(cfg: &Config, rules: &RuleSet) -> Plan {
     let mut quic_all_macs = Vec::new();
     for g in &e.block_quic_groups {
         if g == "*" {
-            quic_all.push(IpNet::from(IpAddr::from([0u8; 4])).supernet_all());
-            quic_all.push(IpNet::from(IpAddr::from([0u16; 8])).supernet_all());
+            quic_all.extend(
+                [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])]
+                    .into_iter()
+                    .filter_map(|any| IpNet::new(any, 0).ok()),
+            );
             continue;
         }
         if let Some(def) = rules.groups().iter().find(|d| &d.name == g) {
@@ -84,16 +87,6 @@ pub fn plan(cfg: &Config, rules: &RuleSet) -> Plan {
         block_secs: e.block_secs,
         queue: None,
         queued_packets: None,
-    }
-}
-
-trait AllNet {
-    fn supernet_all(self) -> IpNet;
-}
-
-impl AllNet for IpNet {
-    fn supernet_all(self) -> IpNet {
-        IpNet::new(self.addr(), 0).unwrap_or(self)
     }
 }
 

@@ -357,48 +357,20 @@ impl Plan {
             ],
         ));
         // Encrypted DNS the clinic cannot see: DoT and DoQ to any address, DoH to the
-        // dedicated resolver addresses.
+        // dedicated resolver addresses. Each refused on TCP (a reset) and UDP (ICMP).
+        let refuse_both = |to: Option<Value>, port: u16| {
+            [("tcp", tcp_reset()), ("udp", icmp_prohibited())].map(|(proto, verdict)| {
+                let mut e = vec![lan()];
+                e.extend(to.clone());
+                e.extend([m(payload(proto, "dport"), json!(port)), counter(), verdict]);
+                rule(chain, e)
+            })
+        };
         if self.block_853 {
-            c.push(rule(
-                chain,
-                vec![
-                    lan(),
-                    m(payload("tcp", "dport"), json!(853)),
-                    counter(),
-                    tcp_reset(),
-                ],
-            ));
-            c.push(rule(
-                chain,
-                vec![
-                    lan(),
-                    m(payload("udp", "dport"), json!(853)),
-                    counter(),
-                    icmp_prohibited(),
-                ],
-            ));
+            c.extend(refuse_both(None, 853));
         }
         for (ip, set) in [("ip", "@doh4"), ("ip6", "@doh6")] {
-            c.push(rule(
-                chain,
-                vec![
-                    lan(),
-                    m(payload(ip, "daddr"), json!(set)),
-                    m(payload("tcp", "dport"), json!(443)),
-                    counter(),
-                    tcp_reset(),
-                ],
-            ));
-            c.push(rule(
-                chain,
-                vec![
-                    lan(),
-                    m(payload(ip, "daddr"), json!(set)),
-                    m(payload("udp", "dport"), json!(443)),
-                    counter(),
-                    icmp_prohibited(),
-                ],
-            ));
+            c.extend(refuse_both(Some(m(payload(ip, "daddr"), json!(set))), 443));
         }
         // Denied connections: retries of the same (client, server, port) die at once. Never
         // a connection judged allowed: another name on the same CDN address and port.
