@@ -43,6 +43,29 @@ fn body(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `curl https://HOST[:PORT]/` with HOST pinned to `addr` (no DNS: a hard-coded address).
+fn fetch_at(net: &Net, host: &str, port: u16, addr: &str) -> (Output, Duration) {
+    let resolve = format!("{host}:{port}:{addr}");
+    let url = match port {
+        443 => format!("https://{host}/"),
+        _ => format!("https://{host}:{port}/"),
+    };
+    curl(net, &["--resolve", &resolve, &url])
+}
+
+/// The request failed and no page came back.
+fn assert_refused(o: &Output, what: &str) {
+    assert!(
+        !o.status.success() && !body(o).contains("hello"),
+        "{what}: {o:?}"
+    );
+}
+
+/// The server's page for `host` came back.
+fn assert_loads(o: &Output, host: &str, what: &str) {
+    assert!(body(o).contains(&format!("hello {host}")), "{what}: {o:?}");
+}
+
 /// Packets the internet namespace's input counter `name` has seen.
 fn arrived(net: &Net, name: &str) -> u64 {
     let out = net.in_ns(
@@ -202,101 +225,34 @@ fn router_blocks_every_way_around_the_resolver() {
     println!("curl https://chatgpt.com: no such name in {t:?}");
 
     // 2. A hard-coded address: reset before any application data; the page never loads.
-    let (o, t) = curl(
-        &net,
-        &[
-            "--resolve",
-            "chatgpt.com:443:203.0.113.10",
-            "https://chatgpt.com/",
-        ],
-    );
-    assert!(!o.status.success() && !body(&o).contains("hello"), "{o:?}");
+    let (o, t) = fetch_at(&net, "chatgpt.com", 443, "203.0.113.10");
+    assert_refused(&o, "hard-coded address");
     assert!(t < Duration::from_secs(2), "reset, not a timeout: {t:?}");
     println!(
         "curl --resolve chatgpt.com: curl exit {:?} in {t:?}",
         o.status.code()
     );
     // Over IPv6 too.
-    let (o, _) = curl(
-        &net,
-        &[
-            "--resolve",
-            "chatgpt.com:443:[2001:db8:77::10]",
-            "https://chatgpt.com/",
-        ],
-    );
-    assert!(
-        !o.status.success() && !body(&o).contains("hello"),
-        "IPv6: {o:?}"
-    );
+    let (o, _) = fetch_at(&net, "chatgpt.com", 443, "[2001:db8:77::10]");
+    assert_refused(&o, "IPv6");
 
     // 3. A non-AI name on the same server address and port as the blocked one loads, also
     // right after the block (no collateral damage on a shared address).
-    let (o, _) = curl(
-        &net,
-        &[
-            "--resolve",
-            "news.example:443:203.0.113.10",
-            "https://news.example/",
-        ],
-    );
-    assert!(
-        body(&o).contains("hello news.example"),
-        "shared address: {o:?}"
-    );
+    let (o, _) = fetch_at(&net, "news.example", 443, "203.0.113.10");
+    assert_loads(&o, "news.example", "shared address");
 
     // 4. TLS with a denied SNI on another port.
-    let (o, t) = curl(
-        &net,
-        &[
-            "--resolve",
-            "chatgpt.com:8443:203.0.113.10",
-            "https://chatgpt.com:8443/",
-        ],
-    );
-    assert!(
-        !o.status.success() && !body(&o).contains("hello"),
-        "port 8443: {o:?}"
-    );
+    let (o, t) = fetch_at(&net, "chatgpt.com", 8443, "203.0.113.10");
+    assert_refused(&o, "port 8443");
     assert!(t < Duration::from_secs(2), "{t:?}");
-    let (o, _) = curl(
-        &net,
-        &[
-            "--resolve",
-            "news.example:8443:203.0.113.10",
-            "https://news.example:8443/",
-        ],
-    );
-    assert!(
-        body(&o).contains("hello news.example"),
-        "port 8443, allowed: {o:?}"
-    );
+    let (o, _) = fetch_at(&net, "news.example", 8443, "203.0.113.10");
+    assert_loads(&o, "news.example", "port 8443, allowed");
 
     // 5. The clinic's own Azure OpenAI resource works; another organisation's does not.
-    let (o, _) = curl(
-        &net,
-        &[
-            "--resolve",
-            "myclinic.openai.azure.com:443:203.0.113.20",
-            "https://myclinic.openai.azure.com/",
-        ],
-    );
-    assert!(
-        body(&o).contains("hello myclinic.openai.azure.com"),
-        "own tenant: {o:?}"
-    );
-    let (o, _) = curl(
-        &net,
-        &[
-            "--resolve",
-            "othertenant.openai.azure.com:443:203.0.113.20",
-            "https://othertenant.openai.azure.com/",
-        ],
-    );
-    assert!(
-        !o.status.success() && !body(&o).contains("hello"),
-        "other tenant: {o:?}"
-    );
+    let (o, _) = fetch_at(&net, "myclinic.openai.azure.com", 443, "203.0.113.20");
+    assert_loads(&o, "myclinic.openai.azure.com", "own tenant");
+    let (o, _) = fetch_at(&net, "othertenant.openai.azure.com", 443, "203.0.113.20");
+    assert_refused(&o, "other tenant");
 
     // 6. DNS to another resolver is answered by aiwarden (UDP, TCP, IPv6).
     let dig = |args: &[&str]| {
@@ -334,43 +290,33 @@ fn router_blocks_every_way_around_the_resolver() {
     );
 
     // 7. DoT to a literal address, and DoH to a catalog resolver address, fail.
-    let (o, t) = curl(&net, &["https://203.0.113.53:853/"]);
-    assert!(
-        !o.status.success() && !body(&o).contains("hello"),
-        "DoT: {o:?}"
-    );
-    assert!(
-        t < Duration::from_secs(2),
-        "DoT refused, not timed out: {t:?}"
-    );
-    let (o, t) = curl(&net, &["https://1.1.1.1/dns-query?name=chatgpt.com"]);
-    assert!(
-        !o.status.success() && !body(&o).contains("hello"),
-        "DoH: {o:?}"
-    );
-    assert!(
-        t < Duration::from_secs(2),
-        "DoH refused, not timed out: {t:?}"
-    );
+    for (what, url) in [
+        ("DoT", "https://203.0.113.53:853/"),
+        ("DoH", "https://1.1.1.1/dns-query?name=chatgpt.com"),
+    ] {
+        let (o, t) = curl(&net, &[url]);
+        assert_refused(&o, what);
+        assert!(
+            t < Duration::from_secs(2),
+            "{what} refused, not timed out: {t:?}"
+        );
+    }
 
     // 8. A CONNECT proxy beyond the gateway: the tunnel to a denied host is refused; to an
     // allowed one it works.
-    let (o, _) = curl(
-        &net,
-        &["-x", "http://203.0.113.80:3128", "https://chatgpt.com/"],
-    );
-    assert!(
-        !o.status.success() && !body(&o).contains("hello"),
-        "proxy: {o:?}"
-    );
-    let (o, _) = curl(
-        &net,
-        &["-x", "http://203.0.113.80:3128", "https://news.example/"],
-    );
-    assert!(
-        body(&o).contains("hello news.example"),
-        "proxy, allowed: {o:?}"
-    );
+    let proxy = |host: &str| {
+        curl(
+            &net,
+            &[
+                "-x",
+                "http://203.0.113.80:3128",
+                &format!("https://{host}/"),
+            ],
+        )
+        .0
+    };
+    assert_refused(&proxy("chatgpt.com"), "proxy");
+    assert_loads(&proxy("news.example"), "news.example", "proxy, allowed");
 
     // 9. HTTP/3: the QUIC Initial naming chatgpt.com never reaches the server (refused at
     // the gateway); one naming an allowed host does. The TCP retry is reset (2).
@@ -542,18 +488,8 @@ fn router_blocks_every_way_around_the_resolver() {
     assert!(!tables.contains("aiwarden"), "{tables}");
     let mangle = net.in_ns(&gateway, &["iptables", "-t", "mangle", "-S"]);
     assert!(!mangle.contains("AIWARDEN"), "{mangle}");
-    let (o, _) = curl(
-        &net,
-        &[
-            "--resolve",
-            "chatgpt.com:443:203.0.113.10",
-            "https://chatgpt.com/",
-        ],
-    );
-    assert!(
-        body(&o).contains("hello chatgpt.com"),
-        "after stop nothing is blocked: {o:?}"
-    );
+    let (o, _) = fetch_at(&net, "chatgpt.com", 443, "203.0.113.10");
+    assert_loads(&o, "chatgpt.com", "after stop nothing is blocked");
 }
 
 fn example_bin(name: &str) -> std::path::PathBuf {

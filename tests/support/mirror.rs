@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
-use super::netns::{run, sh};
+use super::netns::{ns_exec, ns_output, ns_spawn, sh, tear_down};
 use super::nsthread::spawn_in;
 
 /// The client's address.
@@ -52,24 +52,16 @@ pub(crate) struct Mirror {
 
 impl Mirror {
     pub(crate) fn exec(&self, ns: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(args);
-        c
+        ns_exec(ns, args)
     }
 
     pub(crate) fn in_ns(&self, ns: &str, args: &[&str]) -> String {
-        String::from_utf8_lossy(&run(&mut self.exec(ns, args)).stdout).into_owned()
+        ns_output(ns, args)
     }
 
     /// Starts `args` in `ns`, its output to `log`; stopped (by PID) on drop.
     pub(crate) fn spawn(&mut self, ns: &str, args: &[&str], log: &Path) -> u32 {
-        let f = std::fs::File::create(log).expect("log file");
-        let child = self
-            .exec(ns, args)
-            .stdout(f.try_clone().expect("clone"))
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let child = ns_spawn(ns, args, log);
         let pid = child.id();
         self.children.push(child);
         pid
@@ -86,13 +78,10 @@ impl Mirror {
 
 impl Drop for Mirror {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.client, &self.server, &self.switch, &self.sensor] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        tear_down(
+            &mut self.children,
+            [&self.client, &self.server, &self.switch, &self.sensor],
+        );
     }
 }
 

@@ -45,25 +45,53 @@ pub(crate) struct Net {
     pub(crate) children: Vec<Child>,
 }
 
+/// `ip netns exec NS ARGS...`, not yet run.
+pub(crate) fn ns_exec(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+/// Runs `args` in `ns` (it must succeed) and returns its output.
+pub(crate) fn ns_output(ns: &str, args: &[&str]) -> String {
+    String::from_utf8_lossy(&run(&mut ns_exec(ns, args)).stdout).into_owned()
+}
+
+/// Starts `args` in `ns` with stdout and stderr to `log`.
+pub(crate) fn ns_spawn(ns: &str, args: &[&str], log: &Path) -> Child {
+    let f = std::fs::File::create(log).expect("log file");
+    ns_exec(ns, args)
+        .stdout(f.try_clone().expect("clone"))
+        .stderr(f)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Stops the processes a test started (by PID) and removes its namespaces.
+pub(crate) fn tear_down<'a>(
+    children: &mut [Child],
+    namespaces: impl IntoIterator<Item = &'a String>,
+) {
+    for c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    for ns in namespaces {
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    }
+}
+
 impl Net {
     pub(crate) fn exec(&self, ns: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).args(args);
-        c
+        ns_exec(ns, args)
     }
 
     pub(crate) fn in_ns(&self, ns: &str, args: &[&str]) -> String {
-        String::from_utf8_lossy(&run(&mut self.exec(ns, args)).stdout).into_owned()
+        ns_output(ns, args)
     }
 
     pub(crate) fn spawn(&mut self, ns: &str, args: &[&str], log: &Path) -> u32 {
-        let f = std::fs::File::create(log).expect("log file");
-        let child = self
-            .exec(ns, args)
-            .stdout(f.try_clone().expect("clone"))
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let child = ns_spawn(ns, args, log);
         let pid = child.id();
         self.children.push(child);
         pid
@@ -78,13 +106,10 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.client, &self.gateway, &self.upstream] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        tear_down(
+            &mut self.children,
+            [&self.client, &self.gateway, &self.upstream],
+        );
     }
 }
 
