@@ -20,6 +20,10 @@ pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
 pub struct Config {
     /// Where it was read from (for messages).
     pub path: PathBuf,
+    /// The clinic's name, as reports print it.
+    pub site_name: String,
+    /// The clinic's IANA time zone (`America/Chicago`): reports' days and hours are local.
+    pub timezone: String,
     /// Monitor records; enforce blocks.
     pub mode: Mode,
     /// The rules directory (catalog/ and site/).
@@ -260,6 +264,8 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     devices: Option<Devices>,
     enforcement: Option<Enforcement>,
+    site_name: Option<toml::Spanned<String>>,
+    timezone: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -585,8 +591,36 @@ impl Config {
                 }
             }
         }
+        let site_name = match raw.site_name {
+            None => "clinic".to_string(),
+            Some(n) => {
+                let v = n.get_ref().trim().to_string();
+                if v.is_empty() || v.len() > 200 || v.chars().any(char::is_control) {
+                    return Err(err(
+                        line_of(text, n.span().start),
+                        "site_name: 1 to 200 printable characters".into(),
+                    ));
+                }
+                v
+            }
+        };
+        let timezone = match raw.timezone {
+            None => "UTC".to_string(),
+            Some(z) => {
+                let v = z.get_ref().trim().to_string();
+                if let Err(e) = jiff::tz::TimeZone::get(&v) {
+                    return Err(err(
+                        line_of(text, z.span().start),
+                        format!("timezone {v:?} is not an IANA time zone name such as \"America/Chicago\" ({e})"),
+                    ));
+                }
+                v
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
+            site_name,
+            timezone,
             mode,
             rules: raw.rules.map_or_else(crate::paths::rules, rel),
             site: raw.site.map(rel),

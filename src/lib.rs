@@ -51,6 +51,7 @@ pub mod limit;
 pub mod metrics;
 pub mod paths;
 pub mod policy;
+pub mod report;
 pub mod resolver;
 pub mod store;
 

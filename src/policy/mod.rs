@@ -33,6 +33,7 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use crate::error::{Error, Result};
 pub use explain::{Explanation, Step};
@@ -395,6 +396,8 @@ pub struct RuleSet {
     addresses: Vec<(IpNet, Arc<Service>)>,
     /// Catalog signals, with their service (each signal belongs to one service).
     signals: Vec<(Signal, Arc<Service>)>,
+    /// SHA-256 of every file's short name and text, hex: the rules' version.
+    digest: String,
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -505,6 +508,18 @@ impl RuleSet {
             "allow.list" | "deny.list" => 2,
             _ => 1,
         });
+        let mut digest = sha2::Sha256::new();
+        for (path, text) in &order {
+            for part in [short(path).as_bytes(), text.as_bytes()] {
+                digest.update((part.len() as u64).to_be_bytes());
+                digest.update(part);
+            }
+        }
+        rs.digest = digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         for (path, text) in order {
             let file = rs.files.len() as u32;
             rs.files.push((path.clone(), Arc::from(short(path))));
@@ -549,6 +564,16 @@ impl RuleSet {
     /// The group `client` belongs to, and how it was placed there.
     pub fn group_of(&self, client: &Client<'_>) -> Option<(&Group, Membership)> {
         groups::classify(&self.group_defs, client).map(|(i, m)| (&self.group_defs[i], m))
+    }
+
+    /// The rules' version: SHA-256 of every file's short name and text, hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// How many entries the site allow and deny lists hold.
+    pub fn site_entries(&self) -> (usize, usize) {
+        (self.allow.len(), self.deny.len())
     }
 
     /// Every catalog service, in file order.

@@ -97,6 +97,7 @@ mod chain;
 mod files;
 mod head;
 mod open;
+mod period;
 mod read;
 mod retention;
 mod schema;
@@ -116,6 +117,7 @@ pub use chain::{BreakRow, Broken, Head};
 use files::{Gone, Watch};
 use head::Key;
 pub use head::Tail;
+pub use period::RowStatus;
 pub use schema::SCHEMA_VERSION;
 pub use verify::{check, deleted, StoreCheck, VerifyReport};
 

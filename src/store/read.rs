@@ -260,7 +260,7 @@ pub(super) fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Opti
 
 /// A text column read back into its type; a value this build cannot read is a conversion
 /// error naming the value (the row was written by something else).
-fn parsed<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T>
+pub(super) fn parsed<T: std::str::FromStr>(s: &str) -> rusqlite::Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -275,7 +275,7 @@ fn conversion(s: &str, e: impl std::fmt::Display) -> rusqlite::Error {
     )
 }
 
-fn parsed_opt<T: std::str::FromStr>(s: Option<&str>) -> rusqlite::Result<Option<T>>
+pub(super) fn parsed_opt<T: std::str::FromStr>(s: Option<&str>) -> rusqlite::Result<Option<T>>
 where
     T::Err: std::fmt::Display,
 {
