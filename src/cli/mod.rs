@@ -18,6 +18,7 @@ mod incidents;
 mod logging;
 mod replay;
 pub mod replay_run;
+mod report;
 mod rules;
 mod unblock;
 
@@ -50,6 +51,9 @@ enum Command {
     /// Check the incident store: the file, the hash chain and its tail against the head
     /// file; exits 3 naming the first fault.
     Verify(incidents::VerifyArgs),
+    /// The weekly shadow-AI report (HTML, PDF, CSV or JSON), in the clinic's time zone;
+    /// `--archive` keeps every form in the reports directory, `--deliver` sends it.
+    Report(report::Args),
     /// List and acknowledge incidents (staff-training follow-up).
     Incidents {
         #[command(subcommand)]
@@ -121,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => daemon::check(a),
         Command::Verify(a) => incidents::verify(a),
         Command::Incidents { command } => incidents::run(command),
+        Command::Report(a) => report::run(a),
         Command::Unblock(a) => unblock::run(a),
         Command::Rules { command } => rules::run(command),
         Command::Status(a) => firewall::status(a),

@@ -47,13 +47,34 @@ pub fn collect(
     setting: Setting,
     now: i64,
 ) -> Result<Report> {
+    collect_with(store, ctx, period, setting, now, &mut |_| {})
+}
+
+/// [`collect`], telling `progress` how many of the period's incidents were read (every
+/// 10,000, and at the end).
+pub fn collect_with(
+    store: &Store,
+    ctx: &Context<'_>,
+    period: Period,
+    setting: Setting,
+    now: i64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report> {
     let previous = period
         .previous(ctx.tz)
         .map_err(|m| Error::Usage(format!("the period before {}: {m}", period.label)))?;
     let mut this = Tally::new(ctx, period);
     let mut before = Tally::new(ctx, previous);
     let (from, to) = (this.period().from, this.period().to);
-    store.scan_period(from, to, |row| this.add(&row))?;
+    let mut n = 0u64;
+    store.scan_period(from, to, |row| {
+        this.add(&row);
+        n += 1;
+        if n % 10_000 == 0 {
+            progress(n);
+        }
+    })?;
+    progress(n);
     let (pfrom, pto) = (before.period().from, before.period().to);
     store.scan_period(pfrom, pto, |row| before.add(&row))?;
     store.acks_between(from, to, |row, ack| this.ack(row, ack))?;

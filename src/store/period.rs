@@ -134,6 +134,18 @@ impl Store {
         scan().ctx(&self.path, "read a period")
     }
 
+    /// How many incidents were opened in `[from, to)`.
+    pub fn count_incidents(&self, from: i64, to: i64) -> Result<u64> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM log WHERE kind = 'incident' AND ts >= ?1 AND ts < ?2",
+                params![from, to],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(unclamp)
+            .ctx(&self.path, "count incidents")
+    }
+
     /// Calls `f` with every acknowledgement made in `[from, to)` and its incident.
     pub fn acks_between(
         &self,

@@ -1,0 +1,244 @@
+//! `aiwarden report`: the weekly shadow-AI report, read-only on the store, in one form to
+//! a file or standard output, or every form into the archive (`reports/` in the state
+//! directory) and out by email and webhook as the configuration says.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::CmdResult;
+use crate::config::Config;
+use crate::devices::Inventory;
+use crate::error::{Error, Result};
+use crate::policy::RuleSet;
+use crate::report::model::{Count, HeadRef};
+use crate::report::{self, Context, Period, Report, Setting, Which};
+use crate::store::{now_micros, Store};
+
+/// The forms a report comes in.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum Format {
+    /// One self-contained HTML page.
+    Html,
+    /// PDF, the same content.
+    Pdf,
+    /// The period's incidents, one row each.
+    Csv,
+    /// Every figure, for tools.
+    Json,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Pdf => "pdf",
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// `aiwarden report ...`.
+#[derive(clap::Args)]
+pub(super) struct Args {
+    /// The configuration file (store, rules, devices, time zone, site name, delivery).
+    #[arg(long, default_value = crate::paths::CONFIG)]
+    config: PathBuf,
+    /// Read this store file instead of the configuration's.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// An ISO week (2026-W48), `this` or `last` (the default), in the clinic's time zone.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    week: Option<String>,
+    /// First local date of a range (YYYY-MM-DD); needs --to.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Last local date of a range, inclusive.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// The form to write.
+    #[arg(long, value_enum, default_value = "html")]
+    format: Format,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write every form into the reports directory as <period>.<form>.
+    #[arg(long)]
+    archive: bool,
+    /// Send the report by email and webhook as the configuration's [report] says.
+    #[arg(long)]
+    deliver: bool,
+}
+
+/// Runs `aiwarden report`.
+pub(super) fn run(a: Args) -> CmdResult {
+    let cfg = Config::load(&a.config)?;
+    let tz = report::period::zone(&cfg.timezone).map_err(Error::Usage)?;
+    let rules = RuleSet::load(&cfg.rule_dirs())?;
+    let inventory = match &cfg.devices.inventory {
+        Some(p) => Inventory::load(p)?,
+        None => Inventory::default(),
+    };
+    let store_path = a.store.clone().unwrap_or_else(|| cfg.store.path.clone());
+    let store = Store::open_read_only(&store_path)?;
+    let now = now_micros();
+    let which = match (&a.week, &a.from, &a.to) {
+        (_, Some(from), Some(to)) => Which::Range {
+            from: from.clone(),
+            to: to.clone(),
+        },
+        (Some(w), _, _) => Which::Week(w.clone()),
+        _ => Which::Week("last".into()),
+    };
+    let period = Period::resolve(&which, &tz, now).map_err(Error::Usage)?;
+    let ctx = Context {
+        site: &cfg.site_name,
+        tz: &tz,
+        rules: &rules,
+        inventory: &inventory,
+    };
+    let dir = reports_dir(&cfg, &store_path);
+    let previous_head = period
+        .previous(&tz)
+        .ok()
+        .and_then(|p| archived_head(&dir, &p.label));
+    let setting = Setting {
+        mode: cfg.mode.as_str().to_string(),
+        enforcement: vec![crate::daemon::enforcement(&cfg)],
+        previous_head,
+        rule_changes: Vec::<Count>::new(),
+    };
+    let progress = Progress::new(&store, &period)?;
+    let report = report::collect_with(&store, &ctx, period.clone(), setting, now, &mut |n| {
+        progress.at(n)
+    })?;
+    progress.done();
+
+    if a.archive {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for f in [Format::Json, Format::Csv] {
+            let path = dir.join(format!("{}.{}", period.label, f.extension()));
+            write_atomic(&path, |w| write_form(f, &report, &store, &ctx, w))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if a.deliver {
+        return Err(Error::Usage(
+            "report delivery is not configured in this build".into(),
+        ));
+    }
+    if !a.archive || a.out.is_some() {
+        match &a.out {
+            Some(path) => write_atomic(path, |w| write_form(a.format, &report, &store, &ctx, w))?,
+            None => {
+                let stdout = std::io::stdout();
+                let mut lock = stdout.lock();
+                write_form(a.format, &report, &store, &ctx, &mut lock)?;
+                lock.flush().map_err(Error::Output)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `report` in form `f`; CSV reads the period's incidents again, row by row.
+fn write_form(
+    f: Format,
+    report: &Report,
+    store: &Store,
+    ctx: &Context<'_>,
+    w: &mut dyn Write,
+) -> Result<()> {
+    match f {
+        Format::Json => {
+            w.write_all(report::to_json(report).as_bytes())
+                .and_then(|()| w.write_all(b"\n"))
+                .map_err(Error::Output)?;
+        }
+        Format::Csv => {
+            report::write_csv(store, ctx, &report.period, w)?;
+        }
+        Format::Html | Format::Pdf => {
+            return Err(Error::Usage(format!(
+                "the {} form is not in this build",
+                f.extension()
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `reports/` beside the store file (the state directory).
+fn reports_dir(_cfg: &Config, store: &Path) -> PathBuf {
+    store.parent().unwrap_or(Path::new(".")).join("reports")
+}
+
+/// The chain head the archived report of period `label` printed, if it was archived.
+fn archived_head(dir: &Path, label: &str) -> Option<(HeadRef, String)> {
+    let name = format!("{label}.json");
+    let text = std::fs::read_to_string(dir.join(&name)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let head = v.get("evidence")?.get("head")?;
+    Some((
+        HeadRef {
+            id: head.get("id")?.as_i64()?,
+            hash: head.get("hash")?.as_str()?.to_string(),
+        },
+        name,
+    ))
+}
+
+/// Writes through a temporary file beside `path` and renames it into place, so a reader
+/// never sees half a report.
+fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let mut w = std::io::BufWriter::new(file);
+    f(&mut w)?;
+    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// A progress bar on a terminal while a long period is read.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(store: &Store, period: &Period) -> Result<Progress> {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Ok(Progress(None));
+        }
+        let total = store.count_incidents(period.from, period.to)?;
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "reading {pos}/{len} incidents {wide_bar} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Ok(Progress(Some(bar)))
+    }
+
+    fn at(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.set_position(n);
+        }
+    }
+
+    fn done(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
