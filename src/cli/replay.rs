@@ -32,6 +32,10 @@ pub(super) struct Args {
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Also record the incidents and daily usage in this store file, as the daemon would
+    /// (a sample store for `aiwarden report`, a drill).
+    #[arg(long)]
+    store: Option<PathBuf>,
 }
 
 pub(super) fn run(a: Args) -> CmdResult {
@@ -43,11 +47,55 @@ pub(super) fn run(a: Args) -> CmdResult {
         incidents: a.incidents,
         window_micros: a.window.saturating_mul(1_000_000),
         progress: !a.no_progress,
+        record: a.store.is_some(),
         ..replay_run::Options::default()
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let summary = replay_run::run(&a.files, &rules, &opts, &mut out)?;
     let _ = summary.write_to(&mut std::io::stderr().lock());
+    if let Some(path) = &a.store {
+        record(path, &summary)?;
+    }
+    Ok(())
+}
+
+/// Writes what the replay's pipeline did into the store at `path`: opened incidents, their
+/// later observations, and the daily usage, as the daemon's writer does.
+fn record(path: &std::path::Path, summary: &replay_run::Summary) -> CmdResult {
+    use crate::incident::IncidentOp;
+    use std::collections::HashMap;
+    let mut store = crate::store::Store::open(path)?;
+    let mut ids: HashMap<u64, i64> = HashMap::new();
+    for op in &summary.ops {
+        match op {
+            IncidentOp::Open { key, record } => {
+                let id = store.append_incidents(std::slice::from_ref(record))?;
+                ids.insert(*key, id[0]);
+            }
+            IncidentOp::Touch { key, touch } => {
+                if let Some(id) = ids.get(key) {
+                    store.touch_incident(*id, touch)?;
+                }
+            }
+        }
+    }
+    let mut days: std::collections::BTreeMap<(String, String, crate::policy::Verdict), u64> =
+        std::collections::BTreeMap::new();
+    for u in &summary.usage {
+        *days
+            .entry((u.day.clone(), u.service.clone(), u.verdict))
+            .or_default() += 1;
+    }
+    let rows: Vec<_> = days
+        .into_iter()
+        .map(|((d, s, v), n)| (d, s, v, n))
+        .collect();
+    store.add_usage_batch(&rows)?;
+    eprintln!(
+        "recorded {} incidents in {}",
+        ids.len(),
+        path.display()
+    );
     Ok(())
 }

@@ -47,6 +47,8 @@ pub struct Options {
     pub detector: DetectorConfig,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// Keep what the pipeline did ([`Summary::ops`], [`Summary::usage`]) for a store.
+    pub record: bool,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             window_micros: DEFAULT_WINDOW_MICROS,
             detector: DetectorConfig::default(),
             progress: true,
+            record: false,
         }
     }
 }
@@ -78,6 +81,10 @@ pub struct Summary {
     pub pipeline: PipelineStats,
     /// Wall-clock time spent.
     pub elapsed: Duration,
+    /// Incident operations in order, when [`Options::record`] asked for them.
+    pub ops: Vec<crate::incident::IncidentOp>,
+    /// Daily usage counts in order, when [`Options::record`] asked for them.
+    pub usage: Vec<crate::incident::Usage>,
 }
 
 impl Summary {
@@ -229,6 +236,7 @@ pub fn run<W: Write>(
     let devices = DeviceMap::default();
     let mut pipeline = Pipeline::new(opts.mode, opts.window_micros);
     let mut incidents = Incidents::default();
+    let (mut ops, mut usage) = (Vec::new(), Vec::new());
     let mut step = |o: Observation, det: &Detector, out: &mut W| -> Result<()> {
         let ip = o.client.ip();
         let who = devices.identify_with(ip, o.client_mac.or_else(|| det.mac_of(ip)));
@@ -249,6 +257,10 @@ pub fn run<W: Write>(
             .or_insert(0) += 1;
         if let Some(op) = &outcome.incident {
             incidents.apply(op);
+        }
+        if opts.record {
+            ops.extend(outcome.incident);
+            usage.extend(outcome.usage);
         }
         if !opts.incidents {
             write_detection(out, &Detection::new(&o, &j), opts.format, &mut table_header)?;
@@ -287,6 +299,8 @@ pub fn run<W: Write>(
     summary.stats = det.stats();
     summary.pipeline = pipeline.stats().clone();
     summary.elapsed = started.elapsed();
+    summary.ops = ops;
+    summary.usage = usage;
     Ok(summary)
 }
 
