@@ -587,3 +587,68 @@ fn bad_periods_and_zones_are_refused_with_the_reason() {
     assert!(err.contains("bad.toml:2:"), "{err}");
     assert!(err.contains("America/Nowhere"), "{err}");
 }
+
+#[test]
+fn the_bundled_sample_recorded_by_replay_reports_its_morning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("incidents.db");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(env!("CARGO_BIN_EXE_aiwarden"))
+        .current_dir(root)
+        .args([
+            "replay",
+            "--site",
+            "samples/site",
+            "--no-progress",
+            "--store",
+        ])
+        .arg(&db)
+        .arg("samples/clinic-morning.pcap")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_aiwarden"))
+        .current_dir(root)
+        .args([
+            "report",
+            "--config",
+            "samples/aiwarden.toml",
+            "--week",
+            "2026-W48",
+        ])
+        .args(["--format", "json", "--store"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    // samples/README.md: eight incidents of five workstations, three with an owner in
+    // samples/devices.toml; the billing office's own Azure OpenAI allowed, in the inventory.
+    let h = &r["headline"];
+    assert_eq!(
+        (n(&h["incidents"]), n(&h["devices"]), n(&h["staff"])),
+        (8, 5, 3),
+        "{h}"
+    );
+    let azure = r["inventory"]
+        .as_array()
+        .expect("inventory")
+        .iter()
+        .find(|i| i["service"] == "azure-openai")
+        .expect("azure");
+    assert!(n(&azure["allowed"]) > 0, "{azure}");
+    assert_eq!(r["evidence"]["verified"], true);
+    assert!(r["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .any(|d| d["device"] == "Front desk PC" && d["staff"] == "Maria (reception)"));
+}

@@ -92,10 +92,6 @@ fn record(path: &std::path::Path, summary: &replay_run::Summary) -> CmdResult {
         .map(|((d, s, v), n)| (d, s, v, n))
         .collect();
     store.add_usage_batch(&rows)?;
-    eprintln!(
-        "recorded {} incidents in {}",
-        ids.len(),
-        path.display()
-    );
+    eprintln!("recorded {} incidents in {}", ids.len(), path.display());
     Ok(())
 }

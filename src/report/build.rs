@@ -139,7 +139,7 @@ impl<'a> Tally<'a> {
         self.bypass.proxy += u64::from(bypass.proxy);
         self.bypass.quic += u64::from(bypass.quic);
 
-        let device = self.intern(&device_name(row));
+        let device = self.intern(&device_name(row, self.ctx.inventory));
         let service = self.intern(&r.service);
         let staff = self
             .ctx
@@ -200,7 +200,7 @@ impl<'a> Tally<'a> {
         if self.acks.len() < MAX_ACKS {
             self.acks.push(AckEntry {
                 incident: incident.id,
-                device: device_name(incident),
+                device: device_name(incident, self.ctx.inventory),
                 service: incident.summary.record.service_name.clone(),
                 by: ack.by.clone(),
                 at: local(self.ctx.tz, ack.ts),
@@ -391,12 +391,15 @@ fn serde_name<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// What reports call the device of an incident: the inventory label, the DHCP name, the
-/// MAC, or the address.
-pub fn device_name(row: &IncidentRow) -> String {
+/// What reports call the device of an incident: the label it was recorded with, else
+/// the inventory's label now, the DHCP name, the MAC, or the address.
+pub fn device_name(row: &IncidentRow, inventory: &Inventory) -> String {
     let r = &row.summary.record;
     if let Some(l) = &r.label {
         return l.clone();
+    }
+    if let Some(d) = inventory.find(r.client_mac, r.device.as_deref(), r.client_ip) {
+        return d.label.clone();
     }
     if let Some(d) = &r.device {
         return d.clone();

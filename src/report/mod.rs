@@ -202,7 +202,7 @@ pub fn write_csv(
             row.id.to_string(),
             period::local(tz, r.ts),
             period::local(tz, row.summary.last_seen),
-            build::device_name(&row),
+            build::device_name(&row, ctx.inventory),
             staff.unwrap_or_default(),
             r.client_ip.to_string(),
             r.client_mac.map(|m| m.to_string()).unwrap_or_default(),
