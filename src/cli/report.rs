@@ -81,6 +81,7 @@ pub(super) fn run(a: Args) -> CmdResult {
     };
     let store_path = a.store.clone().unwrap_or_else(|| cfg.store.path.clone());
     let store = Store::open_read_only(&store_path)?;
+    store.for_scans()?;
     let now = now_micros();
     let which = match (&a.week, &a.from, &a.to) {
         (_, Some(from), Some(to)) => Which::Range {
@@ -108,11 +109,17 @@ pub(super) fn run(a: Args) -> CmdResult {
         previous_head,
         rule_changes: Vec::<Count>::new(),
     };
-    let progress = Progress::new(&store, &period)?;
-    let report = report::collect_with(&store, &ctx, period.clone(), setting, now, &mut |n| {
-        progress.at(n)
-    })?;
-    progress.done();
+    // The CSV form alone lists incidents and needs no figures.
+    let report = if a.archive || a.deliver || a.format != Format::Csv {
+        let progress = Progress::new(&store, &period)?;
+        let r = report::collect_with(&store, &ctx, period.clone(), setting, now, &mut |n| {
+            progress.at(n)
+        })?;
+        progress.done();
+        Some(r)
+    } else {
+        None
+    };
 
     if a.archive {
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
@@ -121,7 +128,9 @@ pub(super) fn run(a: Args) -> CmdResult {
         })?;
         for f in [Format::Json, Format::Csv] {
             let path = dir.join(format!("{}.{}", period.label, f.extension()));
-            write_atomic(&path, |w| write_form(f, &report, &store, &ctx, w))?;
+            write_atomic(&path, |w| {
+                write_form(f, report.as_ref(), &store, &ctx, &period, w)
+            })?;
             eprintln!("wrote {}", path.display());
         }
     }
@@ -132,11 +141,13 @@ pub(super) fn run(a: Args) -> CmdResult {
     }
     if !a.archive || a.out.is_some() {
         match &a.out {
-            Some(path) => write_atomic(path, |w| write_form(a.format, &report, &store, &ctx, w))?,
+            Some(path) => write_atomic(path, |w| {
+                write_form(a.format, report.as_ref(), &store, &ctx, &period, w)
+            })?,
             None => {
                 let stdout = std::io::stdout();
                 let mut lock = stdout.lock();
-                write_form(a.format, &report, &store, &ctx, &mut lock)?;
+                write_form(a.format, report.as_ref(), &store, &ctx, &period, &mut lock)?;
                 lock.flush().map_err(Error::Output)?;
             }
         }
@@ -147,19 +158,22 @@ pub(super) fn run(a: Args) -> CmdResult {
 /// Writes `report` in form `f`; CSV reads the period's incidents again, row by row.
 fn write_form(
     f: Format,
-    report: &Report,
+    report: Option<&Report>,
     store: &Store,
     ctx: &Context<'_>,
+    period: &Period,
     w: &mut dyn Write,
 ) -> Result<()> {
+    let report = || report.ok_or_else(|| Error::Usage("no report was collected".into()));
     match f {
         Format::Json => {
+            let report = report()?;
             w.write_all(report::to_json(report).as_bytes())
                 .and_then(|()| w.write_all(b"\n"))
                 .map_err(Error::Output)?;
         }
         Format::Csv => {
-            report::write_csv(store, ctx, &report.period, w)?;
+            report::write_csv(store, ctx, period, w)?;
         }
         Format::Html | Format::Pdf => {
             return Err(Error::Usage(format!(
