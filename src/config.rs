@@ -12,8 +12,10 @@ use crate::error::{Error, Result};
 use crate::policy::{line_of, Mode};
 
 mod enforcement;
+mod report;
 
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
+pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct Config {
     pub incident_window_secs: u64,
     /// Where aiwarden sits and how it blocks beyond DNS.
     pub enforcement: Enforcement,
+    /// Where reports are archived and how they are delivered.
+    pub report: Report,
 }
 
 /// Live capture settings.
@@ -260,6 +264,7 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     devices: Option<Devices>,
     enforcement: Option<Enforcement>,
+    report: Option<report::RawReport>,
 }
 
 #[derive(Deserialize)]
@@ -585,6 +590,8 @@ impl Config {
                 }
             }
         }
+        let report =
+            report::RawReport::build(raw.report, &store.path, &rel, &report::At { path, text })?;
         Ok(Config {
             path: path.to_path_buf(),
             mode,
@@ -598,6 +605,7 @@ impl Config {
             devices,
             incident_window_secs: raw.incident_window_secs.unwrap_or(600),
             enforcement,
+            report,
         })
     }
 }
