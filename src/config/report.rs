@@ -503,6 +503,45 @@ delays_secs = [0.5]
         assert_eq!(e.target(), "[::1]:465");
     }
 
+    /// The `[report]` keys config.example.toml shows commented out, uncommented, parse:
+    /// what the admin is told to write is what the parser takes.
+    #[test]
+    fn the_example_section_parses_when_uncommented() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&p).expect("example");
+        let at = text.find("\n# [report]\n").expect("a [report] section");
+        let key = |l: &str| {
+            let l = l.trim_start_matches("# ");
+            l.starts_with("[report")
+                || l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+        };
+        let mut uncommented = text[..at].to_string();
+        for l in text[at..].lines() {
+            uncommented.push_str(if key(l) {
+                l.trim_start_matches("# ")
+            } else {
+                l
+            });
+            uncommented.push('\n');
+        }
+        let c = Config::parse(&p, &uncommented).expect("the uncommented example parses");
+        assert_eq!(c.report.dir, Path::new("/var/lib/aiwarden/reports"));
+        let d = &c.report.delivery;
+        let e = d.email.as_ref().expect("email");
+        assert_eq!((e.tls, e.port, e.to.len()), (SmtpTls::Starttls, 587, 2));
+        assert!(e.username.is_some() && e.password_file.is_some() && e.ca_file.is_some());
+        let w = d.webhook.as_ref().expect("webhook");
+        assert!(w.bearer_token_file.is_some() && w.ca_file.is_some());
+        assert_eq!(d.retry, Retry::default(), "the example shows the defaults");
+        // As shipped (commented out): nothing is sent.
+        let shipped = Config::load(&p).expect("example");
+        assert!(
+            shipped.report.delivery.email.is_none() && shipped.report.delivery.webhook.is_none()
+        );
+    }
+
     #[test]
     fn errors_name_file_and_line() {
         let email = "[report.email]\nserver = \"smtp.example\"\nfrom = \"a@b.example\"\nto = [\"c@d.example\"]\n";
