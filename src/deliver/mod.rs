@@ -1,5 +1,5 @@
-//! Shell: sends a report that is already rendered, by email (SMTP, [`email`]) and to a
-//! webhook (a JSON POST, [`webhook`]), each channel on its own and each retried with the
+//! Shell: sends a report that is already rendered, by email (SMTP, `email.rs`) and to a
+//! webhook (a JSON POST, `webhook.rs`), each channel on its own and each retried with the
 //! waits of `[report.retry]`. It only sends: what a report says is `crate::report`'s.
 //!
 //! Blocking on purpose: it runs in the one-shot `aiwarden report --deliver` process that
