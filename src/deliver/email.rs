@@ -52,7 +52,7 @@ pub(super) fn send(cfg: &Email, retry: &Retry, out: &Outgoing) -> Sent {
 }
 
 /// The whole message for `out`, addressed as `cfg` says.
-pub(super) fn message(cfg: &Email, out: &Outgoing) -> Result<Message, String> {
+fn message(cfg: &Email, out: &Outgoing) -> Result<Message, String> {
     let png = ContentType::parse("image/png").map_err(|e| e.to_string())?;
     let pdf = ContentType::parse("application/pdf").map_err(|e| e.to_string())?;
     let html = SinglePart::html(out.html.clone());
