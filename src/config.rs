@@ -12,8 +12,10 @@ use crate::error::{Error, Result};
 use crate::policy::{line_of, Mode};
 
 mod enforcement;
+mod report;
 
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
+pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Config {
     pub incident_window_secs: u64,
     /// Where aiwarden sits and how it blocks beyond DNS.
     pub enforcement: Enforcement,
+    /// Where reports are archived and how they are delivered.
+    pub report: Report,
 }
 
 /// Live capture settings.
@@ -266,6 +270,7 @@ struct RawConfig {
     enforcement: Option<Enforcement>,
     site_name: Option<toml::Spanned<String>>,
     timezone: Option<toml::Spanned<String>>,
+    report: Option<report::RawReport>,
 }
 
 #[derive(Deserialize)]
@@ -617,6 +622,8 @@ impl Config {
                 v
             }
         };
+        let report =
+            report::RawReport::build(raw.report, &store.path, &rel, &report::At { path, text })?;
         Ok(Config {
             path: path.to_path_buf(),
             site_name,
@@ -632,6 +639,7 @@ impl Config {
             devices,
             incident_window_secs: raw.incident_window_secs.unwrap_or(600),
             enforcement,
+            report,
         })
     }
 }

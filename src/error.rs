@@ -134,6 +134,19 @@ pub enum Error {
         /// What it said.
         message: String,
     },
+    /// A report could not be delivered (email or webhook): after the retries, or at once
+    /// when retrying cannot help (a 4xx answer, a permanent SMTP refusal, a secret file
+    /// that is missing or readable by others).
+    #[error("deliver {channel} to {to}: {message}")]
+    Deliver {
+        /// `email` or `webhook`.
+        channel: &'static str,
+        /// Where to: the SMTP server and port, or the webhook's scheme, host and port (never
+        /// its path, which often holds a secret).
+        to: String,
+        /// What failed, in lowercase.
+        message: String,
+    },
     /// Writing output failed (a closed pipe is not an error; see `main`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -158,7 +171,8 @@ impl Error {
             Error::Output(_)
             | Error::Thread { .. }
             | Error::StoreVersion { .. }
-            | Error::Firewall { .. } => 1,
+            | Error::Firewall { .. }
+            | Error::Deliver { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
         }

@@ -30,6 +30,7 @@
 //! | [`store`] | shell: the SQLite incident store (hash-chained incidents, acks, unblocks and breaks, a head file outside the database, activity, daily usage, retention) and its writer thread (spool, retries, setting a bad file aside) |
 //! | [`health`] | each part's state (resolver, detection, store, capture) and the daemon's grade for `/healthz` and the watchdog |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
+//! | [`deliver`] | shell: sends a rendered report by email (SMTP, STARTTLS) and to a webhook (JSON POST), retried; run by `aiwarden report --deliver`, never by the daemon |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
 //! | [`cli`] | the command line: one file per command group |
 //! | [`config`] | the daemon's configuration file |
@@ -41,6 +42,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod deliver;
 pub mod detect;
 pub mod devices;
 pub mod error;

@@ -1,5 +1,6 @@
-//! `systemd-analyze verify` on the shipped unit, with the binary path pointed at this
-//! build (verify checks that ExecStart= exists and is executable).
+//! `systemd-analyze verify` on the shipped units (the daemon's, and the weekly report's
+//! service and timer), with the binary path pointed at this build (verify checks that
+//! ExecStart= exists and is executable).
 
 use std::path::Path;
 use std::process::Command;
@@ -56,4 +57,64 @@ fn unit_verifies() {
         .filter(|l| l.contains("aiwarden.service"))
         .collect();
     assert!(about_unit.is_empty(), "{text}");
+}
+
+#[test]
+fn report_units_verify() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    let service = std::fs::read_to_string(dir.join("aiwarden-report.service")).expect("service");
+    let timer = std::fs::read_to_string(dir.join("aiwarden-report.timer")).expect("timer");
+    for want in [
+        "Type=oneshot",
+        "ExecStart=/usr/local/bin/aiwarden report --config /etc/aiwarden/aiwarden.toml --week last --archive --deliver",
+        "Nice=19",
+        "CPUSchedulingPolicy=idle",
+        "IOSchedulingClass=idle",
+        "DynamicUser=yes",
+        "User=aiwarden",
+        "StateDirectory=aiwarden",
+        "CapabilityBoundingSet=\n",
+        "ProtectSystem=strict",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n",
+    ] {
+        assert!(service.contains(want), "service: {want} missing");
+    }
+    assert!(!service.contains("[Install]"), "started by the timer only");
+    for want in [
+        "OnCalendar=Mon *-*-* 06:00:00",
+        "Persistent=true",
+        "RandomizedDelaySec=10min",
+        "WantedBy=timers.target",
+    ] {
+        assert!(timer.contains(want), "timer: {want} missing");
+    }
+    let cal = Command::new("systemd-analyze")
+        .args(["calendar", "Mon *-*-* 06:00:00"])
+        .output()
+        .expect("runs");
+    assert!(cal.status.success(), "{cal:?}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        tmp.path().join("aiwarden-report.service"),
+        service.replace("/usr/local/bin/aiwarden", env!("CARGO_BIN_EXE_aiwarden")),
+    )
+    .expect("write");
+    std::fs::write(tmp.path().join("aiwarden-report.timer"), &timer).expect("write");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(tmp.path().join("aiwarden-report.service"))
+        .arg(tmp.path().join("aiwarden-report.timer"))
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .expect("runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let about_units: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("aiwarden-report."))
+        .collect();
+    assert!(about_units.is_empty(), "{text}");
 }
