@@ -13,6 +13,8 @@ packages=(
   iproute2 nftables iptables   # network namespaces and the firewall shell (iptables: the NFQUEUE hook where nft has no queue)
   dnsmasq-base openssl curl    # end-to-end test: upstream DNS, TLS server and client, /metrics
   systemd                      # systemd-analyze verify of the unit
+  poppler-utils                # report tests: pdftotext and pdfinfo read the PDF report's text and pages
+  fonts-dejavu-core            # the report email's PNG charts draw their text with DejaVu Sans
 )
 missing=()
 for p in "${packages[@]}"; do

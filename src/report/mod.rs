@@ -4,7 +4,9 @@
 //!
 //! [`collect`] reads a period from the store (read-only, one stream, so a million
 //! incidents fit) into a [`Report`]; the forms render that value and add nothing: JSON is
-//! it serialised, [`write_csv`] lists the incidents themselves for spreadsheets.
+//! it serialised, [`write_csv`] lists the incidents themselves for spreadsheets, [`html`]
+//! and [`pdf`] are the pages a compliance officer reads and files ([`charts`] draws their
+//! charts, as PNG too for email; [`text`] is the short plain-text summary).
 //! Days and hours are the clinic's ([`period`]); the store stays UTC.
 //!
 //! Metadata only, as the store: devices, staff labels, services, hosts. Never URLs or
@@ -15,8 +17,13 @@ use std::io::Write;
 use jiff::tz::TimeZone;
 
 pub mod build;
+pub mod charts;
+pub mod html;
 pub mod model;
+pub mod pdf;
 pub mod period;
+pub mod text;
+pub mod view;
 
 pub use build::{Context, Tally};
 pub use model::Report;
