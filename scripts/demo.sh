@@ -15,10 +15,10 @@ echo "== the weekly report of that week (the replay recorded in a store, as the 
 demo=target/demo
 rm -rf "$demo" && mkdir -p "$demo"
 ./target/release/aiwarden replay --site samples/site --store "$demo/incidents.db" --no-progress samples/clinic-morning.pcap >/dev/null 2>&1
-for form in json csv; do
+for form in json csv html pdf; do
     ./target/release/aiwarden report --config samples/aiwarden.toml --store "$demo/incidents.db" \
         --week 2026-W48 --format "$form" --out "$demo/sunrise-2026-W48.$form"
 done
 ./target/release/aiwarden report --config samples/aiwarden.toml --store "$demo/incidents.db" \
     --week 2026-W48 --format json | python3 -c 'import json,sys; r=json.load(sys.stdin); h=r["headline"]; print("  ".join(f"{k} {v}" for k,v in h.items()))'
-echo "report written to $demo/ (sunrise-2026-W48.json, .csv)"
+echo "report written to $demo/: sunrise-2026-W48.html (open it in a browser), .pdf, .csv, .json"

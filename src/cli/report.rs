@@ -98,7 +98,7 @@ pub(super) fn run(a: Args) -> CmdResult {
         rules: &rules,
         inventory: &inventory,
     };
-    let dir = reports_dir(&cfg, &store_path);
+    let dir = cfg.report.dir.clone();
     let previous_head = period
         .previous(&tz)
         .ok()
@@ -126,7 +126,7 @@ pub(super) fn run(a: Args) -> CmdResult {
             path: dir.clone(),
             source,
         })?;
-        for f in [Format::Json, Format::Csv] {
+        for f in [Format::Json, Format::Csv, Format::Html, Format::Pdf] {
             let path = dir.join(format!("{}.{}", period.label, f.extension()));
             write_atomic(&path, |w| {
                 write_form(f, report.as_ref(), &store, &ctx, &period, w)
@@ -135,9 +135,9 @@ pub(super) fn run(a: Args) -> CmdResult {
         }
     }
     if a.deliver {
-        return Err(Error::Usage(
-            "report delivery is not configured in this build".into(),
-        ));
+        if let Some(r) = &report {
+            deliver(&cfg, r, &store, &ctx)?;
+        }
     }
     if !a.archive || a.out.is_some() {
         match &a.out {
@@ -175,19 +175,16 @@ fn write_form(
         Format::Csv => {
             report::write_csv(store, ctx, period, w)?;
         }
-        Format::Html | Format::Pdf => {
-            return Err(Error::Usage(format!(
-                "the {} form is not in this build",
-                f.extension()
-            )))
+        Format::Html => {
+            w.write_all(report::html::render(report()?).as_bytes())
+                .map_err(Error::Output)?;
+        }
+        Format::Pdf => {
+            w.write_all(&report::pdf::render(report()?)?)
+                .map_err(Error::Output)?;
         }
     }
     Ok(())
-}
-
-/// `reports/` beside the store file (the state directory).
-fn reports_dir(_cfg: &Config, store: &Path) -> PathBuf {
-    store.parent().unwrap_or(Path::new(".")).join("reports")
 }
 
 /// The chain head the archived report of period `label` printed, if it was archived.
@@ -254,5 +251,64 @@ impl Progress {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
+    }
+}
+
+/// Sends `report` by every channel the configuration names. Each channel is tried on its
+/// own and retried; every outcome is logged; the command fails when any channel failed
+/// in the end, so the timer's unit shows it.
+fn deliver(cfg: &Config, r: &Report, store: &Store, ctx: &Context<'_>) -> Result<()> {
+    use crate::deliver::{send, Inline, Outgoing};
+    let d = &cfg.report.delivery;
+    if d.email.is_none() && d.webhook.is_none() {
+        return Err(Error::Usage(
+            "--deliver: neither [report.email] nor [report.webhook] is configured".into(),
+        ));
+    }
+    let mut pdf = Vec::new();
+    write_form(Format::Pdf, Some(r), store, ctx, &r.period, &mut pdf)?;
+    let out = Outgoing {
+        subject: format!(
+            "{} shadow-AI report {} ({} incidents, {} open)",
+            r.site, r.period.label, r.headline.incidents, r.headline.open
+        ),
+        html: report::html::email_html(r),
+        text: report::text::render(r),
+        pdf: Some((format!("aiwarden-{}.pdf", r.period.label), pdf)),
+        images: report::charts::png(r)
+            .into_iter()
+            .map(|(cid, png)| Inline { cid, png })
+            .collect(),
+        json: serde_json::to_value(r).unwrap_or_default(),
+    };
+    let mut failed = Vec::new();
+    for sent in send(d, &out) {
+        match &sent.result {
+            Ok(()) => {
+                tracing::info!(
+                    channel = sent.channel.as_str(),
+                    attempts = sent.attempts,
+                    "report sent"
+                );
+                eprintln!(
+                    "sent by {} ({} attempts)",
+                    sent.channel.as_str(),
+                    sent.attempts
+                );
+            }
+            Err(e) => {
+                tracing::error!(channel = sent.channel.as_str(), attempts = sent.attempts, error = %e, "report not sent");
+                eprintln!("not sent by {}: {e}", sent.channel.as_str());
+                failed.push(sent.channel.as_str());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "the report was not sent by {}",
+            failed.join(" and ")
+        )))
     }
 }
