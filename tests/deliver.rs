@@ -561,3 +561,133 @@ fn channels_fail_and_succeed_independently() {
     // Nothing configured: nothing sent.
     assert!(send(&delivery(dir.path(), ""), &report()).is_empty());
 }
+
+/// `aiwarden report --deliver` as the weekly timer runs it: the bundled sample's week,
+/// recorded by replay, sent by email over STARTTLS and to a webhook; the PDF attached is
+/// the report's, the HTML's charts are PNGs by Content-ID, the webhook gets the JSON
+/// figures; a channel that cannot be reached fails the command (the unit shows it).
+#[test]
+fn the_report_command_delivers_the_sample_week() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let db = dir.path().join("incidents.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiwarden"))
+        .current_dir(root)
+        .args([
+            "replay",
+            "--site",
+            "samples/site",
+            "--no-progress",
+            "--store",
+        ])
+        .arg(&db)
+        .arg("samples/clinic-morning.pcap")
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let pki = pki::pki(dir.path(), "clinic-ca", &["127.0.0.1"]);
+    let server = smtp::Server::start(
+        Options {
+            auth: vec!["PLAIN"],
+            ..Options::default()
+        },
+        pki.server.clone(),
+    );
+    let hook = hook::Hook::start(vec![200], None);
+    secret(dir.path(), "smtp-password", "secret\n", 0o600);
+    let config = dir.path().join("aiwarden.toml");
+    let write_config = |hook_port: u16| {
+        std::fs::write(
+            &config,
+            format!(
+                "site_name = \"Sunrise Clinic\"\ntimezone = \"America/Chicago\"\n\
+                 site = \"{root}/samples/site\"\n\
+                 [store]\npath = \"{}\"\n[devices]\ninventory = \"{root}/samples/devices.toml\"\n\
+                 [report.email]\nserver = \"127.0.0.1\"\nport = {}\nusername = \"r@clinic.example\"\n\
+                 password_file = \"smtp-password\"\nfrom = \"r@clinic.example\"\n\
+                 to = [\"compliance@clinic.example\"]\nca_file = \"{}\"\n\
+                 [report.webhook]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n{RETRY}",
+                db.display(),
+                server.addr.port(),
+                pki.ca_file.display()
+            ),
+        )
+        .expect("config");
+    };
+    write_config(hook.addr.port());
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aiwarden"))
+            .args(["report", "--config"])
+            .arg(&config)
+            .args(["--week", "2026-W48", "--archive", "--deliver"])
+            .output()
+            .expect("report")
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("reports/2026-W48.pdf").exists());
+
+    let sessions = server.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].tls);
+    let data = sessions[0].data.clone().expect("message");
+    let msg = MessageParser::default().parse(&data).expect("parse");
+    assert!(msg
+        .subject()
+        .expect("subject")
+        .contains("Sunrise Clinic shadow-AI report 2026-W48 (8 incidents"));
+    let archived = std::fs::read(dir.path().join("reports/2026-W48.pdf")).expect("pdf");
+    let pdf = msg
+        .attachments()
+        .find(|a| a.attachment_name().is_some_and(|n| n.ends_with(".pdf")))
+        .expect("pdf attached");
+    assert!(pdf.contents().starts_with(b"%PDF"));
+    // The same report: the PDF differs from the archived one only in its creation time,
+    // so compare sizes within a few bytes.
+    assert!(pdf.contents().len().abs_diff(archived.len()) < 64);
+    let html = msg.body_html(0).expect("html");
+    let cids: Vec<&str> = html
+        .match_indices("cid:")
+        .map(|(i, _)| {
+            let rest = &html[i + 4..];
+            &rest[..rest.find('"').unwrap_or(rest.len())]
+        })
+        .collect();
+    assert!(!cids.is_empty(), "charts by cid");
+    for cid in cids {
+        let part = msg
+            .parts
+            .iter()
+            .find(|p| p.content_id() == Some(cid))
+            .unwrap_or_else(|| panic!("no part for cid {cid}"));
+        assert!(part.contents().starts_with(b"\x89PNG"), "{cid}");
+    }
+    assert!(!html.contains("<svg"), "no inline SVG in mail");
+
+    let requests = hook.requests();
+    assert_eq!(requests.len(), 1);
+    let json: serde_json::Value = serde_json::from_slice(&requests[0].body).expect("json");
+    assert_eq!(json["headline"]["incidents"], 8);
+    assert_eq!(json["period"]["label"], "2026-W48");
+
+    // The webhook gone: the email still goes, the command fails naming the webhook.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = gone.local_addr().expect("addr").port();
+    drop(gone);
+    write_config(port);
+    let out = run();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not sent by webhook"), "{err}");
+    assert!(err.contains("sent by email"), "{err}");
+    assert_eq!(server.sessions().len(), 2);
+}
