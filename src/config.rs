@@ -11,8 +11,10 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::policy::{line_of, Mode};
 
+mod console;
 mod enforcement;
 
+pub use console::Console;
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
 
 /// The whole configuration, validated.
@@ -42,6 +44,8 @@ pub struct Config {
     pub incident_window_secs: u64,
     /// Where aiwarden sits and how it blocks beyond DNS.
     pub enforcement: Enforcement,
+    /// The compliance web console.
+    pub console: Console,
 }
 
 /// Live capture settings.
@@ -260,6 +264,7 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     devices: Option<Devices>,
     enforcement: Option<Enforcement>,
+    console: Option<console::RawConsole>,
 }
 
 #[derive(Deserialize)]
@@ -585,7 +590,12 @@ impl Config {
                 }
             }
         }
+        let console = match raw.console {
+            None => Console::default(),
+            Some(c) => c.validate(text, rel, |at, m| err(line_of(text, at), m))?,
+        };
         Ok(Config {
+            console,
             path: path.to_path_buf(),
             mode,
             rules: raw.rules.map_or_else(crate::paths::rules, rel),
@@ -619,6 +629,11 @@ mod tests {
         assert!(!c.dns.upstreams.is_empty());
         assert_eq!(c.store.retention_days, 2196);
         assert!(!c.store.keyed);
+        assert_eq!(
+            c.console,
+            crate::config::Console::default(),
+            "the example says the defaults"
+        );
         let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("devices.example.toml");
         let inv = crate::devices::Inventory::load(&inv).expect("devices.example.toml is valid");
         assert_eq!(inv.devices().len(), 3);

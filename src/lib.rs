@@ -30,6 +30,7 @@
 //! | [`store`] | shell: the SQLite incident store (hash-chained incidents, acks, unblocks, breaks and events, the console's accounts, keyset pages, a head file outside the database, activity, daily usage, retention) and its writer thread (spool, retries, setting a bad file aside) |
 //! | [`health`] | each part's state (resolver, detection, store, capture) and the daemon's grade for `/healthz` and the watchdog |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
+//! | [`console`] | shell: the compliance web console (HTTPS, local accounts, sessions, CSRF, login limits): dashboard, incidents to acknowledge, report archive, rules |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
 //! | [`cli`] | the command line: one file per command group |
 //! | [`config`] | the daemon's configuration file |
@@ -40,6 +41,7 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod detect;
 pub mod devices;
