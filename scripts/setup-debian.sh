@@ -13,6 +13,7 @@ packages=(
   iproute2 nftables iptables   # network namespaces and the firewall shell (iptables: the NFQUEUE hook where nft has no queue)
   dnsmasq-base openssl curl    # end-to-end test: upstream DNS, TLS server and client, /metrics
   systemd                      # systemd-analyze verify of the unit
+  chromium chromium-driver     # the web console's browser tests (headless, driven by chromedriver)
 )
 missing=()
 for p in "${packages[@]}"; do

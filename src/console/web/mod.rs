@@ -90,6 +90,7 @@ pub(super) fn router(app: Arc<App>) -> Router {
         .route("/reports/{name}", get(download))
         .route("/rules", get(rules))
         .route("/static/console.css", get(css))
+        .route("/static/icon.svg", get(icon))
         .fallback(not_found)
         .layer(middleware::from_fn(guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -311,6 +312,14 @@ async fn css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("../../../templates/console/console.css"),
+    )
+        .into_response()
+}
+
+async fn icon() -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        include_str!("../../../templates/console/icon.svg"),
     )
         .into_response()
 }
