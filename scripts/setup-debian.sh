@@ -15,6 +15,7 @@ packages=(
   systemd                      # systemd-analyze verify of the unit
   poppler-utils                # report tests: pdftotext and pdfinfo read the PDF report's text and pages
   fonts-dejavu-core            # the report email's PNG charts draw their text with DejaVu Sans
+  chromium chromium-driver     # the web console's browser tests (headless, driven by chromedriver)
 )
 missing=()
 for p in "${packages[@]}"; do

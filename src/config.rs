@@ -11,9 +11,11 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::policy::{line_of, Mode};
 
+mod console;
 mod enforcement;
 mod report;
 
+pub use console::Console;
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
 pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
 
@@ -50,6 +52,8 @@ pub struct Config {
     pub enforcement: Enforcement,
     /// Where reports are archived and how they are delivered.
     pub report: Report,
+    /// The compliance web console.
+    pub console: Console,
 }
 
 /// Live capture settings.
@@ -271,6 +275,7 @@ struct RawConfig {
     site_name: Option<toml::Spanned<String>>,
     timezone: Option<toml::Spanned<String>>,
     report: Option<report::RawReport>,
+    console: Option<console::RawConsole>,
 }
 
 #[derive(Deserialize)]
@@ -624,7 +629,12 @@ impl Config {
         };
         let report =
             report::RawReport::build(raw.report, &store.path, &rel, &report::At { path, text })?;
+        let console = match raw.console {
+            None => Console::default(),
+            Some(c) => c.validate(text, rel, |at, m| err(line_of(text, at), m))?,
+        };
         Ok(Config {
+            console,
             path: path.to_path_buf(),
             site_name,
             timezone,
@@ -661,6 +671,11 @@ mod tests {
         assert!(!c.dns.upstreams.is_empty());
         assert_eq!(c.store.retention_days, 2196);
         assert!(!c.store.keyed);
+        assert_eq!(
+            c.console,
+            crate::config::Console::default(),
+            "the example says the defaults"
+        );
         let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("devices.example.toml");
         let inv = crate::devices::Inventory::load(&inv).expect("devices.example.toml is valid");
         assert_eq!(inv.devices().len(), 3);

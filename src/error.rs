@@ -122,6 +122,10 @@ pub enum Error {
     /// TLS settings for DNS-over-TLS upstreams are unusable.
     #[error("dns upstream tls: {0}")]
     Tls(String),
+    /// The web console could not start: its certificate or key is unusable, or its state
+    /// directory cannot be written.
+    #[error("console: {0}")]
+    Console(String),
     /// A command-line value is invalid.
     #[error("invalid argument: {0}")]
     Usage(String),
@@ -172,6 +176,7 @@ impl Error {
             | Error::Thread { .. }
             | Error::StoreVersion { .. }
             | Error::Firewall { .. }
+            | Error::Console(_)
             | Error::Deliver { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,

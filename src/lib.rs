@@ -27,10 +27,11 @@
 //! | [`capture`] | shell: capture files and live interfaces (libpcap), its threads and restarts |
 //! | [`resolver`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
 //! | [`firewall`] | shell: enforcement beyond DNS: the nftables table and NFQUEUE verdicts on a router, TCP resets on a sensor |
-//! | [`store`] | shell: the SQLite incident store (hash-chained incidents, acks, unblocks and breaks, a head file outside the database, activity, daily usage, retention) and its writer thread (spool, retries, setting a bad file aside) |
+//! | [`store`] | shell: the SQLite incident store (hash-chained incidents, acks, unblocks, breaks and events, the console's accounts, keyset pages, a head file outside the database, activity, daily usage, retention) and its writer thread (spool, retries, setting a bad file aside) |
 //! | [`health`] | each part's state (resolver, detection, store, capture) and the daemon's grade for `/healthz` and the watchdog |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
 //! | [`deliver`] | shell: sends a rendered report by email (SMTP, STARTTLS) and to a webhook (JSON POST), retried; run by `aiwarden report --deliver`, never by the daemon |
+//! | [`console`] | shell: the compliance web console (HTTPS, local accounts, sessions, CSRF, login limits): dashboard, incidents to acknowledge, report archive, rules |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
 //! | [`cli`] | the command line: one file per command group |
 //! | [`config`] | the daemon's configuration file |
@@ -41,6 +42,7 @@
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod deliver;
 pub mod detect;

@@ -118,6 +118,9 @@ pub struct Metrics {
     pub firewall_changes: IntCounterVec,
     /// Resets a sensor injected, by result: `sent`, `error`, `no_sequence`.
     pub resets: IntCounterVec,
+    /// Web console logins by result: `ok`, `failed` (wrong name or password), `limited`
+    /// (refused unchecked: too many failures for the name or the address).
+    pub console_logins: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -374,6 +377,12 @@ impl Metrics {
                 &r,
                 "aiwarden_resets_total",
                 "TCP resets a sensor injected, by result",
+                &["result"],
+            ),
+            console_logins: counter_vec(
+                &r,
+                "aiwarden_console_logins_total",
+                "web console logins by result (ok, failed, limited)",
                 &["result"],
             ),
             registry: r,

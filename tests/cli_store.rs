@@ -88,7 +88,12 @@ fn incidents_list_ack_and_verify() {
 
     let out = cmd(&["verify"]);
     assert!(out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("intact (4 rows)"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("intact (4 rows)"), "{said}");
+    assert!(
+        said.contains("rows by kind: ack 1, incident 3") && said.contains("acks by: Dr Rivera 1"),
+        "{said}"
+    );
 
     // Someone edits row 3 by hand (dropping the guard trigger first, as the sqlite3 shell
     // would have to): verify fails and names the row.

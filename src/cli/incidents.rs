@@ -156,6 +156,23 @@ pub(super) fn verify(a: VerifyArgs) -> CmdResult {
         )?,
         Tail::Broken { .. } => {}
     }
+    let counts = store.row_counts()?;
+    let list = |pairs: &[(String, u64)]| {
+        pairs
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !counts.kinds.is_empty() {
+        writeln!(out, "rows by kind: {}", list(&counts.kinds))?;
+    }
+    if !counts.acks_by.is_empty() {
+        writeln!(out, "acks by: {}", list(&counts.acks_by))?;
+    }
+    if !counts.events.is_empty() {
+        writeln!(out, "events: {}", list(&counts.events))?;
+    }
     for b in &report.breaks {
         writeln!(
             out,

@@ -9,8 +9,11 @@
 //! | `replay.rs` (and `replay_run.rs`, the replay itself) | `replay` |
 //! | `rules.rs` (and `import.rs`, the list import) | `rules check/list/explain/import/docs` |
 //! | `unblock.rs` | `unblock` (and `unblock --list`) |
+//! | `users.rs` | `user add/list/remove/passwd` (the web console's accounts) |
+//! | `console.rs` | `console` (the web console served alone) |
 //! | `logging.rs` | the log subscriber |
 
+mod console;
 mod daemon;
 mod firewall;
 mod import;
@@ -21,6 +24,7 @@ pub mod replay_run;
 mod report;
 mod rules;
 mod unblock;
+mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +71,14 @@ enum Command {
         #[command(subcommand)]
         command: rules::Command,
     },
+    /// Add, list, remove the web console's accounts and set their passwords (each change
+    /// is a chained event row).
+    User {
+        #[command(subcommand)]
+        command: users::Command,
+    },
+    /// Serve the compliance web console alone (HTTPS on `[console] listen`) until SIGTERM.
+    Console(console::Args),
     /// What the running daemon enforces: placement, mode, enforcement paths, set sizes,
     /// queue counters, health (read from its /metrics and /healthz).
     Status(firewall::StatusArgs),
@@ -116,7 +128,7 @@ impl From<ModeArg> for Mode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let log = logging::Logging::init(match cli.command {
-        Command::Run(_) => "info",
+        Command::Run(_) | Command::Console(_) => "info",
         _ => "warn",
     });
     let result = match cli.command {
@@ -128,6 +140,8 @@ pub fn main() -> ExitCode {
         Command::Report(a) => report::run(a),
         Command::Unblock(a) => unblock::run(a),
         Command::Rules { command } => rules::run(command),
+        Command::User { command } => users::run(command),
+        Command::Console(a) => console::run(a),
         Command::Status(a) => firewall::status(a),
         Command::Firewall { command } => firewall::run(command),
     };

@@ -52,11 +52,16 @@ pub(super) const BREAK_COLUMNS: [&str; 4] = [
 /// (after the 20, not after the break columns: each kind hashes its own).
 pub(super) const UNBLOCK_COLUMNS: [&str; 1] = ["unblock_until"];
 
+/// The columns only an `event` row has (schema 4), hashed after [`LOG_COLUMNS`] for that
+/// kind alone.
+pub(super) const EVENT_COLUMNS: [&str; 3] = ["event", "actor", "detail"];
+
 /// The kind-specific columns hashed after [`LOG_COLUMNS`] for a row of `kind`.
 pub(super) fn extra_columns(kind: &str) -> &'static [&'static str] {
     match kind {
         "break" => &BREAK_COLUMNS,
         "unblock" => &UNBLOCK_COLUMNS,
+        "event" => &EVENT_COLUMNS,
         _ => &[],
     }
 }
@@ -204,6 +209,23 @@ pub(super) fn unblock_values(id: i64, u: &UnblockEntry<'_>) -> Vec<Value> {
     row
 }
 
+/// The values of an event row: [`LOG_COLUMNS`] (only `id`, `kind` and `ts` set) then
+/// [`EVENT_COLUMNS`].
+pub(super) fn event_values(id: i64, ts: i64, event: &str, actor: &str, detail: &str) -> Vec<Value> {
+    let mut row = vec![
+        Value::Integer(id),
+        Value::Text("event".into()),
+        Value::Integer(ts),
+    ];
+    row.resize(LOG_COLUMNS.len(), Value::Null);
+    row.extend([
+        Value::Text(event.into()),
+        Value::Text(actor.into()),
+        Value::Text(detail.into()),
+    ]);
+    row
+}
+
 /// What an unblock row records (see [`crate::policy::unblock::Unblock`]).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct UnblockEntry<'a> {
@@ -306,7 +328,8 @@ pub(super) fn row_hash<'a>(
 }
 
 /// Walks the chain from the anchor (or the start) up to `upto` (or the end). `version` is
-/// the schema's: version 1 has no break columns, version 2 no unblock column.
+/// the schema's: version 1 has no break columns, version 2 no unblock column, version 3 no
+/// event columns.
 pub(super) fn check_chain(
     conn: &Connection,
     version: i32,
@@ -329,17 +352,20 @@ pub(super) fn check_chain(
         }
     };
     let sql = format!(
-        "SELECT {}, {}, {}, prev_hash, hash FROM log WHERE id <= ?1 ORDER BY id",
+        "SELECT {}, {}, {}, {}, prev_hash, hash FROM log WHERE id <= ?1 ORDER BY id",
         LOG_COLUMNS.join(", "),
         or_null(&BREAK_COLUMNS, 2),
         or_null(&UNBLOCK_COLUMNS, 3),
+        or_null(&EVENT_COLUMNS, 4),
     );
     let mut st = conn.prepare(&sql)?;
     let mut rows = st.query([upto.unwrap_or(i64::MAX)])?;
-    // Column ranges: the chained 20, the break columns, the unblock columns.
+    // Column ranges: the chained 20, the break columns, the unblock columns, the event
+    // columns; then prev_hash and hash.
     let n = LOG_COLUMNS.len();
     let nb = n + BREAK_COLUMNS.len();
     let nu = nb + UNBLOCK_COLUMNS.len();
+    let ne = nu + EVENT_COLUMNS.len();
     let mut walk = Walk {
         rows: 0,
         anchor: anchor.map(|(id, _)| id),
@@ -366,7 +392,7 @@ pub(super) fn check_chain(
                 broken(format!("ids not consecutive: {missing} missing (deleted?)"));
             break;
         }
-        let stored_prev = r.get_ref(nu)?;
+        let stored_prev = r.get_ref(ne)?;
         if stored_prev.as_blob().ok() != Some(prev.as_slice()) {
             walk.first_broken = broken(format!(
                 "prev_hash does not match {prev_name} (row deleted or reordered?)"
@@ -376,6 +402,7 @@ pub(super) fn check_chain(
         let kind = r.get_ref(1)?.as_str().ok();
         let is_break = kind == Some("break");
         let is_unblock = kind == Some("unblock");
+        let is_event = kind == Some("event");
         let set = |range: std::ops::Range<usize>| -> rusqlite::Result<bool> {
             for i in range {
                 if r.get_ref(i)? != ValueRef::Null {
@@ -393,10 +420,16 @@ pub(super) fn check_chain(
                 broken("unblock columns set on a row that is not an unblock".into());
             break;
         }
+        if !is_event && set(nu..ne)? {
+            walk.first_broken = broken("event columns set on a row that is not an event".into());
+            break;
+        }
         let extra = if is_break {
             n..nb
         } else if is_unblock {
             nb..nu
+        } else if is_event {
+            nu..ne
         } else {
             n..n
         };
@@ -406,7 +439,7 @@ pub(super) fn check_chain(
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let computed = row_hash(&prev, values.into_iter());
         let stored: Option<[u8; 32]> = r
-            .get_ref(nu + 1)?
+            .get_ref(ne + 1)?
             .as_blob()
             .ok()
             .and_then(|b| b.try_into().ok());

@@ -12,16 +12,17 @@
 //!
 //! | table | holds | changes |
 //! |---|---|---|
-//! | `log` | incidents, acknowledgements, unblocks and breaks, hash-chained | append-only (retention purges a prefix) |
+//! | `log` | incidents, acknowledgements, unblocks, breaks and events, hash-chained | append-only (retention purges a prefix) |
 //! | `activity` | per incident: last seen, observation count | updated while the incident goes on |
 //! | `activity_seen` | per incident: every host name and every `how` seen (at most [`MAX_SEEN_PER_INCIDENT`] of each) | grows while the incident goes on |
 //! | `usage` | per UTC day, service and verdict: observation count | upserted |
 //! | `anchor` | the id and hash of the last row retention purged | replaced by each purge |
 //! | `spool` | the last operation of the on-disk spool written here (see [`writer`]) | replaced with each spooled batch |
+//! | `users` | the web console's local accounts: name, role, argon2id hash (see [`UserRow`]) | each change also appends an `event` row |
 //!
 //! The schema version is `PRAGMA user_version` ([`SCHEMA_VERSION`]); a file from a newer
-//! aiwarden is refused rather than misread, one of version 1 or 2 is migrated when opened
-//! for writing (ids and hashes unchanged). `PRAGMA application_id` marks the file as ours.
+//! aiwarden is refused rather than misread, one of version 1, 2 or 3 is migrated when
+//! opened for writing (ids and hashes unchanged) and read as it is when opened read-only. `PRAGMA application_id` marks the file as ours.
 //!
 //! # Files
 //!
@@ -50,8 +51,12 @@
 //! alike. A `break` row (below) also encodes `break_reason, break_prev_id, break_prev_hash,
 //! break_file` after those twenty, and an `unblock` row (an exception `aiwarden unblock`
 //! records: device, host pattern or NULL for every AI host, who in `ack_by`, why in
-//! `ack_note`) encodes `unblock_until` after them; other rows must leave those NULL. An auditor can recompute
-//! it with any SQLite client and a SHA-256 tool.
+//! `ack_note`) encodes `unblock_until` after them, and an `event` row (schema 4: a console
+//! or system action such as `login`, `login_failed`, `logout`, `report_download`,
+//! `user_add`, `user_remove`, `password_set`, `rules_loaded`, `report_written`; only `id`,
+//! `kind` and `ts` of the twenty set) encodes `event, actor, detail` after them; other rows
+//! must leave those NULL, and a CHECK refuses a row that sets another kind's columns. An
+//! auditor can recompute it with any SQLite client and a SHA-256 tool.
 //!
 //! [`Store::verify`] walks the rows in id order and names the first one that is edited,
 //! missing or out of place. Triggers refuse `UPDATE` and `DELETE` on `log` (except a purge's
@@ -94,10 +99,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod chain;
+mod events;
 mod files;
 mod head;
 mod open;
 mod period;
+mod page;
 mod read;
 mod retention;
 mod schema;
@@ -114,10 +121,12 @@ use crate::incident::{IncidentOp, IncidentRecord, IncidentSummary, Usage, MAX_SE
 use crate::policy::Verdict;
 use crate::{Error, Result};
 pub use chain::{BreakRow, Broken, Head};
+pub use events::{check_user_name, EventRow, Role, RowCounts, UserRow, MAX_EVENT_DETAIL};
 use files::{Gone, Watch};
 use head::Key;
 pub use head::Tail;
 pub use period::RowStatus;
+pub use page::{AckStatus, DeviceCount, PageFilter, ServiceCount, Tally, MAX_PAGE};
 pub use schema::SCHEMA_VERSION;
 pub use verify::{check, deleted, StoreCheck, VerifyReport};
 
@@ -423,6 +432,8 @@ fn is_incident(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
     .map(|r| r.is_some())
 }
 
+#[cfg(test)]
+mod console_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]

@@ -24,7 +24,7 @@ impl Store {
     }
 
     /// Opens the store at `path` for reading and writing, creating the file (mode 0600) and
-    /// the schema when missing and migrating a version 1 or 2 schema. Checks the file
+    /// the schema when missing and migrating a version 1, 2 or 3 schema. Checks the file
     /// (`PRAGMA quick_check`) and its tail against the head file, and refuses a corrupt file
     /// ([`StoreFault::Corrupt`]), a broken tail ([`Error::Tampered`], [`Error::StoreHead`]),
     /// a file from a newer aiwarden and a SQLite file that is not a store.
@@ -75,8 +75,7 @@ impl Store {
         let found = schema::check_version(path, &tx)?;
         match found {
             Some(SCHEMA_VERSION) => {}
-            Some(1) => schema::migrate_v1(path, &tx)?,
-            Some(2) => schema::migrate_v2(path, &tx)?,
+            Some(v @ 1..=3) => schema::migrate(path, &tx, v)?,
             Some(v) => {
                 return Err(store_error(
                     path,
@@ -133,7 +132,7 @@ impl Store {
 
     /// Opens an existing store for reading only (reports, `aiwarden verify`). The directory
     /// must be writable by the caller or the WAL index must already exist, as SQLite needs it.
-    /// Reads schema 1, 2 and 3.
+    /// Reads schema 1, 2, 3 and 4.
     pub fn open_read_only(path: &Path) -> Result<Store> {
         if !path.exists() {
             return Err(store_error(

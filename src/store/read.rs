@@ -185,24 +185,7 @@ pub(super) fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Opti
              WHERE l.id = ?1 AND l.kind = 'incident'",
         )?
         .query_row([id], |r| {
-            let text = |i: usize| -> rusqlite::Result<Option<String>> { r.get(i) };
-            let incident = IncidentRecord {
-                ts: r.get(0)?,
-                client_ip: parsed::<IpAddr>(r.get_ref(1)?.as_str()?)?,
-                client_mac: parsed_opt::<Mac>(r.get_ref(2)?.as_str_or_null()?)?,
-                device: text(3)?,
-                label: text(4)?,
-                group: text(5)?,
-                service: r.get(6)?,
-                service_name: r.get(7)?,
-                category: text(8)?,
-                tier: parsed_opt::<Tier>(r.get_ref(9)?.as_str_or_null()?)?,
-                verdict: parsed::<Verdict>(r.get_ref(10)?.as_str()?)?,
-                mode: parsed::<Mode>(r.get_ref(11)?.as_str()?)?,
-                how: parsed::<How>(r.get_ref(12)?.as_str()?)?,
-                host: r.get(13)?,
-                rule: r.get(14)?,
-            };
+            let incident = record_at(r, 0)?;
             let last_seen = r.get::<_, Option<i64>>(15)?.unwrap_or(incident.ts);
             let count = unclamp(r.get::<_, Option<i64>>(16)?.unwrap_or(1));
             Ok((incident, last_seen, count))
@@ -256,6 +239,30 @@ pub(super) fn read_incident(conn: &Connection, id: i64) -> rusqlite::Result<Opti
         },
         acks,
     }))
+}
+
+/// The chained facts of an incident from 15 columns of `r` starting at `at`, in this
+/// order: ts, client_ip, client_mac, device, label, client_group, service, service_name,
+/// category, tier, verdict, mode, how, host, rule.
+pub(super) fn record_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<IncidentRecord> {
+    let text = |i: usize| -> rusqlite::Result<Option<String>> { r.get(at + i) };
+    Ok(IncidentRecord {
+        ts: r.get(at)?,
+        client_ip: parsed::<IpAddr>(r.get_ref(at + 1)?.as_str()?)?,
+        client_mac: parsed_opt::<Mac>(r.get_ref(at + 2)?.as_str_or_null()?)?,
+        device: text(3)?,
+        label: text(4)?,
+        group: text(5)?,
+        service: r.get(at + 6)?,
+        service_name: r.get(at + 7)?,
+        category: text(8)?,
+        tier: parsed_opt::<Tier>(r.get_ref(at + 9)?.as_str_or_null()?)?,
+        verdict: parsed::<Verdict>(r.get_ref(at + 10)?.as_str()?)?,
+        mode: parsed::<Mode>(r.get_ref(at + 11)?.as_str()?)?,
+        how: parsed::<How>(r.get_ref(at + 12)?.as_str()?)?,
+        host: r.get(at + 13)?,
+        rule: r.get(at + 14)?,
+    })
 }
 
 /// A text column read back into its type; a value this build cannot read is a conversion

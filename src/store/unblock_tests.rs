@@ -252,6 +252,7 @@ fn a_version_2_store_is_migrated_keeping_every_hash() {
                  break_prev_hash, break_file, prev_hash, hash FROM log;
              DROP TABLE log;
              ALTER TABLE log_v2 RENAME TO log;
+             DROP TABLE users;
              PRAGMA user_version = 2;
              COMMIT;"
         ))

@@ -182,6 +182,32 @@ impl Store {
         Ok(id)
     }
 
+    /// Acknowledges each of `incident_ids` as [`Store::ack`] does, in one transaction: all
+    /// of them or, when one is not an incident ([`Error::NoSuchIncident`]), none. Returns
+    /// the acks' ids in order.
+    pub fn ack_many(
+        &mut self,
+        incident_ids: &[i64],
+        ts: i64,
+        by: &str,
+        note: &str,
+    ) -> Result<Vec<i64>> {
+        self.chained(|path, tx| {
+            let mut out = Vec::with_capacity(incident_ids.len());
+            let (mut id, mut prev) = chain_head(tx).ctx(path, "read the chain head")?;
+            for &incident in incident_ids {
+                if !is_incident(tx, incident).ctx(path, "find incident")? {
+                    return Err(Error::NoSuchIncident(incident));
+                }
+                let row = ack_values(id, incident, ts, by, note);
+                prev = insert_log(tx, &row, &prev).ctx(path, "append ack")?;
+                out.push(id);
+                id += 1;
+            }
+            Ok(out)
+        })
+    }
+
     /// Records at `ts` that `by` let `device` reach `host` (every blocked AI host when
     /// `None`) until `until` (unix microseconds, exclusive), for the reason in `note`, and
     /// returns the unblock's id. Refuses an empty `by` or `note` and an `until` not after
