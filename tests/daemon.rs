@@ -58,15 +58,17 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     copy_rules(&d.join("rules"));
-    let (dns, http) = (free_port(), {
+    let tcp_port = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
-    });
+    };
+    let (dns, http, console) = (free_port(), tcp_port(), tcp_port());
     let config = d.join("aiwarden.toml");
     std::fs::write(
         &config,
         format!(
-            "mode = \"enforce\"\nrules = \"rules\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n[store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n"
+            "mode = \"enforce\"\nrules = \"rules\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n[store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n\
+             [console]\nenabled = true\nlisten = \"127.0.0.1:{console}\"\n"
         ),
     )
     .expect("config");
@@ -91,6 +93,16 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         "no WATCHDOG=1: {seen:?}"
     );
 
+    // The console the daemon serves: HTTPS with the certificate it made, the login page.
+    let login = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("https://127.0.0.1:{console}/login"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&login.stdout), "200");
+    assert!(d.join("console-cert.pem").exists());
+    assert!(d.join("console-key.pem").exists());
+
     // A bad deny list and SIGHUP: refused, the old rules stay, the metric says so.
     std::fs::write(d.join("rules/site/deny.list"), "ok.example\nbad entry\n").expect("write");
     let pid = child.id().to_string();
@@ -107,6 +119,22 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
     let m = metrics(http);
     assert!(m.contains("aiwarden_rules_last_reload_success 0"), "{m}");
     assert!(m.contains("aiwarden_rules_version 1"), "{m}");
+
+    // A good change and SIGHUP: the new rules are in force, and recorded.
+    std::fs::write(d.join("rules/site/deny.list"), "ok.example\n").expect("write");
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !metrics(http).contains("aiwarden_rules_version 2") {
+        assert!(
+            Instant::now() < deadline,
+            "no second rules version in metrics"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // SIGTERM: STOPPING=1 and a clean exit.
     assert!(Command::new("kill")
@@ -136,6 +164,19 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         log.contains("deny.list:2"),
         "the failed reload names file and line:\n{log}"
     );
+    // The rules at start and after the good reload are chained `rules_loaded` events
+    // (the weekly report's rule changes); the refused file left no row.
+    let store = aiwarden::store::Store::open_read_only(&d.join("incidents.db")).expect("store");
+    let loads: Vec<String> = store
+        .events(0, i64::MAX)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event == "rules_loaded" && e.actor == "aiwarden")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(loads.len(), 2, "{loads:?}");
+    assert_ne!(loads[0], loads[1]);
+    assert!(loads[1].contains("1 deny entries"), "{loads:?}");
 }
 
 #[test]

@@ -264,6 +264,17 @@ owner = "Dr Lee"
     ] {
         store.add_usage(day, service, verdict, n).expect("usage");
     }
+    // Rules loaded twice in the week with another version in between.
+    for (day, version) in [(23, "aaaa"), (25, "bbbb"), (27, "aaaa")] {
+        store
+            .record_event(
+                ny(day, 7, 0),
+                "rules_loaded",
+                "aiwarden",
+                &format!("version {version}: 58 services"),
+            )
+            .expect("event");
+    }
     drop(store);
     Fixture {
         _dir: dir,
@@ -469,13 +480,19 @@ fn every_figure_of_a_known_week() {
     assert_eq!(r["rules"]["version"].as_str().expect("version").len(), 16);
     assert!(n(&r["rules"]["services"]) > 50);
     assert_eq!(r["rules"]["mode"], "monitor");
+    assert_eq!(
+        r["rules"]["changes"],
+        serde_json::json!([
+            {"name": "2026-11-23 07:00: version aaaa: 58 services", "count": 2},
+            {"name": "2026-11-25 07:00: version bbbb: 58 services", "count": 1},
+        ])
+    );
     let e = &r["evidence"];
     assert_eq!(e["verified"], true);
-    // 9 incidents (ids 1 to 9) and 2 acks (10, 11, both written during the week): the
-    // newest row written before the week ended is the last ack, not the Monday-30
-    // incident (id 9).
-    assert_eq!(n(&e["rows"]), 11);
-    assert_eq!(n(&e["head"]["id"]), 11);
+    // 9 incidents (ids 1 to 9), 2 acks (10, 11) and 3 rule loads (12 to 14), all written
+    // during the week but the Monday-30 incident: the week's last row is the last load.
+    assert_eq!(n(&e["rows"]), 14);
+    assert_eq!(n(&e["head"]["id"]), 14);
     assert_eq!(e["head"]["hash"].as_str().expect("hash").len(), 64);
     assert_eq!(e["previous_head"]["source"], "store");
     assert_eq!(e["previous_head"]["status"], "present");

@@ -14,8 +14,8 @@ pub(super) struct Args {
     /// The configuration file (`[console]`, the store, the rules).
     #[arg(long, default_value = crate::paths::CONFIG)]
     config: PathBuf,
-    /// The clinic's time zone (IANA name, e.g. America/Chicago) for days and weeks.
-    /// Default: the system's.
+    /// The clinic's time zone (IANA name, e.g. America/Chicago) for days and weeks, in
+    /// place of the configuration's `timezone`.
     #[arg(long)]
     timezone: Option<String>,
 }
@@ -25,7 +25,7 @@ pub(super) fn run(a: Args) -> CmdResult {
     let tz = match &a.timezone {
         Some(name) => jiff::tz::TimeZone::get(name)
             .map_err(|e| Error::Usage(format!("time zone {name:?}: {e}")))?,
-        None => jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        None => crate::report::period::zone(&cfg.timezone).map_err(Error::Usage)?,
     };
     crate::console::run(&cfg, tz)
 }

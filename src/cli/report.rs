@@ -107,7 +107,7 @@ pub(super) fn run(a: Args) -> CmdResult {
         mode: cfg.mode.as_str().to_string(),
         enforcement: vec![crate::daemon::enforcement(&cfg)],
         previous_head,
-        rule_changes: Vec::<Count>::new(),
+        rule_changes: rule_changes(&store, &period, &tz)?,
     };
     // The CSV form alone lists incidents and needs no figures.
     let report = if a.archive || a.deliver || a.format != Format::Csv {
@@ -185,6 +185,25 @@ fn write_form(
         }
     }
     Ok(())
+}
+
+/// The rules loaded during `period` (the daemon's `rules_loaded` events): one row per
+/// version, with when it was first loaded and how many times.
+fn rule_changes(store: &Store, period: &Period, tz: &jiff::tz::TimeZone) -> Result<Vec<Count>> {
+    let mut out: Vec<Count> = Vec::new();
+    for e in store.events(period.from, period.to)? {
+        if e.event != "rules_loaded" {
+            continue;
+        }
+        match out.iter_mut().find(|c| c.name.ends_with(&e.detail)) {
+            Some(c) => c.count += 1,
+            None => out.push(Count {
+                name: format!("{}: {}", report::period::local(tz, e.ts), e.detail),
+                count: 1,
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// The chain head the archived report of period `label` printed, if it was archived.

@@ -21,8 +21,6 @@ pub struct Console {
     pub key_file: Option<PathBuf>,
     /// Where the generated certificate and key are kept (default: the store's directory).
     pub state_dir: Option<PathBuf>,
-    /// Where reports are listed from (default: `reports/` beside the store file).
-    pub reports_dir: Option<PathBuf>,
     /// Viewers see client addresses and MACs too (by default only device labels).
     pub show_addresses_to_viewers: bool,
     /// A session unused this long ends, seconds.
@@ -48,7 +46,6 @@ impl Default for Console {
             cert_file: None,
             key_file: None,
             state_dir: None,
-            reports_dir: None,
             show_addresses_to_viewers: false,
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 3600,
@@ -69,7 +66,6 @@ pub(super) struct RawConsole {
     cert_file: Option<PathBuf>,
     key_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
-    reports_dir: Option<PathBuf>,
     show_addresses_to_viewers: Option<bool>,
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
@@ -132,7 +128,6 @@ impl RawConsole {
             cert_file: self.cert_file.map(&rel),
             key_file: self.key_file.map(&rel),
             state_dir: self.state_dir.map(&rel),
-            reports_dir: self.reports_dir.map(&rel),
             show_addresses_to_viewers: self
                 .show_addresses_to_viewers
                 .unwrap_or(d.show_addresses_to_viewers),

@@ -82,19 +82,9 @@ fn state_dir(cfg: &Config) -> PathBuf {
     })
 }
 
-/// The report archive: `reports_dir`, else `reports/` beside the store.
+/// The report archive: `[report] dir` (`reports/` beside the store unless configured).
 pub fn reports_dir(cfg: &Config) -> PathBuf {
-    cfg.console
-        .reports_dir
-        .clone()
-        .unwrap_or_else(|| state_dir_of_store(cfg).join("reports"))
-}
-
-fn state_dir_of_store(cfg: &Config) -> PathBuf {
-    cfg.store
-        .path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    cfg.report.dir.clone()
 }
 
 impl Console {

@@ -50,7 +50,8 @@ pub(super) struct Housekeeping {
     pub metrics: Arc<Metrics>,
     /// The unblocks in force, for the enforcement paths.
     pub unblocks: Arc<ArcSwap<Unblocks>>,
-    /// The store they are read from (read-only; the writer thread owns the writes).
+    /// The store unblocks are read from; rules loads are recorded in it too (the writer
+    /// thread owns the incident writes).
     pub store: PathBuf,
     /// One log line per interval for unblock reads that fail.
     pub unblocks_log: Throttle,
@@ -161,8 +162,48 @@ impl Housekeeping {
         }
     }
 
+    /// Records the rules in force in the chained log as a `rules_loaded` event when their
+    /// version differs from the last one recorded (so a restart with the same rules adds
+    /// nothing): the report's "rules in force, changes during the period". Written
+    /// through a connection of its own, as `aiwarden incidents ack` writes beside the
+    /// daemon; a failure is logged and tried again at the next reload.
+    fn record_rules(&self, recorded: &mut Option<String>) {
+        let rules = self.live.current();
+        let version: String = rules.digest().chars().take(16).collect();
+        if recorded.as_deref() == Some(version.as_str()) {
+            return;
+        }
+        let (allow, deny) = rules.site_entries();
+        let detail = format!(
+            "version {version}: {} services, {allow} allow and {deny} deny entries",
+            rules.services().count()
+        );
+        let result = crate::store::Store::open(&self.store).and_then(|mut store| {
+            let same = store
+                .last_event("rules_loaded")?
+                .is_some_and(|e| e.detail.starts_with(&format!("version {version}:")));
+            if !same {
+                store.record_event(
+                    crate::store::now_micros(),
+                    "rules_loaded",
+                    "aiwarden",
+                    &detail,
+                )?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => *recorded = Some(version),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the rules' version in the store")
+            }
+        }
+    }
+
     /// Runs until `stop` is set.
     pub(super) fn run(self, rx: Receiver<Chore>, stop: &AtomicBool) {
+        let mut recorded = None;
+        self.record_rules(&mut recorded);
         let dirs = self.live.dirs().clone();
         let mut stamp = rules_stamp(&dirs);
         let mut last_devices = Instant::now();
@@ -179,6 +220,7 @@ impl Housekeeping {
                 Ok(Chore::Reload) => {
                     tracing::info!("SIGHUP: reloading rules");
                     reload(&self.live, &self.metrics);
+                    self.record_rules(&mut recorded);
                     stamp = rules_stamp(&dirs);
                     last_unblocks = Instant::now();
                     self.refresh_unblocks();
@@ -195,6 +237,7 @@ impl Housekeeping {
                     if now != stamp {
                         tracing::info!("rules changed on disk: reloading");
                         reload(&self.live, &self.metrics);
+                        self.record_rules(&mut recorded);
                         stamp = now;
                     }
                     if last_devices.elapsed() >= self.refresh_every {

@@ -537,6 +537,21 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         }
     }
 
+    // The compliance console: like metrics, its failure leaves DNS and detection running.
+    if cfg.console.enabled {
+        let started = match crate::report::period::zone(&cfg.timezone) {
+            Ok(tz) => crate::console::spawn(&cfg, tz, metrics.clone(), shutdown.subscribe()).await,
+            Err(m) => Err(Error::Usage(m)),
+        };
+        match started {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                tracing::error!(error = %e, "no console; DNS and detection go on");
+                health.set("console", State::Down(e.to_string()));
+            }
+        }
+    }
+
     systemd::notify("READY=1\nSTATUS=watching");
     tracing::info!(
         mode = cfg.mode.as_str(),

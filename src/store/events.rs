@@ -211,6 +211,30 @@ impl Store {
         self.chained(|path, tx| append_event(path, tx, ts, event, actor, detail))
     }
 
+    /// The newest `event` row named `event`, if any.
+    pub fn last_event(&self, event: &str) -> Result<Option<EventRow>> {
+        if self.version < 4 {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                "SELECT id, ts, event, actor, detail FROM log
+                 WHERE kind = 'event' AND event = ?1 ORDER BY id DESC LIMIT 1",
+                [event],
+                |r| {
+                    Ok(EventRow {
+                        id: r.get(0)?,
+                        ts: r.get(1)?,
+                        event: r.get(2)?,
+                        actor: r.get(3)?,
+                        detail: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx(&self.path, "read events")
+    }
+
     /// Event rows with `since <= ts < until`, oldest first. None in a store from before
     /// events (schema 1 to 3).
     pub fn events(&self, since: i64, until: i64) -> Result<Vec<EventRow>> {

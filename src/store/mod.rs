@@ -103,8 +103,8 @@ mod events;
 mod files;
 mod head;
 mod open;
-mod period;
 mod page;
+mod period;
 mod read;
 mod retention;
 mod schema;
@@ -125,8 +125,8 @@ pub use events::{check_user_name, EventRow, Role, RowCounts, UserRow, MAX_EVENT_
 use files::{Gone, Watch};
 use head::Key;
 pub use head::Tail;
-pub use period::RowStatus;
 pub use page::{AckStatus, DeviceCount, PageFilter, ServiceCount, Tally, MAX_PAGE};
+pub use period::RowStatus;
 pub use schema::SCHEMA_VERSION;
 pub use verify::{check, deleted, StoreCheck, VerifyReport};
 
