@@ -30,6 +30,7 @@
 //! | [`store`] | shell: the SQLite incident store (hash-chained incidents, acks, unblocks, breaks and events, the console's accounts, keyset pages, a head file outside the database, activity, daily usage, retention) and its writer thread (spool, retries, setting a bad file aside) |
 //! | [`health`] | each part's state (resolver, detection, store, capture) and the daemon's grade for `/healthz` and the watchdog |
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
+//! | [`report`] | the weekly report: a period in the clinic's time zone read from the store as a stream into figures ([`report::Report`]), rendered to HTML (askama), PDF (pdf-writer), chart PNGs (resvg), text, JSON and CSV |
 //! | [`deliver`] | shell: sends a rendered report by email (SMTP, STARTTLS) and to a webhook (JSON POST), retried; run by `aiwarden report --deliver`, never by the daemon |
 //! | [`console`] | shell: the compliance web console (HTTPS, local accounts, sessions, CSRF, login limits): dashboard, incidents to acknowledge, report archive, rules |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
