@@ -669,3 +669,128 @@ fn the_bundled_sample_recorded_by_replay_reports_its_morning() {
         .iter()
         .any(|d| d["device"] == "Front desk PC" && d["staff"] == "Maria (reception)"));
 }
+
+/// Text of an HTML page without its tags and with entities decoded enough for figures.
+fn html_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&#40;", "(")
+        .replace("&#41;", ")")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn html_and_pdf_carry_the_json_figures() {
+    let f = fixture();
+    let r = report_json(&f, "2026-W48");
+    let cfg = f.config.to_str().expect("utf-8");
+    let dir = f.db.parent().expect("dir");
+    let form = |format: &str| {
+        let out = dir.join(format!("r.{format}"));
+        let o = aiwarden(&[
+            "report",
+            "--config",
+            cfg,
+            "--week",
+            "2026-W48",
+            "--format",
+            format,
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let html = html_text(&std::fs::read_to_string(form("html")).expect("html"));
+    let pdf_path = form("pdf");
+    let pdf = match Command::new("pdftotext")
+        .arg("-layout")
+        .arg(&pdf_path)
+        .arg("-")
+        .output()
+    {
+        Ok(o) if o.status.success() => Some(
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => {
+            eprintln!("skipped the PDF half: pdftotext (poppler-utils) is not installed");
+            None
+        }
+    };
+    let mut expect: Vec<String> = vec![
+        r["evidence"]["head"]["hash"]
+            .as_str()
+            .expect("hash")
+            .to_string(),
+        "Pat (compliance)".into(),
+        "Alice (reception)".into(),
+        "Main Street Clinic".into(),
+    ];
+    for s in r["services"].as_array().expect("services") {
+        // The service row: name, id, category, incidents, attempts, blocked, devices.
+        expect.push(format!(
+            "{} {} {} {} {} {} {}",
+            s["name"].as_str().expect("name"),
+            s["service"].as_str().expect("id"),
+            s["category"].as_str().expect("category"),
+            s["incidents"],
+            s["attempts"],
+            s["blocked"],
+            s["devices"]
+        ));
+    }
+    for d in r["devices"].as_array().expect("devices") {
+        expect.push(format!(
+            "{} {} {} {}",
+            d["device"].as_str().expect("device"),
+            d["staff"].as_str().unwrap_or("unknown"),
+            d["incidents"],
+            d["attempts"]
+        ));
+    }
+    for (label, key) in [
+        ("Incidents", "incidents"),
+        ("Attempts", "attempts"),
+        ("Blocked", "blocked"),
+    ] {
+        let v = &r["headline"][key];
+        assert!(
+            html.contains(&format!("{label} {v}")),
+            "HTML headline {label} {v}: {html}"
+        );
+        if let Some(pdf) = &pdf {
+            assert!(
+                pdf.contains(&format!("{label} {v}")),
+                "PDF headline {label} {v}: {pdf}"
+            );
+        }
+    }
+    for e in &expect {
+        assert!(html.contains(e.as_str()), "HTML lacks {e:?}:\n{html}");
+        if let Some(pdf) = &pdf {
+            assert!(
+                pdf.contains(e.as_str()),
+                "PDF lacks {e:?}:\n{}",
+                &pdf[pdf.find("device and staff").unwrap_or(0)..]
+            );
+        }
+    }
+}
