@@ -794,3 +794,64 @@ fn html_and_pdf_carry_the_json_figures() {
         }
     }
 }
+
+/// The report reads a large period in two halves on two connections and merges the
+/// tallies: merged halves give the figures of one whole scan, whatever the split point.
+#[test]
+fn tallies_of_halves_merge_into_the_whole() {
+    use aiwarden::report::model::{Evidence, RulesInForce};
+    use aiwarden::report::{period, Context, Period, Tally, Which};
+    let f = fixture();
+    let store = Store::open_read_only(&f.db).expect("store");
+    let tz = period::zone("America/New_York").expect("zone");
+    let rules = aiwarden::policy::RuleSet::load_dir(&aiwarden::paths::rules()).expect("rules");
+    let inventory = aiwarden::devices::Inventory::load(&f.db.with_file_name("devices.toml"))
+        .expect("inventory");
+    let ctx = Context {
+        site: "x",
+        tz: &tz,
+        rules: &rules,
+        inventory: &inventory,
+    };
+    let p = Period::resolve(&Which::Week("2026-W48".into()), &tz, 0).expect("period");
+    let prev = p.previous(&tz).expect("previous");
+    let finish = |t: Tally<'_>| {
+        let before = Tally::new(&ctx, prev.clone());
+        let rules = RulesInForce {
+            version: String::new(),
+            services: 0,
+            allow: 0,
+            deny: 0,
+            mode: String::new(),
+            enforcement: Vec::new(),
+            changes: Vec::new(),
+        };
+        let evidence = Evidence {
+            verified: true,
+            summary: String::new(),
+            rows: 0,
+            keyed: false,
+            head: None,
+            previous_head: None,
+        };
+        serde_json::to_value(t.finish(&before, &[], rules, evidence, 0)).expect("json")
+    };
+    let mut whole = Tally::new(&ctx, p.clone());
+    store
+        .scan_period(p.from, p.to, |row| whole.add(&row))
+        .expect("scan");
+    let whole = finish(whole);
+    assert_eq!(whole["headline"]["incidents"], 6);
+    let (lo, hi) = store.period_ids(p.from, p.to).expect("ids").expect("some");
+    for mid in lo..hi {
+        let (mut a, mut b) = (Tally::new(&ctx, p.clone()), Tally::new(&ctx, p.clone()));
+        store
+            .scan_ids(p.from, p.to, lo, mid, |row| a.add(&row))
+            .expect("scan");
+        store
+            .scan_ids(p.from, p.to, mid + 1, hi, |row| b.add(&row))
+            .expect("scan");
+        b.merge(a);
+        assert_eq!(finish(b), whole, "split after id {mid}");
+    }
+}

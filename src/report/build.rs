@@ -194,6 +194,75 @@ impl<'a> Tally<'a> {
         }
     }
 
+    /// Adds what `other` counted (another part of the same period, read on another
+    /// connection) to this tally.
+    pub fn merge(&mut self, other: Tally<'_>) {
+        let (h, o) = (&mut self.headline, other.headline);
+        h.incidents += o.incidents;
+        h.attempts += o.attempts;
+        h.blocked += o.blocked;
+        h.flagged += o.flagged;
+        h.bypass += o.bypass;
+        h.open += o.open;
+        for (k, d) in other.devices {
+            let e = self.devices.entry(k).or_default();
+            if e.staff.is_none() {
+                e.staff = d.staff;
+            }
+            e.incidents += d.incidents;
+            e.attempts += d.attempts;
+            e.services.extend(d.services);
+            e.open += d.open;
+            e.acknowledged += d.acknowledged;
+        }
+        self.staff.extend(other.staff);
+        for (k, s) in other.services {
+            let e = self.services.entry(k).or_insert_with(|| ServiceTally {
+                name: s.name.clone(),
+                category: s.category.clone(),
+                ..ServiceTally::default()
+            });
+            e.incidents += s.incidents;
+            e.attempts += s.attempts;
+            e.blocked += s.blocked;
+            e.devices.extend(s.devices);
+        }
+        for (mine, theirs) in self.heat.iter_mut().zip(&other.heat) {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+        let b = &mut self.bypass;
+        b.doh_dot += other.bypass.doh_dot;
+        b.ech += other.bypass.ech;
+        b.unexplained += other.bypass.unexplained;
+        b.proxy += other.bypass.proxy;
+        b.quic += other.bypass.quic;
+        for (k, o) in other.open {
+            match self.open.entry(k) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(o);
+                }
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    let e = e.get_mut();
+                    e.incidents += o.incidents;
+                    e.first = e.first.min(o.first);
+                    e.last = e.last.max(o.last);
+                    e.oldest = e.oldest.min(o.oldest);
+                    if e.staff.is_none() {
+                        e.staff = o.staff;
+                    }
+                }
+            }
+        }
+        for a in other.acks {
+            if self.acks.len() < MAX_ACKS {
+                self.acks.push(a);
+            }
+        }
+        self.acks_total += other.acks_total;
+    }
+
     /// Records an acknowledgement made in the period (of an incident of any period).
     pub fn ack(&mut self, incident: &IncidentRow, ack: &crate::store::AckRow) {
         self.acks_total += 1;

@@ -74,40 +74,55 @@ pub fn collect_with(
     let mut before = Tally::new(ctx, previous);
     let (from, to) = (this.period().from, this.period().to);
     let (pfrom, pto) = (before.period().from, before.period().to);
-    // The chain is verified, and the period before tallied, each on a connection of its
-    // own beside this period's scan: on a store of millions of rows each takes seconds,
-    // together they take about the longest of the three.
+    // The chain is verified, the period before tallied, and the first half of this
+    // period's incidents tallied, each on a connection of its own beside the second
+    // half's scan: on a store of millions of rows each takes seconds, together they take
+    // what the machine's cores allow.
     let path = store.path().to_path_buf();
-    let (verify, earlier, scanned) = std::thread::scope(|s| {
-        let p = path.clone();
-        let verifier = s.spawn(move || -> Result<_> {
-            let own = Store::open_read_only(&p)?;
-            own.for_scans()?;
-            own.verify()
-        });
+    let path = path.as_path();
+    let ids = store.period_ids(from, to)?;
+    let mut first_half = Tally::new(ctx, this.period().clone());
+    let (verify, earlier, half, scanned) = std::thread::scope(|s| {
+        let own = |p: &std::path::Path| -> Result<Store> {
+            let st = Store::open_read_only(p)?;
+            st.for_scans()?;
+            Ok(st)
+        };
+        let verifier = s.spawn(move || own(path)?.verify());
         let before = &mut before;
-        let earlier = s.spawn(move || -> Result<()> {
-            let own = Store::open_read_only(&path)?;
-            own.for_scans()?;
-            own.scan_period(pfrom, pto, |row| before.add(&row))
-        });
+        let earlier = s.spawn(move || own(path)?.scan_period(pfrom, pto, |row| before.add(&row)));
+        let first = &mut first_half;
+        let (split, half) = match ids {
+            Some((lo, hi)) if hi - lo > 100_000 => {
+                let mid = lo + (hi - lo) / 2;
+                let half =
+                    s.spawn(move || own(path)?.scan_ids(from, to, lo, mid, |row| first.add(&row)));
+                (Some((mid + 1, hi)), Some(half))
+            }
+            other => (other, None),
+        };
         let scanned = (|| -> Result<()> {
             let mut n = 0u64;
-            store.scan_period(from, to, |row| {
-                this.add(&row);
-                n += 1;
-                if n % 10_000 == 0 {
-                    progress(n);
-                }
-            })?;
-            progress(n);
+            if let Some((lo, hi)) = split {
+                store.scan_ids(from, to, lo, hi, |row| {
+                    this.add(&row);
+                    n += 1;
+                    if n % 10_000 == 0 {
+                        progress(n * 2);
+                    }
+                })?;
+            }
             store.acks_between(from, to, |row, ack| this.ack(row, ack))
         })();
         let lost = || Error::Usage("a report thread panicked".into());
         let verify = verifier.join().unwrap_or_else(|_| Err(lost()));
         let earlier = earlier.join().unwrap_or_else(|_| Err(lost()));
-        (verify, earlier, scanned)
+        let half = half.map_or(Ok(()), |h| h.join().unwrap_or_else(|_| Err(lost())));
+        (verify, earlier, half, scanned)
     });
+    half?;
+    this.merge(first_half);
+    progress(this.headline().incidents);
     scanned?;
     earlier?;
     let verify = verify?;

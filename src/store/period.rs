@@ -29,9 +29,18 @@ pub enum RowStatus {
 impl Store {
     /// Calls `f` with every incident opened in `[from, to)` (unix microseconds), in id
     /// order, with its activity and acknowledgements. One read snapshot.
-    pub fn scan_period(&self, from: i64, to: i64, mut f: impl FnMut(IncidentRow)) -> Result<()> {
-        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
-        let bounds: (Option<i64>, Option<i64>) = tx
+    pub fn scan_period(&self, from: i64, to: i64, f: impl FnMut(IncidentRow)) -> Result<()> {
+        match self.period_ids(from, to)? {
+            Some((lo, hi)) => self.scan_ids(from, to, lo, hi, f),
+            None => Ok(()),
+        }
+    }
+
+    /// The lowest and highest row ids of incidents opened in `[from, to)`, if any: the
+    /// range [`Store::scan_ids`] splits between connections.
+    pub fn period_ids(&self, from: i64, to: i64) -> Result<Option<(i64, i64)>> {
+        let bounds: (Option<i64>, Option<i64>) = self
+            .conn
             .query_row(
                 "SELECT min(id), max(id) FROM log
                  WHERE kind = 'incident' AND ts >= ?1 AND ts < ?2",
@@ -39,9 +48,19 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .ctx(&self.path, "read a period")?;
-        let (Some(lo), Some(hi)) = bounds else {
-            return Ok(());
-        };
+        Ok(bounds.0.zip(bounds.1))
+    }
+
+    /// [`Store::scan_period`] of the incidents with ids in `[lo, hi]` only.
+    pub fn scan_ids(
+        &self,
+        from: i64,
+        to: i64,
+        lo: i64,
+        hi: i64,
+        mut f: impl FnMut(IncidentRow),
+    ) -> Result<()> {
+        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
         let mut scan = || -> rusqlite::Result<()> {
             let mut main = tx.prepare(
                 "SELECT l.id, l.ts, l.client_ip, l.client_mac, l.device, l.label,
@@ -139,7 +158,7 @@ impl Store {
     /// cache, the cache 64 MiB.
     pub fn for_scans(&self) -> Result<()> {
         self.conn
-            .execute_batch("PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -65536;")
+            .execute_batch("PRAGMA cache_size = -16384;")
             .ctx(&self.path, "set up for a scan")
     }
 
