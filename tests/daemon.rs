@@ -1,6 +1,10 @@
 //! The daemon's life cycle without root: systemd readiness and watchdog notifications on a
 //! socket this test binds, rules reload on SIGHUP (a bad file keeps the old rules), and a
-//! clean exit on SIGTERM. DNS on a loopback port; no capture.
+//! clean exit on SIGTERM, with the web console (`[console] enabled`) served over HTTPS
+//! meanwhile. DNS on a loopback port; no capture.
+
+#[path = "support/https.rs"]
+mod https;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -62,11 +66,15 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     });
+    let console = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
     let config = d.join("aiwarden.toml");
     std::fs::write(
         &config,
         format!(
-            "mode = \"enforce\"\nrules = \"rules\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n[store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n"
+            "mode = \"enforce\"\nrules = \"rules\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n[store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n[console]\nenabled = true\nlisten = \"127.0.0.1:{console}\"\n"
         ),
     )
     .expect("config");
@@ -90,6 +98,15 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         until(&sock, "WATCHDOG=1", &mut seen),
         "no WATCHDOG=1: {seen:?}"
     );
+
+    // The web console is up with the daemon (its certificate made beside the store).
+    let web = https::Client::new(
+        ([127, 0, 0, 1], console).into(),
+        &d.join(aiwarden::console::CERT_FILE),
+    );
+    let login = web.get("/login", None);
+    assert_eq!(login.status, 200);
+    assert!(login.header("content-security-policy").is_some());
 
     // A bad deny list and SIGHUP: refused, the old rules stay, the metric says so.
     std::fs::write(d.join("rules/site/deny.list"), "ok.example\nbad entry\n").expect("write");

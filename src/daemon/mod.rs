@@ -10,7 +10,8 @@
 //!                                                           ▼
 //!            store writer thread (store::writer): batched transactions, retention
 //! housekeeping thread (housekeeping.rs): rules reload, device refresh, unblocks in force
-//! async tasks: /metrics and /healthz, signals, health and the systemd watchdog (systemd.rs)
+//! async tasks: /metrics and /healthz, the web console ([console] enabled), signals, health
+//! and the systemd watchdog (systemd.rs)
 //! ```
 //!
 //! Rules reload on SIGHUP and when a rule file changes; a bad file keeps the old rules.
@@ -533,6 +534,19 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 };
                 tracing::error!(error = %e, "no /metrics or /healthz; DNS goes on");
                 health.set("metrics", State::Down(e.to_string()));
+            }
+        }
+    }
+
+    // The web console, when enabled: like /metrics, a console that cannot start is logged
+    // and shown as degraded; detection and DNS go on.
+    if cfg.console.enabled && read.is_empty() {
+        let tz = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+        match crate::console::spawn(&cfg, tz, metrics.clone(), shutdown.subscribe()).await {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                tracing::error!(error = %e, "no web console; the rest goes on");
+                health.set("console", State::Down(e.to_string()));
             }
         }
     }
