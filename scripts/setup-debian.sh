@@ -14,6 +14,7 @@ packages=(
   dnsmasq-base openssl curl    # end-to-end test: upstream DNS, TLS server and client, /metrics
   systemd                      # systemd-analyze verify of the unit
   chromium chromium-driver     # the web console's browser tests (headless, driven by chromedriver)
+  tzdata                       # IANA time zones: the clinic's week and day (jiff reads /usr/share/zoneinfo)
 )
 missing=()
 for p in "${packages[@]}"; do
