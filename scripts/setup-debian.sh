@@ -16,6 +16,7 @@ packages=(
   poppler-utils                # report tests: pdftotext and pdfinfo read the PDF report's text and pages
   fonts-dejavu-core            # the report email's PNG charts draw their text with DejaVu Sans
   chromium chromium-driver     # the web console's browser tests (headless, driven by chromedriver)
+  tzdata                       # IANA time zones: the clinic's week and day (jiff reads /usr/share/zoneinfo)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,10 @@
 //! The daemon's life cycle without root: systemd readiness and watchdog notifications on a
 //! socket this test binds, rules reload on SIGHUP (a bad file keeps the old rules), and a
-//! clean exit on SIGTERM. DNS on a loopback port; no capture.
+//! clean exit on SIGTERM, with the web console (`[console] enabled`) served over HTTPS
+//! meanwhile. DNS on a loopback port; no capture.
+
+#[path = "support/https.rs"]
+mod https;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -93,15 +97,14 @@ fn notifies_systemd_reloads_on_sighup_and_stops_on_sigterm() {
         "no WATCHDOG=1: {seen:?}"
     );
 
-    // The console the daemon serves: HTTPS with the certificate it made, the login page.
-    let login = Command::new("curl")
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(format!("https://127.0.0.1:{console}/login"))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&login.stdout), "200");
-    assert!(d.join("console-cert.pem").exists());
-    assert!(d.join("console-key.pem").exists());
+    // The web console is up with the daemon (its certificate made beside the store).
+    let web = https::Client::new(
+        ([127, 0, 0, 1], console).into(),
+        &d.join(aiwarden::console::CERT_FILE),
+    );
+    let login = web.get("/login", None);
+    assert_eq!(login.status, 200);
+    assert!(login.header("content-security-policy").is_some());
 
     // A bad deny list and SIGHUP: refused, the old rules stay, the metric says so.
     std::fs::write(d.join("rules/site/deny.list"), "ok.example\nbad entry\n").expect("write");

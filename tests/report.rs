@@ -2,7 +2,8 @@
 //! checked against what was written (local days and hours in New York, the week before
 //! for the change, acknowledgements, bypasses, allowed enterprise use in the inventory,
 //! the chain evidence and continuity from the archived report before); the CSV form
-//! round-trips through a CSV reader with spreadsheet formulas defused.
+//! round-trips through a CSV reader with spreadsheet formulas defused. A long file: the
+//! known week's fixture is shared by every check of the report's forms.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

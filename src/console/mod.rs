@@ -18,8 +18,9 @@
 //! | `pages.rs` | templates and what they show (who may see addresses) |
 //! | `db.rs` | the store: a writing connection and a few read-only ones |
 //!
-//! Bounds: `max_connections` at once, 10 s for a TLS handshake and for a request's
-//! headers, 30 s for a handler, 64 KiB of request body, `max_sessions` sessions.
+//! Bounds: `max_connections` at once, each kept 5 minutes at most, 10 s for a TLS
+//! handshake and for a request's headers, 30 s for a handler, 64 KiB of request body,
+//! `max_sessions` sessions.
 
 mod auth;
 mod db;
@@ -54,6 +55,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a handler may take.
 const HANDLER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one connection is kept, however busy: a slot is never held for good.
+const CONNECTION_AGE: Duration = Duration::from_secs(300);
 
 /// The console, bound and ready to serve.
 pub struct Console {
@@ -238,6 +241,10 @@ impl Console {
                 tokio::select! {
                     _ = conn.as_mut() => {}
                     _ = stop.changed() => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(HANDLER_TIMEOUT, conn).await;
+                    }
+                    _ = tokio::time::sleep(CONNECTION_AGE) => {
                         conn.as_mut().graceful_shutdown();
                         let _ = tokio::time::timeout(HANDLER_TIMEOUT, conn).await;
                     }

@@ -147,6 +147,8 @@ pub(super) struct Incidents {
     /// The query string the acknowledge form returns to.
     pub(super) back: String,
     pub(super) flash: Option<String>,
+    /// Said when a page is short because its walk stopped, not because nothing is left.
+    pub(super) searched: Option<String>,
     /// Links to the first and the next page.
     pub(super) first: Option<String>,
     pub(super) next: Option<String>,
@@ -357,6 +359,7 @@ mod tests {
                 show_addresses: addresses,
                 back: "device=%22".into(),
                 flash: None,
+                searched: Some("<b>".into()),
                 first: None,
                 next: Some("/incidents?before=1.2&device=a".into()),
             }

@@ -10,7 +10,8 @@
 //!                                                           ▼
 //!            store writer thread (store::writer): batched transactions, retention
 //! housekeeping thread (housekeeping.rs): rules reload, device refresh, unblocks in force
-//! async tasks: /metrics and /healthz, signals, health and the systemd watchdog (systemd.rs)
+//! async tasks: /metrics and /healthz, the web console ([console] enabled), signals, health
+//! and the systemd watchdog (systemd.rs)
 //! ```
 //!
 //! Rules reload on SIGHUP and when a rule file changes; a bad file keeps the old rules.
@@ -538,7 +539,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
     }
 
     // The compliance console: like metrics, its failure leaves DNS and detection running.
-    if cfg.console.enabled {
+    if cfg.console.enabled && read.is_empty() {
         let started = match crate::report::period::zone(&cfg.timezone) {
             Ok(tz) => crate::console::spawn(&cfg, tz, metrics.clone(), shutdown.subscribe()).await,
             Err(m) => Err(Error::Usage(m)),

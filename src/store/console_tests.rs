@@ -601,3 +601,82 @@ fn a_version_3_store_is_migrated_keeping_every_hash() {
         "still append-only"
     );
 }
+
+#[test]
+fn a_bulk_append_chains_as_the_batch_path_does() {
+    let incs: Vec<_> = (1..=300)
+        .map(|i| incident(i, &format!("10.0.0.{}", i % 7 + 1), "chatgpt"))
+        .collect();
+    let (_a, mut batch) = store();
+    batch.append_incidents(&incs).expect("append");
+    let (_b, mut bulk) = store();
+    assert_eq!(bulk.append_bulk(incs.clone()).expect("bulk"), 300);
+    assert_eq!(
+        bulk.head().expect("head"),
+        batch.head().expect("head"),
+        "the same chain"
+    );
+    assert_eq!(
+        bulk.page(&PageFilter::default(), None, MAX_PAGE)
+            .expect("page"),
+        batch
+            .page(&PageFilter::default(), None, MAX_PAGE)
+            .expect("page"),
+        "the same activity"
+    );
+    let report = bulk.verify().expect("verify");
+    assert!(report.is_intact() && report.rows == 300, "{report:?}");
+    // All or none.
+    let mut bad = incs.clone();
+    bad[10].verdict = Verdict::Allow;
+    assert!(bulk.append_bulk(bad).is_err());
+    assert_eq!(bulk.count(&PageFilter::default()).expect("count"), 300);
+    bulk.ack(1, 400 * S, "ada", "ok")
+        .expect("the chain goes on");
+    assert!(bulk.verify().expect("verify").is_intact());
+}
+
+#[test]
+fn a_bounded_walk_pages_through_every_match_once() {
+    let (_dir, mut store) = paged_store();
+    store.ack_many(&[1, 4], 50 * S, "ada", "ok").expect("ack");
+    let front_open = PageFilter {
+        device: Some("Front desk".into()),
+        status: Some(AckStatus::Open),
+        ..PageFilter::default()
+    };
+    let everything = store.page(&front_open, None, MAX_PAGE).expect("page");
+    for (limit, scan) in [(2, 2), (2, 5), (3, 7), (50, 4), (50, 1000)] {
+        let mut seen = Vec::new();
+        let mut before = None;
+        let mut pages = 0;
+        loop {
+            let p = store
+                .page_within(&front_open, before, limit, scan)
+                .expect("page");
+            assert!(p.rows.len() <= limit as usize);
+            seen.extend(p.rows);
+            pages += 1;
+            assert!(pages < 100, "ends");
+            match p.next {
+                Some(n) => before = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, everything, "limit {limit}, scan {scan}");
+    }
+    // No filter: the window never holds fewer rows than a page.
+    let p = store
+        .page_within(&PageFilter::default(), None, 10, 3)
+        .expect("page");
+    assert_eq!(p.rows.len(), 10);
+    assert_eq!(p.next, p.rows.last().map(|r| (r.summary.record.ts, r.id)));
+    let end = store
+        .page_within(&PageFilter::default(), Some((S, 2)), 10, 100)
+        .expect("page");
+    assert_eq!(
+        (end.rows.len(), end.next),
+        (1, None),
+        "the last page says so"
+    );
+}

@@ -98,6 +98,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod bulk;
 mod chain;
 mod events;
 mod files;
@@ -125,7 +126,7 @@ pub use events::{check_user_name, EventRow, Role, RowCounts, UserRow, MAX_EVENT_
 use files::{Gone, Watch};
 use head::Key;
 pub use head::Tail;
-pub use page::{AckStatus, DeviceCount, PageFilter, ServiceCount, Tally, MAX_PAGE};
+pub use page::{AckStatus, DeviceCount, Page, PageFilter, ServiceCount, Tally, MAX_PAGE};
 pub use period::RowStatus;
 pub use schema::SCHEMA_VERSION;
 pub use verify::{check, deleted, StoreCheck, VerifyReport};

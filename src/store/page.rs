@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::read::record_at;
@@ -118,45 +118,81 @@ const DEVICE_KEY: &str = "coalesce(l.label, l.device, l.client_mac, l.client_ip)
 
 /// `WHERE` terms and their arguments for `filter` (on `log l`).
 pub(super) fn conditions(filter: &PageFilter, args: &mut Vec<Value>) -> String {
-    let mut sql = String::from("l.kind = 'incident'");
-    let arg = |v: Value, args: &mut Vec<Value>| {
-        args.push(v);
-        args.len()
-    };
+    let mut sql = range(filter, None, "l", args);
+    let matching = matches(filter, args);
+    if !matching.is_empty() {
+        sql.push_str(" AND ");
+        sql.push_str(&matching);
+    }
+    sql
+}
+
+/// The terms an index walk answers: the kind, the period, and `before` (on `log <t>`).
+fn range(
+    filter: &PageFilter,
+    before: Option<(i64, i64)>,
+    t: &str,
+    args: &mut Vec<Value>,
+) -> String {
+    let mut sql = format!("{t}.kind = 'incident'");
     if let Some(since) = filter.since {
-        let n = arg(Value::Integer(since), args);
-        sql.push_str(&format!(" AND l.ts >= ?{n}"));
+        args.push(Value::Integer(since));
+        sql.push_str(&format!(" AND {t}.ts >= ?{}", args.len()));
     }
     if let Some(until) = filter.until {
-        let n = arg(Value::Integer(until), args);
-        sql.push_str(&format!(" AND l.ts < ?{n}"));
+        args.push(Value::Integer(until));
+        sql.push_str(&format!(" AND {t}.ts < ?{}", args.len()));
     }
+    if let Some((ts, id)) = before {
+        args.push(Value::Integer(ts));
+        let a = args.len();
+        args.push(Value::Integer(id));
+        let b = args.len();
+        // `ts <= ?` alone bounds the index seek; the OR picks up the rest of a tie.
+        sql.push_str(&format!(
+            " AND {t}.ts <= ?{a} AND ({t}.ts < ?{a} OR {t}.id < ?{b})"
+        ));
+    }
+    sql
+}
+
+/// The terms that need the row itself (on `log l`): device, service, status. Empty for none.
+fn matches(filter: &PageFilter, args: &mut Vec<Value>) -> String {
+    let mut terms: Vec<String> = Vec::new();
     if let Some(device) = filter.device.as_deref().map(str::trim) {
-        let n = arg(Value::Text(device.to_string()), args);
-        if filter.names_only {
-            sql.push_str(&format!(
-                " AND (l.label = ?{n} COLLATE NOCASE OR l.device = ?{n} COLLATE NOCASE)"
-            ));
+        args.push(Value::Text(device.to_string()));
+        let n = args.len();
+        terms.push(if filter.names_only {
+            format!("(l.label = ?{n} COLLATE NOCASE OR l.device = ?{n} COLLATE NOCASE)")
         } else {
-            sql.push_str(&format!(
-                " AND (l.label = ?{n} COLLATE NOCASE OR l.device = ?{n} COLLATE NOCASE
-                       OR l.client_ip = ?{n} COLLATE NOCASE OR l.client_mac = ?{n} COLLATE NOCASE
-                       OR EXISTS (SELECT 1 FROM activity_seen s WHERE s.incident_id = l.id
-                                  AND s.what = 'mac' AND s.value = ?{n} COLLATE NOCASE))"
-            ));
-        }
+            format!(
+                "(l.label = ?{n} COLLATE NOCASE OR l.device = ?{n} COLLATE NOCASE
+                  OR l.client_ip = ?{n} COLLATE NOCASE OR l.client_mac = ?{n} COLLATE NOCASE
+                  OR EXISTS (SELECT 1 FROM activity_seen s WHERE s.incident_id = l.id
+                             AND s.what = 'mac' AND s.value = ?{n} COLLATE NOCASE))"
+            )
+        });
     }
     if let Some(service) = &filter.service {
-        let n = arg(Value::Text(service.clone()), args);
-        sql.push_str(&format!(" AND l.service = ?{n}"));
+        args.push(Value::Text(service.clone()));
+        terms.push(format!("l.service = ?{}", args.len()));
     }
     let acked = "EXISTS (SELECT 1 FROM log k WHERE k.kind = 'ack' AND k.incident_id = l.id)";
     match filter.status {
-        Some(AckStatus::Open) => sql.push_str(&format!(" AND NOT {acked}")),
-        Some(AckStatus::Acknowledged) => sql.push_str(&format!(" AND {acked}")),
+        Some(AckStatus::Open) => terms.push(format!("NOT {acked}")),
+        Some(AckStatus::Acknowledged) => terms.push(acked.to_string()),
         None => {}
     }
-    sql
+    terms.join(" AND ")
+}
+
+/// A page of [`Store::page_within`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// The incidents, newest first.
+    pub rows: Vec<IncidentRow>,
+    /// Where the next page starts (its `before`), `None` at the end.
+    pub next: Option<(i64, i64)>,
 }
 
 impl Store {
@@ -171,16 +207,10 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<IncidentRow>> {
         let mut args = Vec::new();
-        let mut cond = conditions(filter, &mut args);
-        if let Some((ts, id)) = before {
-            args.push(Value::Integer(ts));
-            let t = args.len();
-            args.push(Value::Integer(id));
-            let i = args.len();
-            // `ts <= ?` alone bounds the index seek; the OR picks up the rest of a tie.
-            cond.push_str(&format!(
-                " AND l.ts <= ?{t} AND (l.ts < ?{t} OR l.id < ?{i})"
-            ));
+        let mut cond = range(filter, before, "l", &mut args);
+        let matching = matches(filter, &mut args);
+        if !matching.is_empty() {
+            cond = format!("{cond} AND {matching}");
         }
         args.push(Value::Integer(i64::from(limit.clamp(1, MAX_PAGE))));
         let sql = format!(
@@ -198,6 +228,77 @@ impl Store {
             }
         }
         Ok(rows)
+    }
+
+    /// Like [`Store::page`], but looks at no more than `scan` incidents (from `before`, in
+    /// the period) for ones that pass the device, service and status filters, so a filter
+    /// few incidents pass costs a bounded walk, not the whole store. The page may then hold
+    /// fewer than `limit` rows with more to come: `next` says where to go on.
+    pub fn page_within(
+        &self,
+        filter: &PageFilter,
+        before: Option<(i64, i64)>,
+        limit: u32,
+        scan: u32,
+    ) -> Result<Page> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let scan = scan.max(limit);
+        if matches(filter, &mut Vec::new()).is_empty() {
+            // Every row in the period passes: the plain walk stops at `limit` by itself.
+            let rows = self.page(filter, before, limit)?;
+            let next = (rows.len() == limit as usize)
+                .then(|| rows.last().map(|r| (r.summary.record.ts, r.id)))
+                .flatten();
+            return Ok(Page { rows, next });
+        }
+        let mut args = Vec::new();
+        let window = range(filter, before, "w", &mut args);
+        args.push(Value::Integer(i64::from(scan)));
+        let n_scan = args.len();
+        let matching = matches(filter, &mut args);
+        args.push(Value::Integer(i64::from(limit)));
+        let n_limit = args.len();
+        let sql = format!(
+            "SELECT {PAGE_COLUMNS}
+             FROM (SELECT w.id AS id FROM log w WHERE {window}
+                   ORDER BY w.ts DESC, w.id DESC LIMIT ?{n_scan}) win
+             JOIN log l ON l.id = win.id
+             LEFT JOIN activity a ON a.incident_id = l.id
+             {} ORDER BY l.ts DESC, l.id DESC LIMIT ?{n_limit}",
+            if matching.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {matching}")
+            }
+        );
+        let mut end_args = Vec::new();
+        let end_window = range(filter, before, "w", &mut end_args);
+        end_args.push(Value::Integer(i64::from(scan) - 1));
+        let end_sql = format!(
+            "SELECT w.ts, w.id FROM log w WHERE {end_window}
+             ORDER BY w.ts DESC, w.id DESC LIMIT 1 OFFSET ?{}",
+            end_args.len()
+        );
+        let tx = self.conn.unchecked_transaction().ctx(&self.path, "begin")?;
+        let mut rows = read_page(&tx, &sql, args).ctx(&self.path, "read a page")?;
+        let acks = read_acks(&tx, rows.iter().map(|r| r.id)).ctx(&self.path, "read acks")?;
+        for row in &mut rows {
+            if let Some(a) = acks.get(&row.id) {
+                row.acks.clone_from(a);
+            }
+        }
+        let next = if rows.len() == limit as usize {
+            rows.last().map(|r| (r.summary.record.ts, r.id))
+        } else {
+            // The window was full: the incidents beyond it are still to be looked at.
+            tx.prepare_cached(&end_sql)
+                .and_then(|mut st| {
+                    st.query_row(params_from_iter(end_args), |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .ctx(&self.path, "read a page")?
+        };
+        Ok(Page { rows, next })
     }
 
     /// How many incidents pass `filter`.

@@ -17,6 +17,10 @@ use super::{
 use crate::console::pages;
 use crate::store::{now_micros, AckStatus, PageFilter, Role};
 
+/// Incidents one page looks at, at most, for ones its filters pass (about 20 ms): a
+/// filter few pass never walks the whole store; the page then offers to look further.
+const SCAN_ROWS: u32 = 20_000;
+
 #[derive(serde::Deserialize)]
 pub(super) struct WeekQuery {
     #[serde(default)]
@@ -192,12 +196,16 @@ pub(super) async fn incidents(
         Ok(f) => f,
         Err(m) => return error_page(StatusCode::BAD_REQUEST, Some(nav), &m),
     };
-    let rows = {
+    let got = {
         let app = app.clone();
-        blocking(move || app.db.read(|st| st.page(&filter, before, PAGE_ROWS))).await
+        blocking(move || {
+            app.db
+                .read(|st| st.page_within(&filter, before, PAGE_ROWS, SCAN_ROWS))
+        })
+        .await
     };
-    let rows = match rows {
-        Ok(r) => r,
+    let (rows, more) = match got {
+        Ok(p) => (p.rows, p.next),
         Err(e) => return store_failed(Some(nav), &e),
     };
     let base = pages::Query {
@@ -205,15 +213,23 @@ pub(super) async fn incidents(
         acked: String::new(),
         ..q.clone()
     };
-    let next = (rows.len() == PAGE_ROWS as usize)
-        .then(|| rows.last())
+    let next = more.map(|(ts, id)| {
+        let q = pages::Query {
+            before: format!("{ts}.{id}"),
+            ..base.clone()
+        };
+        format!("/incidents?{}", query_string(&q))
+    });
+    // A short page with more to come: the walk stopped at its bound.
+    let searched = (rows.len() < PAGE_ROWS as usize)
+        .then_some(more)
         .flatten()
-        .map(|r| {
-            let q = pages::Query {
-                before: format!("{}.{}", r.summary.record.ts, r.id),
-                ..base.clone()
-            };
-            format!("/incidents?{}", query_string(&q))
+        .map(|(ts, _)| {
+            format!(
+                "{} matching in the {SCAN_ROWS} incidents looked at (back to {}); older ones may match too.",
+                rows.len(),
+                pages::local_time(ts, &app.tz)
+            )
         });
     let first = (!q.before.is_empty()).then(|| format!("/incidents?{}", query_string(&base)));
     let flash = q.acked.parse::<u32>().ok().map(|n| {
@@ -237,6 +253,7 @@ pub(super) async fn incidents(
             ..q.clone()
         }),
         flash,
+        searched,
         first,
         next,
         q,
