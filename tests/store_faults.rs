@@ -61,8 +61,9 @@ fn corrupt_header(p: &Phase) {
         said.contains("break: the chain began again at row 1") && said.contains("corrupt"),
         "{said}"
     );
+    // Two incidents and the `rules_loaded` event the daemon records when it starts.
     assert!(
-        said.contains("(the chain before ended at row 2,"),
+        said.contains("(the chain before ended at row 3,"),
         "the old head, from its head file: {said}"
     );
     let aside = set_aside(&p.dir.join("state"), "corrupt");
@@ -178,7 +179,8 @@ fn truncated(p: &Phase) {
     let out = p.verify(&p.store());
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(
-        text(&out).contains("chain broken at row 3: rows 3 to 4 are missing from the end"),
+        // Four incidents and the daemon's `rules_loaded` event: rows 3 to 5 cut off.
+        text(&out).contains("chain broken at row 3: rows 3 to 5 are missing from the end"),
         "{}",
         text(&out)
     );
