@@ -19,6 +19,6 @@ for form in json csv html pdf; do
     ./target/release/aiwarden report --config samples/aiwarden.toml --store "$demo/incidents.db" \
         --week 2026-W48 --format "$form" --out "$demo/sunrise-2026-W48.$form"
 done
-./target/release/aiwarden report --config samples/aiwarden.toml --store "$demo/incidents.db" \
-    --week 2026-W48 --format json | python3 -c 'import json,sys; r=json.load(sys.stdin); h=r["headline"]; print("  ".join(f"{k} {v}" for k,v in h.items()))'
+echo "headline figures:"
+sed -n '/"headline"/,/}/p' "$demo/sunrise-2026-W48.json" | sed '1d;$d'
 echo "report written to $demo/: sunrise-2026-W48.html (open it in a browser), .pdf, .csv, .json"
