@@ -178,6 +178,11 @@ impl Housekeeping {
             "version {version}: {} services, {allow} allow and {deny} deny entries",
             rules.services().count()
         );
+        // Never create the store: that is the writer's (a new chain begins with its break
+        // row); until the file is there, try again at the next reload.
+        if !self.store.exists() {
+            return;
+        }
         let result = crate::store::Store::open(&self.store).and_then(|mut store| {
             let same = store
                 .last_event("rules_loaded")?
