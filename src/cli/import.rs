@@ -4,7 +4,7 @@
 //! the file (write a temporary file, then rename), so a failed import changes nothing.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::policy::import::{import_list, ListFormat};
@@ -155,25 +155,11 @@ pub(super) fn run(
     files.retain(|(p, _)| *p != deny_path);
     files.push((deny_path.clone(), new.clone()));
     RuleSet::from_sources(&files)?;
-    write_atomically(&deny_path, &new)?;
+    super::write_atomic(&deny_path, |w| {
+        w.write_all(new.as_bytes()).map_err(|source| Error::Io {
+            path: deny_path.clone(),
+            source,
+        })
+    })?;
     Ok(summary)
-}
-
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.import-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }

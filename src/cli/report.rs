@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::CmdResult;
+use super::{write_atomic, CmdResult};
 use crate::config::Config;
 use crate::devices::Inventory;
 use crate::error::{Error, Result};
@@ -122,10 +122,6 @@ pub(super) fn run(a: Args) -> CmdResult {
     };
 
     if a.archive {
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
         for f in [Format::Json, Format::Csv, Format::Html, Format::Pdf] {
             let path = dir.join(format!("{}.{}", period.label, f.extension()));
             write_atomic(&path, |w| {
@@ -219,25 +215,6 @@ fn archived_head(dir: &Path, label: &str) -> Option<(HeadRef, String)> {
         },
         name,
     ))
-}
-
-/// Writes through a temporary file beside `path` and renames it into place, so a reader
-/// never sees half a report.
-fn write_atomic(path: &Path, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    let file = std::fs::File::create(&tmp).map_err(io)?;
-    let mut w = std::io::BufWriter::new(file);
-    f(&mut w)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// A progress bar on a terminal while a long period is read.
