@@ -10,6 +10,9 @@ mod pki;
 #[path = "support/smtp.rs"]
 mod smtp;
 
+#[path = "support/sample_store.rs"]
+mod sample_store;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -571,24 +574,7 @@ fn the_report_command_delivers_the_sample_week() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = env!("CARGO_MANIFEST_DIR");
     let db = dir.path().join("incidents.db");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiwarden"))
-        .current_dir(root)
-        .args([
-            "replay",
-            "--site",
-            "samples/site",
-            "--no-progress",
-            "--store",
-        ])
-        .arg(&db)
-        .arg("samples/clinic-morning.pcap")
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sample_store::record_sample(&db);
 
     let pki = pki::pki(dir.path(), "clinic-ca", &["127.0.0.1"]);
     let server = smtp::Server::start(

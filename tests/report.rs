@@ -5,6 +5,9 @@
 //! round-trips through a CSV reader with spreadsheet formulas defused. A long file: the
 //! known week's fixture is shared by every check of the report's forms.
 
+#[path = "support/sample_store.rs"]
+mod sample_store;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -611,24 +614,7 @@ fn the_bundled_sample_recorded_by_replay_reports_its_morning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("incidents.db");
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(env!("CARGO_BIN_EXE_aiwarden"))
-        .current_dir(root)
-        .args([
-            "replay",
-            "--site",
-            "samples/site",
-            "--no-progress",
-            "--store",
-        ])
-        .arg(&db)
-        .arg("samples/clinic-morning.pcap")
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sample_store::record_sample(&db);
     let out = Command::new(env!("CARGO_BIN_EXE_aiwarden"))
         .current_dir(root)
         .args([

@@ -10,6 +10,9 @@ mod browser;
 #[path = "support/report_sample.rs"]
 mod report_sample;
 
+#[path = "support/sample_store.rs"]
+mod sample_store;
+
 use std::process::Command;
 
 use browser::Browser;
@@ -41,24 +44,7 @@ async fn the_html_report_opens_without_errors_and_hostile_names_stay_text() {
 
     // The sample week, recorded by replay and written by the report command.
     let db = dir.path().join("incidents.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_aiwarden"))
-        .current_dir(root)
-        .args([
-            "replay",
-            "--site",
-            "samples/site",
-            "--no-progress",
-            "--store",
-        ])
-        .arg(&db)
-        .arg("samples/clinic-morning.pcap")
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sample_store::record_sample(&db);
     let sample = dir.path().join("sample.html");
     let out = Command::new(env!("CARGO_BIN_EXE_aiwarden"))
         .current_dir(root)
