@@ -29,7 +29,7 @@ pub use build::{Context, Tally};
 pub use model::Report;
 pub use period::{Period, Which};
 
-use crate::store::{Head, RowStatus, Store};
+use crate::store::{RowStatus, Store};
 use crate::{Error, Result};
 use model::{Continuity, Count, Evidence, HeadRef, RulesInForce};
 
@@ -131,17 +131,12 @@ pub fn collect_with(
 
     let head = store.head_before(to)?;
     let previous_head = match setting.previous_head {
-        Some((h, file)) => Some((h, file)),
-        None => store
-            .head_before(pto)?
-            .map(|h| (head_ref(&h), String::from("store"))),
+        Some(printed) => Some(printed),
+        None => store.head_before(pto)?.map(|h| (h, String::from("store"))),
     };
     let previous_head = match previous_head {
         Some((h, source)) => {
-            let status = store.row_status(&Head {
-                id: h.id,
-                hash: h.hash.clone(),
-            })?;
+            let status = store.row_status(&h)?;
             Some(Continuity {
                 head: h,
                 source,
@@ -165,7 +160,7 @@ pub fn collect_with(
         summary,
         rows: verify.rows,
         keyed: store.keyed(),
-        head: head.as_ref().map(head_ref),
+        head,
         previous_head,
     };
     let (allow, deny) = ctx.rules.site_entries();
@@ -179,13 +174,6 @@ pub fn collect_with(
         changes: setting.rule_changes,
     };
     Ok(this.finish(&before, &usage, rules, evidence, now))
-}
-
-fn head_ref(h: &Head) -> HeadRef {
-    HeadRef {
-        id: h.id,
-        hash: h.hash.clone(),
-    }
 }
 
 /// The report as pretty JSON.

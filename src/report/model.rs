@@ -250,14 +250,8 @@ pub struct Evidence {
     pub previous_head: Option<Continuity>,
 }
 
-/// A row of the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HeadRef {
-    /// Row id.
-    pub id: i64,
-    /// Its hash, hex.
-    pub hash: String,
-}
+/// A row of the chain: the store's own [`Head`](crate::store::Head), as reports print it.
+pub use crate::store::Head as HeadRef;
 
 /// Whether last period's printed head is still where it was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
