@@ -242,7 +242,8 @@ impl Drop for Ticket {
 /// would otherwise delay everyone's.
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// A TCP listener on `addr` with [`LISTEN_BACKLOG`].
+/// A TCP listener on `addr` with [`LISTEN_BACKLOG`]. The address need not be up yet
+/// ([`free_bind`]).
 pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -250,13 +251,67 @@ pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpList
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    free_bind(&socket)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// A UDP socket bound to `addr`, which need not be up yet ([`free_bind`]).
+pub fn bind_udp(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use nix::sys::socket::{bind, socket, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    free_bind(&fd)?;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    Ok(std::net::UdpSocket::from(fd))
+}
+
+/// Lets a socket bind an address the host does not have yet (`IP_FREEBIND`, as systemd's
+/// `FreeBind=` and Unbound's `ip-freebind`): at boot aiwarden starts while the network
+/// manager is still putting the LAN address on its interface, and the resolver, console
+/// and metrics must bind it then rather than fail and be restarted until it is there.
+/// `aiwarden check` still says when a configured address is not this host's.
+fn free_bind(fd: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    nix::sys::socket::setsockopt(fd, nix::sys::socket::sockopt::IpFreebind, &true)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn binds_an_address_the_host_does_not_have_yet() {
+        // TEST-NET addresses no host has: a plain bind fails, the free bind succeeds.
+        let v4: std::net::SocketAddr = "192.0.2.53:0".parse().expect("addr");
+        assert!(std::net::UdpSocket::bind(v4).is_err());
+        assert_eq!(
+            bind_udp(v4).expect("udp").local_addr().expect("a").ip(),
+            v4.ip()
+        );
+        assert_eq!(
+            listen(v4).expect("tcp").local_addr().expect("a").ip(),
+            v4.ip()
+        );
+        let v6: std::net::SocketAddr = "[2001:db8::53]:0".parse().expect("addr");
+        if std::net::UdpSocket::bind("[::1]:0").is_ok() {
+            assert_eq!(
+                bind_udp(v6).expect("udp6").local_addr().expect("a").ip(),
+                v6.ip()
+            );
+            assert_eq!(
+                listen(v6).expect("tcp6").local_addr().expect("a").ip(),
+                v6.ip()
+            );
+        }
+    }
 
     #[test]
     fn one_line_per_interval_with_the_count_of_the_rest() {

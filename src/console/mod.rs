@@ -131,13 +131,11 @@ impl Console {
         })
         .await
         .map_err(|e| Error::Console(format!("store: {e}")))?;
-        let listener = TcpListener::bind(c.listen)
-            .await
-            .map_err(|source| Error::Listen {
-                what: "console",
-                addr: c.listen.to_string(),
-                source,
-            })?;
+        let listener = crate::limit::listen(c.listen).map_err(|source| Error::Listen {
+            what: "console",
+            addr: c.listen.to_string(),
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| Error::Listen {
             what: "console",
             addr: c.listen.to_string(),

@@ -241,7 +241,7 @@ pub async fn bind(listen: &[SocketAddr]) -> crate::Result<Vec<(std::net::UdpSock
             addr: addr.to_string(),
             source,
         };
-        let udp = std::net::UdpSocket::bind(addr).map_err(err)?;
+        let udp = crate::limit::bind_udp(*addr).map_err(err)?;
         udp.set_read_timeout(Some(Duration::from_millis(200)))
             .map_err(err)?;
         // Past net.core.rmem_max with CAP_NET_ADMIN; else as far as that allows.
