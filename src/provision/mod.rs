@@ -324,3 +324,6 @@ impl Provision {
         out
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -680,4 +680,3 @@ fn ssh(s: Option<RawSsh>, p: &mut Problems<'_>) -> Ssh {
         authorized_keys: keys,
     }
 }
-

@@ -506,4 +506,3 @@ fn record(p: &Provision, macs: &Macs, now: jiff::Timestamp) -> String {
     );
     s
 }
-
