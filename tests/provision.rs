@@ -134,7 +134,8 @@ fn check_says_what_the_sample_does_and_lists_every_problem_of_a_bad_file() {
     let out = run(aiwarden().args(["provision", "--check"]).arg(&bad));
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(
-        text(&out.stderr).contains(":35: unknown field `firmware`, expected `enabled` or `authorized_keys`"),
+        text(&out.stderr)
+            .contains(":35: unknown field `firmware`, expected `enabled` or `authorized_keys`"),
         "{out:?}"
     );
 }

@@ -508,3 +508,22 @@ fn the_safe_state_is_a_monitor_on_dhcp_with_no_user_and_says_why() {
     );
     assert!(contents(&plan, ERROR_FILE).starts_with("2026-11-23T08:00:00Z\n"));
 }
+
+#[test]
+fn the_examples_in_the_doc_are_valid() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/provisioning.md"))
+            .expect("docs/provisioning.md");
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("role ="))
+        .collect();
+    assert_eq!(blocks.len(), 2, "the router and the sensor");
+    let roles: Vec<Role> = blocks
+        .iter()
+        .map(|b| parse(b).unwrap_or_else(|e| panic!("{e}\n{b}")).role)
+        .collect();
+    assert_eq!(roles, [Role::Router, Role::Sensor]);
+}
