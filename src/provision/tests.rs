@@ -110,7 +110,11 @@ fn the_samples_are_valid() {
     assert_eq!(s.lan.addressing, Addressing::Dhcp);
     assert!(s.wan.is_none() && s.dhcp.is_none() && !s.ssh.enabled);
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/provision.toml");
-    Provision::load(&shipped).expect("samples/provision.toml");
+    let shipped = Provision::load(&shipped).expect("samples/provision.toml");
+    assert!(
+        crate::console::verify_password("correct horse battery", &shipped.admin.password_hash),
+        "samples/README.md names the sample's password"
+    );
 }
 
 #[test]
