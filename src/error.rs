@@ -31,6 +31,10 @@ pub enum Error {
         /// What is wrong, in lowercase.
         message: String,
     },
+    /// A provisioning file (`provision.toml`) is invalid: every problem, each an
+    /// [`Error::Config`] naming the file, line and key, so the MSP fixes them in one go.
+    #[error("{}", list(.0))]
+    Provision(Vec<Error>),
     /// A file or directory could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
@@ -165,6 +169,7 @@ impl Error {
             Error::Rule { .. }
             | Error::Rules(_)
             | Error::Config { .. }
+            | Error::Provision(_)
             | Error::Io { .. }
             | Error::Capture { .. }
             | Error::Usage(_)

@@ -33,6 +33,7 @@
 //! | [`report`] | the weekly report: a period in the clinic's time zone read from the store as a stream into figures ([`report::Report`]), rendered to HTML (askama), PDF (pdf-writer), chart PNGs (resvg), text, JSON and CSV |
 //! | [`deliver`] | shell: sends a rendered report by email (SMTP, STARTTLS) and to a webhook (JSON POST), retried; run by `aiwarden report --deliver`, never by the daemon |
 //! | [`console`] | shell: the compliance web console (HTTPS, local accounts, sessions, CSRF, login limits): dashboard, incidents to acknowledge, report archive, rules |
+//! | [`provision`] | pure: first-boot provisioning: `provision.toml` validated, and the files it becomes (networkd, dnsmasq, nftables, aiwarden's configuration) or the safe state |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |
 //! | [`cli`] | the command line: one file per command group |
 //! | [`config`] | the daemon's configuration file |
@@ -56,6 +57,7 @@ pub mod limit;
 pub mod metrics;
 pub mod paths;
 pub mod policy;
+pub mod provision;
 pub mod report;
 pub mod resolver;
 pub mod store;

@@ -9,8 +9,9 @@
 //! | `replay.rs` (and `replay_run.rs`, the replay itself) | `replay` |
 //! | `rules.rs` (and `import.rs`, the list import) | `rules check/list/explain/import/docs` |
 //! | `unblock.rs` | `unblock` (and `unblock --list`) |
-//! | `users.rs` | `user add/list/remove/passwd` (the web console's accounts) |
+//! | `users.rs` | `user add/list/remove/passwd/hash` (the web console's accounts) |
 //! | `console.rs` | `console` (the web console served alone) |
+//! | `provision.rs` | `provision --check/--apply` (first-boot provisioning from `provision.toml`) |
 //! | `logging.rs` | the log subscriber |
 
 mod console;
@@ -19,6 +20,7 @@ mod firewall;
 mod import;
 mod incidents;
 mod logging;
+mod provision;
 mod replay;
 pub mod replay_run;
 mod report;
@@ -88,6 +90,9 @@ enum Command {
         #[command(subcommand)]
         command: firewall::Command,
     },
+    /// First-boot provisioning from a `provision.toml` (docs/provisioning.md): `--check`
+    /// validates it anywhere, `--apply` configures the appliance (or its safe state).
+    Provision(provision::Args),
 }
 
 /// Where the rules come from: the shipped catalog (compiled-in location, `AIWARDEN_RULES`,
@@ -145,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Console(a) => console::run(a),
         Command::Status(a) => firewall::status(a),
         Command::Firewall { command } => firewall::run(command),
+        Command::Provision(a) => provision::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `aiwarden user add | list | remove | passwd`: the web console's local accounts, kept in
-//! the store; every change is also a chained `event` row naming who made it.
+//! the store; every change is also a chained `event` row naming who made it. `aiwarden user
+//! hash` prints a password's argon2id PHC string for `provision.toml` (no store touched).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -69,6 +70,12 @@ pub(super) enum Command {
         name: String,
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Print the argon2id PHC string of a password, for `admin_password_hash` in
+    /// provision.toml (read as `user add` reads it; no store is touched).
+    Hash {
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Set an account's password.
     Passwd {
@@ -159,6 +166,13 @@ pub(super) fn run(c: Command) -> CmdResult {
                     if u.disabled { "disabled" } else { "active" }
                 )?;
             }
+            Ok(())
+        }
+        Command::Hash { password } => {
+            println!(
+                "{}",
+                hash_password(&read_password(&password, "the account")?)?
+            );
             Ok(())
         }
         Command::Remove { name, store } => {
