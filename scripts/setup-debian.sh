@@ -28,6 +28,34 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The appliance image (images/build.sh) and its boot test (images/test-boot.sh): Debian's
+# image tools, UEFI firmware, QEMU, busybox's DHCP client for the test's workstation.
+# QEMU comes from bookworm-backports: machines of this kind carry backports' qemu-utils,
+# and apt will not mix the two versions. The backports entry uses the host's own mirror.
+image_packages=(mmdebstrap dosfstools mtools fdisk e2fsprogs ovmf busybox python3)
+backports_packages=(qemu-system-x86)
+if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
+  if [ -n "$uri" ]; then
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$uri" | $SUDO tee /etc/apt/sources.list.d/aiwarden-backports.sources >/dev/null
+    $SUDO apt-get update -qq
+  fi
+fi
+missing=()
+for p in "${image_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  echo "setup: installing ${backports_packages[*]} (bookworm-backports)" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports "${backports_packages[@]}" >/dev/null
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install a Rust toolchain (1.85 or newer) with rustup first" >&2
   exit 1
