@@ -17,6 +17,8 @@ packages=(
   fonts-dejavu-core            # the report email's PNG charts draw their text with DejaVu Sans
   chromium chromium-driver     # the web console's browser tests (headless, driven by chromedriver)
   tzdata                       # IANA time zones: the clinic's week and day (jiff reads /usr/share/zoneinfo)
+  dpkg-dev lintian             # the Debian package (scripts/build-deb.sh): dependencies of the binary, lint
+  mmdebstrap                   # the package test (tests/package.sh): a fresh bookworm chroot
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -59,4 +61,10 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo not found; install a Rust toolchain (1.85 or newer) with rustup first" >&2
   exit 1
+fi
+
+# The Debian package's builder (scripts/build-deb.sh), at the version the package was made with.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-deb" >&2
+  cargo install --locked cargo-deb --version 3.8.0
 fi

@@ -14,5 +14,15 @@ status=0
 cargo test --all-targets --locked 2>&1 | tee "$log" || status=$?
 passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '; ([0-9]+) failed' "$log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+# The Debian package, once: build, install, upgrade and purge in a fresh chroot (as root;
+# it prints its own times, or why it was skipped).
+pkg_start=$(date +%s)
+if bash tests/package.sh 2>&1 | tee "$log"; then
+  grep -q '^package test: passed' "$log" && passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  status=1
+fi
+echo "package test: $(($(date +%s) - pkg_start)) s"
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

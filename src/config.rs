@@ -30,9 +30,9 @@ pub struct Config {
     pub timezone: String,
     /// Monitor records; enforce blocks.
     pub mode: Mode,
-    /// The rules directory (catalog/ and site/).
+    /// The rules directory (catalog/ and site/); default the installed rules.
     pub rules: PathBuf,
-    /// The admin's site files, when not `rules/site`.
+    /// The admin's site files, when set; else see [`Config::rule_dirs`].
     pub site: Option<PathBuf>,
     /// The log filter: a level (`info`) or `tracing` directives (`info,aiwarden=debug`).
     pub log: String,
@@ -339,7 +339,8 @@ fn socket(s: &str, port: u16) -> std::result::Result<SocketAddr, String> {
 }
 
 impl Config {
-    /// Where the rules are read from.
+    /// Where the rules are read from: `site`, else the installed site directory with the
+    /// installed rules (`/etc/aiwarden/site` in a package), else `rules/site`.
     pub fn rule_dirs(&self) -> crate::policy::RuleDirs {
         crate::policy::RuleDirs::with_site(&self.rules, self.site.as_deref())
     }

@@ -36,7 +36,7 @@ fn unit_verifies() {
     let path = dir.path().join("aiwarden.service");
     std::fs::write(
         &path,
-        unit.replace("/usr/local/bin/aiwarden", env!("CARGO_BIN_EXE_aiwarden")),
+        unit.replace("/usr/bin/aiwarden", env!("CARGO_BIN_EXE_aiwarden")),
     )
     .expect("write");
     let out = Command::new("systemd-analyze")
@@ -66,7 +66,7 @@ fn report_units_verify() {
     let timer = std::fs::read_to_string(dir.join("aiwarden-report.timer")).expect("timer");
     for want in [
         "Type=oneshot",
-        "ExecStart=/usr/local/bin/aiwarden report --config /etc/aiwarden/aiwarden.toml --week last --archive --deliver",
+        "ExecStart=/usr/bin/aiwarden report --config /etc/aiwarden/aiwarden.toml --week last --archive --deliver",
         "Nice=19",
         "CPUSchedulingPolicy=idle",
         "IOSchedulingClass=idle",
@@ -96,7 +96,7 @@ fn report_units_verify() {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         tmp.path().join("aiwarden-report.service"),
-        service.replace("/usr/local/bin/aiwarden", env!("CARGO_BIN_EXE_aiwarden")),
+        service.replace("/usr/bin/aiwarden", env!("CARGO_BIN_EXE_aiwarden")),
     )
     .expect("write");
     std::fs::write(tmp.path().join("aiwarden-report.timer"), &timer).expect("write");

@@ -12,10 +12,12 @@
 //! | `users.rs` | `user add/list/remove/passwd/hash` (the web console's accounts) |
 //! | `console.rs` | `console` (the web console served alone) |
 //! | `provision.rs` | `provision --check/--apply` (first-boot provisioning from `provision.toml`) |
+//! | `docs.rs` | `generate-docs` (hidden: man pages and completions for the package) |
 //! | `logging.rs` | the log subscriber |
 
 mod console;
 mod daemon;
+mod docs;
 mod firewall;
 mod import;
 mod incidents;
@@ -32,7 +34,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::policy::{Mode, RuleDirs};
@@ -93,6 +95,9 @@ enum Command {
     /// First-boot provisioning from a `provision.toml` (docs/provisioning.md): `--check`
     /// validates it anywhere, `--apply` configures the appliance (or its safe state).
     Provision(provision::Args),
+    /// Write the man pages and shell completions (for the Debian package's build).
+    #[command(hide = true)]
+    GenerateDocs(docs::Args),
 }
 
 /// Where the rules come from: the shipped catalog (compiled-in location, `AIWARDEN_RULES`,
@@ -102,8 +107,8 @@ struct RulesArgs {
     /// The rules directory (catalog/ and site/). Default: the shipped rules.
     #[arg(long, env = "AIWARDEN_RULES", default_value_os_t = crate::paths::rules())]
     rules: PathBuf,
-    /// The site files (groups.toml, allow.list, deny.list), when not the rules directory's
-    /// site/.
+    /// The site files (groups.toml, allow.list, deny.list). Default: the installed site
+    /// directory with the shipped rules, else the rules directory's site/.
     #[arg(long)]
     site: Option<PathBuf>,
 }
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => firewall::status(a),
         Command::Firewall { command } => firewall::run(command),
         Command::Provision(a) => provision::run(a),
+        Command::GenerateDocs(a) => docs::run(a, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

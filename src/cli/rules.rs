@@ -16,7 +16,8 @@ pub(super) struct DirArg {
     /// The rules directory (catalog/ and site/). Default: the shipped rules.
     #[arg(env = "AIWARDEN_RULES", default_value_os_t = crate::paths::rules())]
     dir: PathBuf,
-    /// The site files, when not the rules directory's site/.
+    /// The site files. Default: the installed site directory with the shipped rules,
+    /// else the rules directory's site/.
     #[arg(long)]
     site: Option<PathBuf>,
 }

@@ -61,9 +61,23 @@ impl RuleDirs {
         }
     }
 
-    /// `dir/catalog`, and `site` when given, else `dir/site`.
+    /// The installed rules: the shipped catalog and the admin's site directory, as
+    /// compiled in ([`crate::paths`]): apart in a package, side by side in a checkout.
+    pub fn installed() -> RuleDirs {
+        RuleDirs {
+            catalog: crate::paths::rules().join("catalog"),
+            site: crate::paths::site(),
+        }
+    }
+
+    /// `dir/catalog`, and `site` when given; else the installed site directory when `dir`
+    /// is the installed rules directory (a package keeps the two apart), else `dir/site`.
     pub fn with_site(dir: &Path, site: Option<&Path>) -> RuleDirs {
-        let mut d = RuleDirs::under(dir);
+        let mut d = if dir == crate::paths::rules() {
+            RuleDirs::installed()
+        } else {
+            RuleDirs::under(dir)
+        };
         if let Some(s) = site {
             d.site = s.to_path_buf();
         }

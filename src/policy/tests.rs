@@ -506,3 +506,30 @@ fn docs_catalog_md_is_generated_from_the_catalog() {
         "{fresh}"
     );
 }
+
+#[test]
+fn rule_dirs_keep_the_installed_site_apart() {
+    let installed = RuleDirs::installed();
+    assert_eq!(installed.catalog, crate::paths::rules().join("catalog"));
+    assert_eq!(installed.site, crate::paths::site());
+    // The installed rules directory without --site: the installed site directory (in a
+    // package /etc/aiwarden/site, not /usr/share/aiwarden/rules/site).
+    assert_eq!(RuleDirs::with_site(&crate::paths::rules(), None), installed);
+    // Any other directory keeps its own site/ unless told otherwise.
+    let other = Path::new("/srv/msp/rules");
+    assert_eq!(
+        RuleDirs::with_site(other, None),
+        RuleDirs {
+            catalog: other.join("catalog"),
+            site: other.join("site"),
+        }
+    );
+    assert_eq!(
+        RuleDirs::with_site(other, Some(Path::new("/etc/aiwarden/site"))).site,
+        Path::new("/etc/aiwarden/site")
+    );
+    assert_eq!(
+        RuleDirs::with_site(&crate::paths::rules(), Some(other)).site,
+        other
+    );
+}

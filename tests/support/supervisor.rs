@@ -56,7 +56,7 @@ impl Unit {
                 "WatchdogSignal" => u.watchdog_signal = v.trim().to_string(),
                 "ExecStopPost" => {
                     u.exec_stop_post = v
-                        .replace("/usr/local/bin/aiwarden", bin)
+                        .replace("/usr/bin/aiwarden", bin)
                         .replace(
                             "/etc/aiwarden/aiwarden.toml",
                             config.to_str().expect("utf8"),
