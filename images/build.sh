@@ -4,6 +4,8 @@
 #
 #   images/build.sh x86-64|arm64 [--deb FILE] [--out DIR]
 #
+# Without --deb, the x86-64 image takes this checkout's package (scripts/build-deb.sh).
+#
 # Partitions (docs/appliance.md):
 #   1 ESP   FAT32 "AIWARDEN": systemd-boot, the kernel and initrd, provision.toml.example
 #           (the MSP puts provision.toml here before the first boot)
@@ -67,11 +69,12 @@ for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy sfdisk; do
 done
 
 if [ -z "$deb" ]; then
-	deb=$(ls -1v "$repo"/target/debian/aiwarden_*_"$debarch".deb 2>/dev/null | tail -n 1 || true)
-	[ -n "$deb" ] || {
-		echo "images/build.sh: no aiwarden .deb for $debarch in target/debian; run scripts/build-deb.sh first (or pass --deb)" >&2
+	if [ "$debarch" != amd64 ]; then
+		echo "images/build.sh: pass the $debarch package with --deb (scripts/build-arm64.sh makes it)" >&2
 		exit 1
-	}
+	fi
+	# The package of this checkout (incremental: seconds when nothing changed).
+	deb=$("$repo/scripts/build-deb.sh" | tail -n 1)
 fi
 deb=$(realpath "$deb")
 echo "images/build.sh: $arch image with $(basename "$deb")"
@@ -86,6 +89,19 @@ sources=/etc/apt/sources.list.d/debian.sources
 work="$out/work-$arch"
 rm -rf "$work"
 mkdir -p "$work" "$out"
+# A copy: another build may replace target/debian/ while this one runs.
+cp "$deb" "$work/"
+deb="$work/$(basename "$deb")"
+# The first boot runs `aiwarden provision`: refuse a package too old to have it.
+if [ "$debarch" = amd64 ]; then
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/aiwarden >"$work/aiwarden"
+	chmod 755 "$work/aiwarden"
+	"$work/aiwarden" provision --help >/dev/null 2>&1 || {
+		echo "images/build.sh: $(basename "$deb") has no \`aiwarden provision\`" >&2
+		exit 1
+	}
+	rm "$work/aiwarden"
+fi
 tree="$work/tree"
 
 packages=(
