@@ -31,6 +31,11 @@ export AIWARDEN_SITE_DIR=/etc/aiwarden/site
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 start=$(date +%s)
+# One build at a time per target directory: the generated docs and target/debian are
+# shared by every checkout building into it.
+mkdir -p "$target_dir"
+exec 9>"$target_dir/.build-deb.lock"
+flock 9
 cargo build --profile deb --locked --bin aiwarden
 # cargo deb maps target/release/ in the assets to the profile's directory.
 docs="$target_dir/deb/aiwarden-docs"
