@@ -67,8 +67,13 @@ disk="$work/disk.img"
 cp --sparse=always "$image" "$disk"
 truncate -s 4G "$disk"
 esp_start=$(sfdisk --json "$image" | python3 -c 'import json,sys; print(json.load(sys.stdin)["partitiontable"]["partitions"][0]["start"] * 512)')
-hash=$(printf 'correct horse battery staple' | "$repo/target/release/aiwarden" user hash 2>/dev/null ||
-	printf 'correct horse battery staple' | aiwarden user hash)
+# The console admin's password hash, made by the packaged build's `aiwarden user hash`.
+aiwarden="$repo/target/deb/aiwarden"
+[ -x "$aiwarden" ] || {
+	echo "test-boot: $aiwarden not found; run scripts/build-deb.sh (images/build.sh does)" >&2
+	exit 1
+}
+hash=$(printf 'correct horse battery staple' | "$aiwarden" user hash)
 cat >"$work/provision.toml" <<EOF
 site_name = "Boot Test Clinic"
 role = "router"
@@ -181,7 +186,7 @@ ip netns exec aw-cl ping -c 2 -W 2 203.0.113.1 >/dev/null || fail "no route to t
 echo "test-boot: NAT to the WAN works"
 
 # Health and the console on the management (LAN) address.
-health=$(ip netns exec aw-cl curl -sS --max-time 5 http://192.168.50.1:9747/healthz) || fail "/healthz did not answer"
+health=$(ip netns exec aw-cl curl -sSf --max-time 5 http://192.168.50.1:9747/healthz) || fail "/healthz did not answer 200"
 echo "test-boot: /healthz: $health"
 code=$(ip netns exec aw-cl curl -sk -o /dev/null -w '%{http_code}' --max-time 10 https://192.168.50.1:8443/login) || fail "the console did not answer"
 [ "$code" = 200 ] || fail "console /login answered $code"

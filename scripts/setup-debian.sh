@@ -34,7 +34,7 @@ fi
 # image tools, UEFI firmware, QEMU, busybox's DHCP client for the test's workstation.
 # QEMU comes from bookworm-backports: machines of this kind carry backports' qemu-utils,
 # and apt will not mix the two versions. The backports entry uses the host's own mirror.
-image_packages=(mmdebstrap dosfstools mtools fdisk e2fsprogs ovmf busybox python3)
+image_packages=(mmdebstrap dosfstools mtools fdisk e2fsprogs ovmf busybox iputils-ping python3)
 backports_packages=(qemu-system-x86)
 if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
   uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
