@@ -14,8 +14,16 @@ unset RUSTC_WRAPPER RUSTUP_TOOLCHAIN
 
 export ARM64_TRIPLE=aarch64-unknown-linux-gnu
 # A target directory of its own: Debian's rustc would otherwise invalidate every artifact
-# the rustup builds share, and the other way round.
-export CARGO_TARGET_DIR="${AIWARDEN_ARM64_TARGET_DIR:-/work/arm-target}"
+# the rustup builds share, and the other way round. On the project's machines it lives
+# outside the checkout (/work/arm-target), so CI's fresh clone finds it built.
+if [ -z "${AIWARDEN_ARM64_TARGET_DIR:-}" ]; then
+  if [ -d /work ]; then
+    AIWARDEN_ARM64_TARGET_DIR=/work/arm-target
+  else
+    AIWARDEN_ARM64_TARGET_DIR="$(pwd)/target/arm64-debian"
+  fi
+fi
+export CARGO_TARGET_DIR="$AIWARDEN_ARM64_TARGET_DIR"
 
 # The cross linker, and the C compiler for ring and the bundled SQLite (the cc crate reads
 # the CC_<triple> and AR_<triple> forms).
