@@ -78,6 +78,7 @@ if [ "$deb" -eq 1 ]; then
   docs="$out_dir/aiwarden-docs"
   rm -rf "$docs"
   qemu-aarch64-static "$bin" generate-docs "$docs" >/dev/null
+  gzip -9n "$docs"/man/*.1 # Debian policy: compressed man pages, no timestamp
   deb_file=$("$cargo_deb" --target "$ARM64_TRIPLE" --profile deb --no-build --no-dbgsym | tail -n 1)
   echo "build-arm64: packed $deb_file ($(($(stat -c %s "$deb_file") / 1024)) KiB) in $(took "$t2")" >&2
   if command -v lintian >/dev/null 2>&1; then
