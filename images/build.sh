@@ -68,6 +68,9 @@ for tool in mmdebstrap mkfs.ext4 mkfs.vfat mcopy sfdisk; do
 	}
 done
 
+if [ "$debarch" = arm64 ]; then
+	bash "$repo/scripts/setup-arm64.sh" --image
+fi
 if [ -z "$deb" ]; then
 	if [ "$debarch" != amd64 ]; then
 		echo "images/build.sh: pass the $debarch package with --deb (scripts/build-arm64.sh makes it)" >&2

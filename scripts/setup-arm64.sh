@@ -86,3 +86,23 @@ fi
 if [ ! -e /proc/sys/fs/binfmt_misc/register ] && [ "$(id -u)" -eq 0 ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
 fi
+
+# The arm64 appliance image (images/build.sh arm64) runs the tree's maintainer scripts under
+# qemu-user through binfmt (mmdebstrap checks with arch-test), and its boot test needs the
+# arm64 UEFI firmware and qemu-system-aarch64 (from backports, as qemu-system-x86).
+if [ "${1:-}" = "--image" ]; then
+  for p in arch-test qemu-efi-aarch64; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+  done
+  command -v qemu-system-aarch64 >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      -t bookworm-backports qemu-system-arm >/dev/null
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && [ -f /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+    $SUDO /usr/lib/systemd/systemd-binfmt /usr/lib/binfmt.d/qemu-aarch64.conf
+  fi
+  arch-test arm64 >/dev/null || {
+    echo "setup-arm64: this machine cannot run arm64 binaries through binfmt (arch-test arm64)" >&2
+    exit 1
+  }
+fi
