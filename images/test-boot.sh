@@ -132,6 +132,9 @@ ip netns exec aw-up dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-i
 dnsmasq_pid=$!
 
 boot0=$(date +%s)
+in_time() { # fails with "$1 within N s" once the boot has taken longer than the limit
+	[ $(($(date +%s) - boot0)) -lt "$boot_limit" ] || fail "$1 within $boot_limit s"
+}
 ip netns exec aw-wire "${qemu[@]}" -smp 2 -m 1024 -display none -monitor none \
 	-serial "file:$work/console.log" -no-reboot \
 	-drive "file=$disk,format=raw,if=virtio" \
@@ -153,7 +156,7 @@ chmod 755 "$work/udhcpc.sh"
 lease=""
 while [ -z "$lease" ]; do
 	kill -0 "$qemu_pid" 2>/dev/null || fail "QEMU exited"
-	[ $(($(date +%s) - boot0)) -lt "$boot_limit" ] || fail "no DHCP lease on the LAN within $boot_limit s"
+	in_time "no DHCP lease on the LAN"
 	LEASE_OUT="$work/lease" ip netns exec aw-cl busybox udhcpc -i cl0 -n -q -t 3 -T 2 -s "$work/udhcpc.sh" >/dev/null 2>&1 || true
 	[ -f "$work/lease" ] && lease=$(cat "$work/lease")
 done
@@ -168,7 +171,7 @@ esac
 # DNS through the appliance: an allowed name comes from the upstream in aw-up.
 answer=""
 while [ -z "$answer" ]; do
-	[ $(($(date +%s) - boot0)) -lt "$boot_limit" ] || fail "no DNS answer from 192.168.50.1 within $boot_limit s"
+	in_time "no DNS answer from 192.168.50.1"
 	answer=$(ip netns exec aw-cl dig +short +time=1 +tries=1 @192.168.50.1 allowed.example.net A 2>/dev/null | grep -E '^[0-9.]+$' || true)
 done
 dns_s=$(($(date +%s) - boot0))
@@ -205,7 +208,7 @@ echo "test-boot: WAN address $wan_ip: DNS and console closed"
 
 # The console line: provisioned, and /var grown to the 4 GiB disk.
 while ! grep -q "aiwarden-image: ready" "$work/console.log"; do
-	[ $(($(date +%s) - boot0)) -lt "$boot_limit" ] || fail "no ready line on the console"
+	in_time "no ready line on the console"
 	sleep 2
 done
 ready=$(grep -a "aiwarden-image: ready" "$work/console.log" | tail -n 1 | tr -d '\r')

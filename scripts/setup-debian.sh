@@ -18,24 +18,14 @@ packages=(
   chromium chromium-driver     # the web console's browser tests (headless, driven by chromedriver)
   tzdata                       # IANA time zones: the clinic's week and day (jiff reads /usr/share/zoneinfo)
   dpkg-dev lintian             # the Debian package (scripts/build-deb.sh): dependencies of the binary, lint
-  mmdebstrap                   # the package test (tests/package.sh): a fresh bookworm chroot
+  mmdebstrap                   # the package test's chroot and the appliance image's tree
+  # The appliance image (images/build.sh) and its boot test (images/test-boot.sh): file
+  # systems and the partition table without mounting, UEFI firmware, busybox's DHCP client
+  # and ping for the test's workstation (QEMU itself from backports, below).
+  dosfstools mtools fdisk e2fsprogs ovmf busybox iputils-ping python3
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "setup: installing ${missing[*]}" >&2
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# The appliance image (images/build.sh) and its boot test (images/test-boot.sh): Debian's
-# image tools, UEFI firmware, QEMU, busybox's DHCP client for the test's workstation.
 # QEMU comes from bookworm-backports: machines of this kind carry backports' qemu-utils,
 # and apt will not mix the two versions. The backports entry uses the host's own mirror.
-image_packages=(mmdebstrap dosfstools mtools fdisk e2fsprogs ovmf busybox iputils-ping python3)
-backports_packages=(qemu-system-x86)
 if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
   uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
   if [ -n "$uri" ]; then
@@ -45,13 +35,15 @@ if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.
   fi
 fi
 missing=()
-for p in "${image_packages[@]}"; do
+for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+backports_packages=(qemu-system-x86)
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
   echo "setup: installing ${backports_packages[*]} (bookworm-backports)" >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
