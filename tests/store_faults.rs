@@ -161,6 +161,10 @@ fn truncated(p: &Phase) {
     let d = p.start();
     p.make_incidents(&d, &[31, 32, 33, 34]);
     p.assert_recorded(&p.store(), &[31, 32, 33, 34]);
+    // The daemon records the rules once the writer has made the store: wait for that row.
+    wait_for("the rules_loaded event", Duration::from_secs(10), || {
+        text(&p.verify(&p.store())).contains("events: rules_loaded 1")
+    });
     d.stop();
     let key = PathBuf::from(format!("{}.key", p.store().display()));
     assert_eq!(

@@ -209,6 +209,9 @@ impl Housekeeping {
     pub(super) fn run(self, rx: Receiver<Chore>, stop: &AtomicBool) {
         let mut recorded = None;
         self.record_rules(&mut recorded);
+        // A first start has no store until the writer's first row: record the rules as soon
+        // as it is there, not only at the next reload.
+        let mut store_seen = self.store.exists();
         let dirs = self.live.dirs().clone();
         let mut stamp = rules_stamp(&dirs);
         let mut last_devices = Instant::now();
@@ -238,6 +241,10 @@ impl Housekeeping {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    if !store_seen && self.store.exists() {
+                        store_seen = true;
+                        self.record_rules(&mut recorded);
+                    }
                     let now = rules_stamp(&dirs);
                     if now != stamp {
                         tracing::info!("rules changed on disk: reloading");
