@@ -1,5 +1,6 @@
 //! Host matching against 100,000 patterns (the shipped catalog plus a 100,000-line deny
-//! list), and loading such a rule set.
+//! list in which every tenth entry is an exact host, `=name`, and every tenth a label
+//! wildcard, `cdn-*.name`), and loading such a rule set.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,14 @@ fn sources(n: usize) -> Vec<(PathBuf, String)> {
         .collect();
     let mut deny = String::with_capacity(n * 32);
     for i in 0..n {
-        deny.push_str(&format!("tracker{i}.ads{}.example\n", i % 1_000));
+        let line = match i % 10 {
+            // Spread over 1,000 names: ten wildcards share a name, as a real list's would
+            // at most.
+            3 => format!("=exact{i}.x{}.example\n", (i / 10) % 1_000),
+            7 => format!("cdn-*-{i}.g{}.example\n", (i / 10) % 1_000),
+            _ => format!("tracker{i}.ads{}.example\n", i % 1_000),
+        };
+        deny.push_str(&line);
     }
     files.push((root.join("site/deny.list"), deny));
     files
@@ -33,7 +41,15 @@ fn matching(c: &mut Criterion) {
     for (name, host) in [
         ("hit_deep_subdomain", "a.b.c.tracker99999.ads999.example"),
         ("hit_catalog", "sunrise-clinic.openai.azure.com"),
+        ("hit_exact", "exact99993.x999.example"),
+        ("hit_label_wildcard", "cdn-eu-west-99997.g999.example"),
+        (
+            "hit_catalog_label_wildcard",
+            "chatgpt-async-webps-prod-eastus-0.webpubsub.azure.com",
+        ),
         ("miss", "www.nih.gov"),
+        ("miss_under_exact", "www.exact99993.x999.example"),
+        ("miss_beside_label_wildcard", "img-eu-99997.g999.example"),
         ("lookalike", "chatgpt.com.example.net"),
     ] {
         let d = rules.judge(host, &Client::NONE, Mode::Enforce);

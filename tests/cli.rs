@@ -189,8 +189,35 @@ fn rules_list_prints_the_catalog() {
         .expect("runs");
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let services = v.as_array().expect("array");
-    assert!(services.len() >= 45);
+    let services = v["services"].as_array().expect("array");
+    assert!(services.len() >= 150);
+    // The summary counts what the list holds, per category, and dates the review.
+    let summary = &v["summary"];
+    assert_eq!(summary["services"], services.len());
+    let per_category: u64 = summary["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .map(|c| c["services"].as_u64().expect("count"))
+        .sum();
+    assert_eq!(per_category, services.len() as u64);
+    let chat = services.iter().filter(|s| s["category"] == "chat").count();
+    let listed = summary["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["id"] == "chat")
+        .expect("chat counted");
+    assert_eq!(listed["services"], chat);
+    assert_eq!(listed["name"], "Chat assistants");
+    assert_eq!(summary["unreviewed"], 0);
+    let last = summary["last_reviewed"].as_str().expect("a review date");
+    assert!(services
+        .iter()
+        .all(|s| s["reviewed"].as_str() <= Some(last)));
+    assert!(services
+        .iter()
+        .all(|s| !s["sources"].as_array().expect("sources").is_empty()));
     let azure = services
         .iter()
         .find(|s| s["id"] == "azure-openai")

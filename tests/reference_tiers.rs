@@ -126,9 +126,9 @@ fn explain_agrees_with_the_reference_for_every_host_it_names() {
 
     let rules = rules_dir();
     let list = aiwarden_json(&["rules", "list", &rules, "--json"]);
-    let categories: HashMap<String, String> = list
+    let categories: HashMap<String, String> = list["services"]
         .as_array()
-        .expect("rules list --json is an array")
+        .expect("rules list --json lists the services")
         .iter()
         .filter_map(|s| Some((s["id"].as_str()?.into(), s["category"].as_str()?.into())))
         .collect();

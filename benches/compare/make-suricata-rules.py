@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Writes Suricata rules equivalent to aiwarden's catalog: for every host pattern, one
 tls.sni, one dns.query and one quic.sni rule that match the name and its subdomains on
-label boundaries (dotprefix + endswith), case-insensitively.
+label boundaries (dotprefix + endswith), case-insensitively; an `=host` pattern matches
+the whole buffer (startswith + endswith) and a `pre*suf.name` label wildcard a PCRE.
 
 usage: make-suricata-rules.py RULES_DIR > aiwarden.rules
 """
 import pathlib
+import re
 import sys
 import tomllib
 
@@ -24,11 +26,23 @@ if deny.exists():
         if line:
             patterns.add(line[0].lower().rstrip(".").removeprefix("*."))
 
+def body(p):
+    """The rule's matching part for one aiwarden pattern."""
+    if p.startswith("="):
+        return f'content:"{p[1:]}"; nocase; startswith; endswith;'
+    first, _, rest = p.partition(".")
+    if "*" in first:
+        pre, _, suf = first.partition("*")
+        pcre = rf"(?:^|\.){re.escape(pre)}[^.]+{re.escape(suf)}\.{re.escape(rest)}$"
+        return f'content:".{rest}"; nocase; endswith; pcre:"/{pcre}/i";'
+    return f'dotprefix; content:".{p}"; nocase; endswith;'
+
+
 sid = 9_100_000
 for p in sorted(patterns):
     for proto, buf in (("tls", "tls.sni"), ("dns", "dns.query"), ("quic", "quic.sni")):
         sid += 1
         print(
             f'alert {proto} any any -> any any (msg:"aiwarden {proto} {p}"; {buf}; '
-            f'dotprefix; content:".{p}"; nocase; endswith; sid:{sid}; rev:1;)'
+            f"{body(p)} sid:{sid}; rev:1;)"
         )

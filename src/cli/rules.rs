@@ -124,9 +124,18 @@ pub(super) fn run(c: Command) -> CmdResult {
         }
         Command::List { dir, json } => {
             let rules = dir.load()?;
+            let summary = rules.catalog_summary();
             if json {
-                let services: Vec<_> = rules.services().collect();
-                serde_json::to_writer_pretty(&mut out, &services).map_err(std::io::Error::from)?;
+                #[derive(serde::Serialize)]
+                struct Listing<'a> {
+                    summary: &'a crate::policy::catalog::Summary,
+                    services: Vec<&'a std::sync::Arc<crate::policy::Service>>,
+                }
+                let listing = Listing {
+                    summary: &summary,
+                    services: rules.services().collect(),
+                };
+                serde_json::to_writer_pretty(&mut out, &listing).map_err(std::io::Error::from)?;
                 writeln!(out)?;
                 return Ok(());
             }
@@ -157,6 +166,22 @@ pub(super) fn run(c: Command) -> CmdResult {
                     attr(s.trains_on_data.and_then(|t| serde_json::to_value(t).ok())),
                 )?;
             }
+            writeln!(out)?;
+            for c in summary.categories.iter().filter(|c| c.services > 0) {
+                writeln!(out, "{:>4}  {}", c.services, c.name)?;
+            }
+            writeln!(
+                out,
+                "{:>4}  services, {} host patterns; last reviewed {}, oldest review {}{}",
+                summary.services,
+                summary.patterns,
+                summary.last_reviewed.as_deref().unwrap_or("never"),
+                summary.oldest_reviewed.as_deref().unwrap_or("never"),
+                match summary.unreviewed {
+                    0 => String::new(),
+                    n => format!(", {n} never reviewed"),
+                }
+            )?;
             Ok(())
         }
         Command::Import {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::pattern::Pattern;
 use super::{
@@ -36,6 +36,8 @@ struct ServiceToml {
     notes: Option<String>,
     #[serde(default)]
     sources: Vec<String>,
+    /// When someone last checked the service's hosts and facts against its sources.
+    reviewed: Option<toml::Spanned<String>>,
     #[serde(default)]
     hosts: Vec<HostGroupToml>,
     /// Addresses and ranges whose every connection is this service's (public DoH and DoT
@@ -56,21 +58,49 @@ struct HostGroupToml {
     patterns: Vec<toml::Spanned<String>>,
 }
 
-pub(super) const CATEGORIES: &[&str] = &[
-    "chat",
-    "search",
-    "api",
-    "transcription",
-    "scribe",
-    "writing",
-    "translation",
-    "image",
-    "voice",
-    "code",
-    "companion",
-    "bypass",
-    "unexplained",
+/// The catalog's categories: the id written in files and the heading reports and docs use.
+pub const CATEGORIES: &[(&str, &str)] = &[
+    ("chat", "Chat assistants"),
+    ("search", "Search and research"),
+    ("writing", "Writing and presentations"),
+    ("translation", "Translation"),
+    ("transcription", "Transcription and meeting notes"),
+    ("scribe", "Medical scribes"),
+    ("image", "Image generation"),
+    ("video", "Video generation"),
+    ("audio", "Voice, speech and music"),
+    ("code", "Code assistants"),
+    ("agents", "Agents, automation and app builders"),
+    ("browser", "Browser assistants and AI browsers"),
+    ("companion", "Companion apps"),
+    ("health", "Health chatbots"),
+    ("api", "Model hubs and APIs"),
+    ("bypass", "Bypass (encrypted DNS, hidden names)"),
+    ("unexplained", "Unexplained traffic"),
 ];
+
+/// The heading for category `id`, or the id itself for one the catalog does not know.
+pub fn category_label(id: &str) -> &str {
+    CATEGORIES
+        .iter()
+        .find(|(c, _)| *c == id)
+        .map_or(id, |(_, label)| label)
+}
+
+/// A review date as written in the catalog: `YYYY-MM-DD`, a real calendar day.
+fn parse_reviewed(s: &str) -> Result<jiff::civil::Date, String> {
+    let ok = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    ok.then(|| s.parse::<jiff::civil::Date>().ok())
+        .flatten()
+        .ok_or_else(|| format!("reviewed = {s:?}: expected a date such as \"2026-12-02\""))
+}
 
 impl RuleSet {
     pub(super) fn add_catalog(
@@ -114,14 +144,18 @@ impl RuleSet {
                 ));
                 continue;
             }
-            if !CATEGORIES.contains(&svc.category.as_str()) {
+            if !CATEGORIES.iter().any(|(c, _)| *c == svc.category) {
                 errors.push(rule_err(
                     path,
                     id_line,
                     format!(
                         "service {id:?}: unknown category {:?} (one of {})",
                         svc.category,
-                        CATEGORIES.join(", ")
+                        CATEGORIES
+                            .iter()
+                            .map(|(c, _)| *c)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
                 continue;
@@ -136,6 +170,16 @@ impl RuleSet {
                 ));
                 continue;
             }
+            let reviewed = match &svc.reviewed {
+                None => None,
+                Some(r) => match parse_reviewed(r.get_ref()) {
+                    Ok(_) => Some(r.get_ref().clone()),
+                    Err(m) => {
+                        errors.push(rule_err(path, line_of(text, r.span().start), m));
+                        continue;
+                    }
+                },
+            };
             let mut addresses = Vec::new();
             for a in &svc.addresses {
                 match parse_net(a.get_ref()) {
@@ -186,6 +230,7 @@ impl RuleSet {
                 data_residency: svc.data_residency,
                 notes: svc.notes,
                 sources: svc.sources,
+                reviewed,
                 hosts: groups,
                 addresses,
                 signals,
@@ -240,4 +285,59 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
         .map(|n| n.trunc())
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("invalid address or range {s:?} (expected e.g. 8.8.8.8, 2001:4860:4860::8888 or 192.0.2.0/24)"))
+}
+
+/// Services in one category, for `rules list` and docs/catalog.md.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CategoryCount {
+    /// The id written in catalog files (`chat`).
+    pub id: &'static str,
+    /// The heading (`Chat assistants`).
+    pub name: &'static str,
+    /// Services in it.
+    pub services: usize,
+}
+
+/// The catalog in figures: what `aiwarden rules list --json` puts beside the services.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Services in the catalog.
+    pub services: usize,
+    /// Host patterns the catalog lists.
+    pub patterns: usize,
+    /// Services per category, in the catalog's category order (empty ones included).
+    pub categories: Vec<CategoryCount>,
+    /// The most recent review date of any service.
+    pub last_reviewed: Option<String>,
+    /// The oldest review date: what is most due for another look.
+    pub oldest_reviewed: Option<String>,
+    /// Services with no review date.
+    pub unreviewed: usize,
+}
+
+impl RuleSet {
+    /// The catalog's counts per category and its review dates.
+    pub fn catalog_summary(&self) -> Summary {
+        let categories = CATEGORIES
+            .iter()
+            .map(|&(id, name)| CategoryCount {
+                id,
+                name,
+                services: self.services.iter().filter(|s| s.category == id).count(),
+            })
+            .collect();
+        let dates = || self.services.iter().filter_map(|s| s.reviewed.clone());
+        Summary {
+            services: self.services.len(),
+            patterns: self.catalog.len(),
+            categories,
+            last_reviewed: dates().max(),
+            oldest_reviewed: dates().min(),
+            unreviewed: self
+                .services
+                .iter()
+                .filter(|s| s.reviewed.is_none())
+                .count(),
+        }
+    }
 }

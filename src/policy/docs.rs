@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::catalog::{category_label, CATEGORIES};
 use super::{RuleSet, Service, Tenant, Tier};
 
 fn word<T: Serialize>(v: Option<T>) -> String {
@@ -44,7 +45,9 @@ fn default_action(s: &Service, tier: Tier, tenant: Tenant) -> &'static str {
 /// The whole catalog as Markdown.
 pub fn catalog_markdown(rules: &RuleSet) -> String {
     let mut out = String::new();
-    let services: Vec<&Service> = rules.services().map(|s| &**s).collect();
+    let mut services: Vec<&Service> = rules.services().map(|s| &**s).collect();
+    // By category, in the catalog's category order; file order within one.
+    services.sort_by_key(|s| CATEGORIES.iter().position(|(c, _)| *c == s.category));
     let (bypass, ai): (Vec<&Service>, Vec<&Service>) = services
         .iter()
         .partition(|s| matches!(s.category.as_str(), "bypass" | "unexplained"));
@@ -59,7 +62,9 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
          Generated from `rules/catalog/*.toml` by `aiwarden rules docs > docs/catalog.md`; \
          edit the TOML files, not this page (a test checks that the two agree).\n\n\
          {} AI services and {} bypass and review lists, {} host patterns. A pattern `example.com` covers \
-         the name and every subdomain; `*.example.com` covers subdomains only.\n\n\
+         the name and every subdomain; `*.example.com` covers subdomains only; `=www.example.com` \
+         that one host; `async-*.example.com` any first label with that prefix (and suffix) and \
+         the names under it.\n\n\
          **Tiers.** `consumer`: a consumer product, no BAA. `enterprise`: a product that can \
          be covered by a BAA. `shared`: the same hosts serve consumer and enterprise accounts, \
          so DNS and SNI cannot tell which one a device uses. Default actions: consumer and \
@@ -79,9 +84,28 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
         bypass.len(),
         patterns
     );
+    let summary = rules.catalog_summary();
     let _ = writeln!(
         out,
-        "| Service | Vendor | Category | Tiers | BAA | Trains on data | Data residency |\n\
+        "## Coverage\n\n\
+         Last review {}; oldest review {}{}. Each service's review date is under its name below.\n\n\
+         | Category | Services |\n|---|---|",
+        summary.last_reviewed.as_deref().unwrap_or("never"),
+        summary.oldest_reviewed.as_deref().unwrap_or("never"),
+        match summary.unreviewed {
+            0 => String::new(),
+            n => format!("; {n} services never reviewed"),
+        }
+    );
+    for c in summary.categories.iter().filter(|c| c.services > 0) {
+        let _ = writeln!(out, "| {} (`{}`) | {} |", c.name, c.id, c.services);
+    }
+    let _ = writeln!(out, "| **All** | **{}** |\n", summary.services);
+    out.push_str(METHOD);
+    let _ = writeln!(
+        out,
+        "\n## Summary\n\n\
+         | Service | Vendor | Category | Tiers | BAA | Trains on data | Data residency |\n\
          |---|---|---|---|---|---|---|"
     );
     for s in &ai {
@@ -91,7 +115,7 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
             cell(&s.name),
             s.id,
             cell(&s.vendor),
-            s.category,
+            category_label(&s.category),
             tiers(s),
             word(s.baa),
             word(s.trains_on_data),
@@ -104,10 +128,10 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
         let _ = writeln!(
             out,
             "**{}** ({}), category {}; BAA: {}; trains on data: {}; data residency: {}. \
-             Defined in `rules/catalog/{}`.\n",
+             Defined in `rules/catalog/{}`; reviewed {}.\n",
             s.name,
             s.vendor,
-            s.category,
+            category_label(&s.category).to_lowercase(),
             word(s.baa),
             word(s.trains_on_data),
             s.data_residency.as_deref().unwrap_or("-"),
@@ -115,6 +139,7 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
                 .file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default(),
+            s.reviewed.as_deref().unwrap_or("never"),
         );
         let action = if s.category == "bypass" {
             "block"
@@ -176,3 +201,44 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
     }
     out
 }
+
+/// How the catalog is made and kept: the part of docs/catalog.md no rule file holds.
+const METHOD: &str = "## Method\n\n\
+**Where names come from.** Three kinds of source, cited per service: the vendor's own \
+documentation (network and firewall allow-list pages such as Microsoft's Dragon Copilot URL \
+list, Google's Gemini firewall settings, GitHub's Copilot allow-list reference; privacy, \
+trust and HIPAA pages for the BAA and training facts); community lists kept by people outside \
+this project (v2fly domain-list-community, nullgen ai-blocklist, DNS-log name lists such as \
+antonme/ipnames), which show the names products actually resolve; and the product's own \
+traffic (names seen in a browser's network log or DNS log while the product is used). A host \
+is listed only when a cited source names it; a BAA is `available` only when a source says \
+the vendor signs one, and `unknown` otherwise.\n\n\
+**AI-only or shared.** A host is listed when its traffic is the AI service: the product's \
+own domains, its API and CDN names, and full names on shared clouds \
+(`ppl-ai-file-upload.s3.amazonaws.com`, never `amazonaws.com`; ChatGPT's push hubs by the \
+label wildcard `chatgpt-async-webps-prod-*.webpubsub.azure.com`, never `webpubsub.azure.com`). \
+Platforms a clinic works on are never listed by their apex: Bing search (`www.bing.com`, \
+`th.bing.com`), the Microsoft 365 home page (`m365.cloud.microsoft`), Google Workspace \
+(`mail.google.com`, `docs.google.com`), Apple, Zoom, EHR vendors and CDNs. Where a platform's \
+AI has hosts of its own, those are listed (Gemini in Workspace: \
+`appsgenaiserver-pa.clients6.google.com`; Copilot in Bing: `sydney.bing.com`); where the AI \
+answers on the product's own host, the service's notes say **partial**, and the part that \
+shares the host is not matched: Copilot Chat at `m365.cloud.microsoft/chat`, Copilot in Bing \
+at `www.bing.com/chat`, Bing Image Creator, Copilot inside Outlook and Teams, Gemini answers \
+through `mail.google.com`, Notion AI (the whole of Notion shares its hosts, so Notion is not \
+listed), Zoom AI Companion inside meetings, HuggingChat at `huggingface.co/chat` (listed as the \
+Hugging Face model hub). Community lists sometimes file shared infrastructure under an AI \
+vendor (`sentry.io`, `stripe.com`, `host.livekit.cloud`, Google's anti-abuse hosts); those are \
+left out, with a comment in the catalog file. A test holds more than 300 hosts an ordinary \
+clinic uses (EHR and practice management, e-prescribing, payers, telehealth, Microsoft 365, \
+Google Workspace, Apple and Android, Windows Update, security tools, CDNs, banks, shipping, \
+search engines) and checks that every one is allowed and names no service; another checks \
+that every catalog host is judged as the service that lists it.\n\n\
+**Review.** Every service carries the date its hosts and facts were last checked against its \
+sources (`reviewed`); `aiwarden rules check --strict` fails on a service without sources or \
+without a date. The catalog is reviewed each quarter and whenever a vendor changes its \
+product or its BAA terms: each service's sources are re-read, community lists are compared \
+with the catalog for names it lacks, and the date is moved. `aiwarden rules list` prints the \
+counts per category and the newest and oldest review dates; an MSP's own additions belong in \
+`site/deny.list` (`aiwarden rules import` reads community lists) rather than in the shipped \
+files, which an upgrade replaces.\n";

@@ -22,21 +22,31 @@ impl RuleSet {
         let mut consulted = Vec::new();
         let kinds = ["allow", "deny", "catalog"];
         let mut walk = |map: &SuffixMap, scope: Option<usize>, applies_scope: bool| {
-            map.walk(&normalised, |suffix, whole, slots| {
+            map.walk(&normalised, |hit| {
+                let whole = hit.whole();
                 for (k, kind) in kinds.iter().enumerate() {
-                    for (idx, sub) in [(slots.apex(k), false), (slots.sub(k), true)] {
-                        let Some(i) = idx else { continue };
+                    // Every form on this name, whether it applies to the host or not
+                    // (a `*.` name on its own apex, an `=` name under a longer host).
+                    let globs = hit.globs().iter().filter_map(|g| {
+                        let applies = hit.left.is_some_and(|l| g.label.matches(l));
+                        let text = format!("{}*{}.{}", g.label.prefix, g.label.suffix, hit.suffix);
+                        g.get(k).filter(|_| applies).map(|i| (i, text, true))
+                    });
+                    let forms = [
+                        (hit.slots.exact(k), format!("={}", hit.suffix), whole),
+                        (hit.slots.apex(k), hit.suffix.to_string(), true),
+                        (hit.slots.sub(k), format!("*.{}", hit.suffix), !whole),
+                    ];
+                    let forms = forms
+                        .into_iter()
+                        .filter_map(|(i, text, applies)| i.map(|i| (i, text, applies)));
+                    for (i, mut pattern, applies) in globs.chain(forms) {
                         let rule = match (k, scope) {
                             (ALLOW, None) => self.line_ref(&self.allow[i as usize]),
                             (DENY, None) => self.line_ref(&self.deny[i as usize]),
                             (ALLOW, Some(g)) => self.line_ref(&self.groups[g].allow[i as usize]),
                             (DENY, Some(g)) => self.line_ref(&self.groups[g].deny[i as usize]),
                             _ => self.service_ref(&self.catalog[i as usize].service),
-                        };
-                        let mut pattern = if sub {
-                            format!("*.{suffix}")
-                        } else {
-                            suffix.to_string()
                         };
                         if let Some(g) = scope {
                             pattern = format!("{pattern} @{}", self.groups[g].name);
@@ -45,7 +55,7 @@ impl RuleSet {
                             kind,
                             pattern,
                             rule: rule.to_string(),
-                            applies: !(sub && whole) && applies_scope,
+                            applies: applies && applies_scope,
                         });
                     }
                 }
@@ -99,7 +109,8 @@ pub struct Step {
     pub pattern: String,
     /// Where it is written.
     pub rule: String,
-    /// False for a `*.` pattern on its own apex, or an entry scoped to another group.
+    /// False for a `*.` pattern on its own apex, an `=` pattern on a longer host, or an
+    /// entry scoped to another group.
     pub applies: bool,
 }
 

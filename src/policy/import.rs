@@ -17,7 +17,7 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use super::pattern::Pattern;
+use super::pattern::{Form, Pattern};
 
 /// How many meaningful lines auto-detection looks at.
 const DETECT_LINES: usize = 200;
@@ -528,6 +528,9 @@ fn classify(name: &str) -> Name {
     if rest.contains('*') {
         return Name::Skip("wildcard inside a name".into());
     }
+    if rest.starts_with('=') {
+        return Name::Skip("not a host name".into());
+    }
     if rest.contains('/') {
         return Name::Skip(PATH_RULE.into());
     }
@@ -582,7 +585,8 @@ fn reduce(candidates: Vec<ImportedEntry>) -> Reduced {
         forms.reserve(candidates.len());
         for (kept, c) in keep.iter_mut().zip(&candidates) {
             let f = forms.entry(&c.pattern.name).or_default();
-            let seen = if c.pattern.subdomains_only {
+            // Imported names are plain or `*.` (parse skips `*` inside and `=`).
+            let seen = if c.pattern.form == Form::Subdomains {
                 &mut f.sub
             } else {
                 &mut f.apex
@@ -616,7 +620,7 @@ fn reduce(candidates: Vec<ImportedEntry>) -> Reduced {
 /// True when another pattern in `forms` matches everything `p` matches: `example.com`
 /// covers `*.example.com`, and either form of a parent covers every name below it.
 fn covered(forms: &FxHashMap<&str, Forms>, p: &Pattern) -> bool {
-    if p.subdomains_only && forms.get(&*p.name).is_some_and(|f| f.apex) {
+    if p.form == Form::Subdomains && forms.get(&*p.name).is_some_and(|f| f.apex) {
         return true;
     }
     let mut rest: &str = &p.name;

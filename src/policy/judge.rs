@@ -19,7 +19,7 @@ impl RuleSet {
 
     pub(super) fn judge_in(&self, host: &str, group: Option<usize>, mode: Mode) -> Decision {
         let [allow, deny, catalog] = self.map.lookup(host);
-        let cat = catalog.map(|(i, _)| &self.catalog[i as usize]);
+        let cat = catalog.map(|i| &self.catalog[i as usize]);
         let group_name = group.map(|g| self.groups[g].name.clone());
         let decided = |verdict: Verdict, rule: RuleRef, reason: &'static str| {
             let verdict = match (verdict, mode) {
@@ -38,11 +38,11 @@ impl RuleSet {
         if let Some(g) = group {
             let rules = &self.groups[g];
             let [gallow, gdeny, _] = rules.map.lookup(host);
-            if let Some((i, _)) = gallow {
+            if let Some(i) = gallow {
                 let e = &rules.allow[i as usize];
                 return decided(Verdict::Allow, self.line_ref(e), "group allow entry");
             }
-            if let Some((i, _)) = gdeny {
+            if let Some(i) = gdeny {
                 let e = &rules.deny[i as usize];
                 return decided(Verdict::Block, self.line_ref(e), "group deny entry");
             }
@@ -54,14 +54,14 @@ impl RuleSet {
                 );
             }
         }
-        if let Some((i, _)) = allow {
+        if let Some(i) = allow {
             return decided(
                 Verdict::Allow,
                 self.line_ref(&self.allow[i as usize]),
                 "admin allow list",
             );
         }
-        if let Some((i, _)) = deny {
+        if let Some(i) = deny {
             return decided(
                 Verdict::Block,
                 self.line_ref(&self.deny[i as usize]),
@@ -158,7 +158,7 @@ impl RuleSet {
     /// SNI that hides the real destination.
     pub fn is_ech_public_name(&self, host: &str) -> bool {
         let [_, _, catalog] = self.map.lookup(host);
-        catalog.is_some_and(|(i, _)| {
+        catalog.is_some_and(|i| {
             self.catalog[i as usize]
                 .service
                 .signals

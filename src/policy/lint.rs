@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::pattern::{Pattern, SuffixMap};
+use super::pattern::{stored, Glob, Pattern, Slots, SuffixMap};
 use super::{AiPolicy, RuleSet, SiteEntry, ALLOW, CATALOG, DENY};
 
 /// One piece of advice about a rule file.
@@ -42,16 +42,15 @@ impl fmt::Display for Lint {
 /// `example.com` covers `*.example.com`, not the reverse.
 fn covering(map: &SuffixMap, p: &Pattern, kind: usize, equal: bool) -> Option<u32> {
     let mut found = None;
-    map.walk(&p.name, |_, whole, slots| {
+    map.walk(&p.name, |hit| {
         if found.is_some() {
             return;
         }
-        found = match (whole, p.subdomains_only) {
-            (false, _) => slots.apex(kind).or(slots.sub(kind)),
-            (true, false) => slots.apex(kind).filter(|_| equal),
-            (true, true) if equal => slots.apex(kind).or(slots.sub(kind)),
-            (true, true) => slots.apex(kind),
-        };
+        found = hit
+            .patterns(kind)
+            .into_iter()
+            .find(|(_, q)| q.covers(p) && (equal || q != p))
+            .map(|(i, _)| i);
     });
     found
 }
@@ -86,14 +85,9 @@ impl RuleSet {
                 out.push(at(e, a));
             }
         }
-        for (name, slots) in self.map.iter() {
-            for (i, sub) in [(slots.apex(CATALOG), false), (slots.sub(CATALOG), true)] {
-                let Some(i) = i else { continue };
+        for (name, slots, globs) in self.map.iter() {
+            for (i, p) in stored(name, slots, globs, CATALOG) {
                 let c = &self.catalog[i as usize];
-                let p = Pattern {
-                    name: name.into(),
-                    subdomains_only: sub,
-                };
                 if let Some(a) = p.advice() {
                     out.push(Lint {
                         path: c.service.file.clone(),
@@ -143,10 +137,10 @@ impl RuleSet {
 
         // Allow entries that override nothing: no catalog or deny pattern covers them or
         // lies under them.
-        let blocking = |slots: &super::pattern::Slots| {
+        let blocking = |slots: &Slots, globs: &[Glob]| {
             [DENY, CATALOG]
                 .iter()
-                .any(|&k| slots.apex(k).is_some() || slots.sub(k).is_some())
+                .any(|&k| slots.any(k) || globs.iter().any(|g| g.get(k).is_some()))
         };
         let mut used: FxHashSet<&str> = FxHashSet::default();
         let allow_names: FxHashSet<&str> = self
@@ -157,8 +151,8 @@ impl RuleSet {
             .collect();
         let maps = std::iter::once(&self.map).chain(self.groups.iter().map(|g| &g.map));
         for map in maps {
-            for (name, slots) in map.iter() {
-                if !blocking(slots) {
+            for (name, slots, globs) in map.iter() {
+                if !blocking(slots, globs) {
                     continue;
                 }
                 // Every allow name that is this blocking name or one of its parents.
@@ -184,7 +178,9 @@ impl RuleSet {
             }
             let mut covered = false;
             let mut check = |map: &SuffixMap| {
-                map.walk(&e.pattern.name, |_, _, slots| covered |= blocking(slots));
+                map.walk(&e.pattern.name, |hit| {
+                    covered |= blocking(hit.slots, hit.globs());
+                });
             };
             check(&self.map);
             for g in &self.groups {
@@ -271,6 +267,16 @@ impl RuleSet {
                     path: s.file.clone(),
                     line: s.line as usize,
                     message: format!("service {:?} cites no sources", &*s.id),
+                });
+            }
+            if s.reviewed.is_none() {
+                out.push(Lint {
+                    path: s.file.clone(),
+                    line: s.line as usize,
+                    message: format!(
+                        "service {:?} has no review date (reviewed = \"YYYY-MM-DD\"): when were its hosts and facts last checked?",
+                        &*s.id
+                    ),
                 });
             }
         }

@@ -106,6 +106,7 @@ name = "ChatGPT"
 vendor = "OpenAI"
 category = "chat"
 sources = ["https://example.org/source"]
+reviewed = "2026-12-02"
 [[service.hosts]]
 tier = "consumer"
 patterns = ["chatgpt.com"]

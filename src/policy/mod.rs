@@ -15,7 +15,7 @@
 //! | `groups.rs`, `pattern.rs`, `lint.rs`, `live.rs`, `docs.rs`, `import.rs` | client groups, host patterns, advice, atomic reload, docs/catalog.md, list import |
 //! | `unblock.rs` | time-limited exceptions (`aiwarden unblock`): the table enforcement asks before a block |
 
-mod catalog;
+pub mod catalog;
 pub mod docs;
 mod explain;
 pub mod groups;
@@ -286,6 +286,9 @@ pub struct Service {
     pub notes: Option<String>,
     /// Where the facts come from.
     pub sources: Vec<String>,
+    /// When the hosts and facts were last checked against the sources: `YYYY-MM-DD`, a
+    /// valid date (so it sorts as text).
+    pub reviewed: Option<String>,
     /// Host groups by tier.
     pub hosts: Vec<HostGroup>,
     /// Addresses and ranges whose traffic is this service's.

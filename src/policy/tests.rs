@@ -43,6 +43,7 @@ id = "azure-openai"
 name = "Azure OpenAI"
 vendor = "Microsoft"
 category = "api"
+reviewed = "2026-11-30"
 [[service.hosts]]
 tier = "enterprise"
 tenant = "in_host"
@@ -382,6 +383,7 @@ fn lints_name_file_and_line() {
         lints,
         [
             "catalog/x.toml:3: warning: service \"chatgpt\" cites no sources",
+            "catalog/x.toml:3: warning: service \"chatgpt\" has no review date (reviewed = \"YYYY-MM-DD\"): when were its hosts and facts last checked?",
             "catalog/x.toml:12: warning: service \"azure-openai\" cites no sources",
             "site/allow.list:2: warning: intranet.example matches nothing in the catalog or the deny lists: an allow entry only overrides a block (a typo?)",
             "site/allow.list:3: warning: www.chatgpt.com is already covered by chatgpt.com (site/allow.list:1); this line has no effect",
@@ -469,6 +471,60 @@ fn explain_walks_every_rule() {
 }
 
 #[test]
+fn exact_and_wildcard_label_entries_are_judged_explained_and_linted() {
+    let rs = set(&[
+        ("catalog/x.toml", MINI),
+        ("site/allow.list", "=chatgpt.com\n"),
+        (
+            "site/deny.list",
+            "ads.example\n=www.ads.example\n*.track.example\npush-*.track.example\n=push-1.track.example\nrelay-*.example\n",
+        ),
+    ])
+    .expect("loads");
+    let verdict = |h: &str| rs.judge(h, &Client::NONE, Mode::Enforce).verdict;
+    // `=chatgpt.com` allows the name only; the catalog still blocks its subdomains.
+    assert_eq!(verdict("chatgpt.com"), Verdict::Allow);
+    assert_eq!(verdict("ab.chatgpt.com"), Verdict::Block);
+    assert_eq!(verdict("relay-7.example"), Verdict::Block);
+    assert_eq!(verdict("x.relay-7.example"), Verdict::Block);
+    assert_eq!(verdict("relay.example"), Verdict::Allow);
+    assert_eq!(verdict("example"), Verdict::Allow);
+
+    let ex = rs.explain("push-2.track.example", &Client::NONE, Mode::Enforce);
+    let steps: Vec<(&str, &str, bool)> = ex
+        .consulted
+        .iter()
+        .map(|s| (s.kind, s.pattern.as_str(), s.applies))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("deny", "push-*.track.example", true),
+            ("deny", "*.track.example", true)
+        ]
+    );
+    assert_eq!(ex.rule.as_deref(), Some("site/deny.list:4"));
+    let ex = rs.explain("a.chatgpt.com", &Client::NONE, Mode::Enforce);
+    let steps: Vec<(&str, bool)> = ex
+        .consulted
+        .iter()
+        .map(|s| (s.pattern.as_str(), s.applies))
+        .collect();
+    assert_eq!(steps, [("=chatgpt.com", false), ("chatgpt.com", true)]);
+
+    let lints: Vec<String> = rs.lint().iter().map(ToString::to_string).collect();
+    for expected in [
+        "site/deny.list:2: warning: =www.ads.example is already covered by ads.example (site/deny.list:1); this line has no effect",
+        "site/deny.list:4: warning: push-*.track.example is already covered by *.track.example (site/deny.list:3); this line has no effect",
+        "site/deny.list:5: warning: =push-1.track.example is already covered by push-*.track.example (site/deny.list:4); this line has no effect",
+    ] {
+        assert!(lints.iter().any(|l| l == expected), "{expected}\n{lints:#?}");
+    }
+    // The exact allow entry overrides the catalog's chatgpt.com: not "matches nothing".
+    assert!(!lints.iter().any(|l| l.contains("allow.list")), "{lints:#?}");
+}
+
+#[test]
 fn hundred_thousand_patterns() {
     let mut deny = String::new();
     for i in 0..100_000 {
@@ -502,7 +558,7 @@ fn docs_catalog_md_is_generated_from_the_catalog() {
         "docs/catalog.md is stale: run `cargo run -- rules docs > docs/catalog.md`"
     );
     assert!(
-        fresh.contains("| [ChatGPT](#chatgpt) | OpenAI | chat | shared"),
+        fresh.contains("| [ChatGPT](#chatgpt) | OpenAI | Chat assistants | shared"),
         "{fresh}"
     );
 }

@@ -205,15 +205,11 @@ impl Unblocks {
             } else {
                 host
             };
-            self.map.walk(host, |_, whole, slots| {
-                // `a.com` covers the name and its subdomains, `*.a.com` subdomains only.
-                let sub = if whole { None } else { slots.sub(0) };
-                for g in [slots.apex(0), sub].into_iter().flatten() {
-                    self.by_pattern[g as usize]
-                        .iter()
-                        .copied()
-                        .for_each(&mut consider);
-                }
+            self.map.each_match(host, 0, |g| {
+                self.by_pattern[g as usize]
+                    .iter()
+                    .copied()
+                    .for_each(&mut consider);
             });
         }
         best.map(|i| &self.entries[i])
