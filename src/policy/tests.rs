@@ -521,7 +521,10 @@ fn exact_and_wildcard_label_entries_are_judged_explained_and_linted() {
         assert!(lints.iter().any(|l| l == expected), "{expected}\n{lints:#?}");
     }
     // The exact allow entry overrides the catalog's chatgpt.com: not "matches nothing".
-    assert!(!lints.iter().any(|l| l.contains("allow.list")), "{lints:#?}");
+    assert!(
+        !lints.iter().any(|l| l.contains("allow.list")),
+        "{lints:#?}"
+    );
 }
 
 #[test]
