@@ -67,7 +67,7 @@ fn shipped_rules_load_and_decide() {
     assert_eq!(own.service.as_ref().map(|s| &*s.id), Some("azure-openai"));
     assert_eq!(
         own.rule.as_ref().map(|r| r.to_string()).as_deref(),
-        Some("site/allow.list:9")
+        Some("site/allow.list:10")
     );
     let other = rs.judge("contoso-ai.openai.azure.com", &Client::NONE, Mode::Enforce);
     assert_eq!(other.verdict, Verdict::Flag);
