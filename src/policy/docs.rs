@@ -210,8 +210,10 @@ list, Google's Gemini firewall settings, GitHub's Copilot allow-list reference; 
 trust and HIPAA pages for the BAA and training facts); community lists kept by people outside \
 this project (v2fly domain-list-community, nullgen ai-blocklist, DNS-log name lists such as \
 antonme/ipnames), which show the names products actually resolve; and the product's own \
-traffic (names seen in a browser's network log or DNS log while the product is used). A host \
-is listed only when a cited source names it; a BAA is `available` only when a source says \
+traffic: the names a browser's network log or a DNS log shows during a session with the \
+product. The review of 2026-12-02 used documentation and published lists only; no session \
+was recorded (the machines it ran on reach no AI service). A host is listed only when a \
+cited source names it; a BAA is `available` only when a source says \
 the vendor signs one, and `unknown` otherwise.\n\n\
 **AI-only or shared.** A host is listed when its traffic is the AI service: the product's \
 own domains, its API and CDN names, and full names on shared clouds \
