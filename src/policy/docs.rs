@@ -78,7 +78,8 @@ pub fn catalog_markdown(rules: &RuleSet) -> String {
          mode flags instead of blocking; client groups (`rules/site/groups.toml`) can change \
          the action per group. `aiwarden rules explain HOST` shows the decision for a host.\n\n\
          **BAA**: whether the vendor signs a Business Associate Agreement (`enterprise only`: \
-         only on enterprise plans). **Trains on data**: the consumer tier's default \
+         only on enterprise plans; `none`: the vendor says it signs none, or a consumer product \
+         shows no BAA offer anywhere in its terms; `unknown`: the sources are silent). **Trains on data**: the consumer tier's default \
          (`opt out`: yes unless the user turns it off).\n",
         ai.len(),
         bypass.len(),
