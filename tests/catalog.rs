@@ -148,6 +148,9 @@ fn the_hosts_issue_13_names_get_their_services() {
             "chatgpt",
         ),
         ("copilot.github.com", "github-copilot"),
+        // Grok's uploads and generated media, Manus's CDN.
+        ("assets.grok.com", "grok"),
+        ("manuscdn.com", "manus"),
         ("us-central1-aiplatform.googleapis.com", "vertex-ai"),
         ("copilot.microsoft.com", "copilot-consumer"),
         ("sydney.bing.com", "copilot-consumer"),
