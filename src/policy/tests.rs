@@ -20,6 +20,14 @@ fn sample() -> RuleSet {
     .expect("sample rules load")
 }
 
+/// Each rule an explanation consulted: kind, pattern, whether it applies.
+fn steps(ex: &Explanation) -> Vec<(&str, &str, bool)> {
+    ex.consulted
+        .iter()
+        .map(|s| (s.kind, s.pattern.as_str(), s.applies))
+        .collect()
+}
+
 fn set(files: &[(&str, &str)]) -> Result<RuleSet> {
     let files: Vec<(PathBuf, String)> = files
         .iter()
@@ -316,11 +324,7 @@ chatgpt.com @frontdesk
     let ex = rs.explain(azure, &client("10.0.0.24"), Mode::Enforce);
     assert_eq!(ex.group.as_deref(), Some("billing"));
     assert_eq!(ex.membership.as_deref(), Some("address range 10.0.0.24/32"));
-    let steps: Vec<(&str, &str, bool)> = ex
-        .consulted
-        .iter()
-        .map(|s| (s.kind, s.pattern.as_str(), s.applies))
-        .collect();
+    let steps = steps(&ex);
     assert_eq!(
         steps,
         [
@@ -491,11 +495,7 @@ fn exact_and_wildcard_label_entries_are_judged_explained_and_linted() {
     assert_eq!(verdict("example"), Verdict::Allow);
 
     let ex = rs.explain("push-2.track.example", &Client::NONE, Mode::Enforce);
-    let steps: Vec<(&str, &str, bool)> = ex
-        .consulted
-        .iter()
-        .map(|s| (s.kind, s.pattern.as_str(), s.applies))
-        .collect();
+    let steps = steps(&ex);
     assert_eq!(
         steps,
         [
