@@ -13,10 +13,12 @@ use crate::policy::{line_of, Mode};
 
 mod console;
 mod enforcement;
+mod fleet;
 mod report;
 
 pub use console::Console;
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
+pub use fleet::Fleet;
 pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
 
 /// The whole configuration, validated.
@@ -54,6 +56,8 @@ pub struct Config {
     pub report: Report,
     /// The compliance web console.
     pub console: Console,
+    /// Signed rule bundles from the MSP.
+    pub fleet: Fleet,
 }
 
 /// Live capture settings.
@@ -276,6 +280,7 @@ struct RawConfig {
     timezone: Option<toml::Spanned<String>>,
     report: Option<report::RawReport>,
     console: Option<console::RawConsole>,
+    fleet: Option<fleet::RawFleet>,
 }
 
 #[derive(Deserialize)]
@@ -634,8 +639,12 @@ impl Config {
             None => Console::default(),
             Some(c) => c.validate(text, rel, |at, m| err(line_of(text, at), m))?,
         };
+        let fleet = fleet::RawFleet::build(raw.fleet, text, &store.path, rel, |at, m| {
+            err(line_of(text, at), m)
+        })?;
         Ok(Config {
             console,
+            fleet,
             path: path.to_path_buf(),
             site_name,
             timezone,

@@ -155,6 +155,76 @@ pub enum Error {
         /// What failed, in lowercase.
         message: String,
     },
+    /// A rule bundle's signature file is unreadable, or the bundle is not a well-formed
+    /// bundle (not a tar archive, no manifest, a file missing, extra or outside `catalog/`,
+    /// an unknown format): the rules in force stay.
+    #[error("bundle {bundle}: {message}")]
+    BundleMalformed {
+        /// Where the bundle came from (a file or a URL).
+        bundle: String,
+        /// What is wrong, in lowercase.
+        message: String,
+    },
+    /// A rule bundle is signed by a key that is not pinned: the rules in force stay.
+    #[error(
+        "bundle {bundle}: signed by key {key_id}, which is not one of the pinned keys ({pinned})"
+    )]
+    BundleUnknownKey {
+        /// Where the bundle came from.
+        bundle: String,
+        /// The signing key's id, as minisign prints it.
+        key_id: String,
+        /// The pinned keys' ids, comma-separated.
+        pinned: String,
+    },
+    /// A rule bundle's signature does not match its bytes or its trusted comment: it was
+    /// changed after signing (or damaged on the way). The rules in force stay.
+    #[error("bundle {bundle}: signature by key {key_id} does not match: the bundle was altered or damaged ({message})")]
+    BundleBadSignature {
+        /// Where the bundle came from.
+        bundle: String,
+        /// The key the signature names.
+        key_id: String,
+        /// What the verifier said.
+        message: String,
+    },
+    /// A signed bundle holds a file whose SHA-256 differs from its manifest's.
+    #[error("bundle {bundle}: {file} does not match the sha-256 in its manifest")]
+    BundleHash {
+        /// Where the bundle came from.
+        bundle: String,
+        /// The file inside the bundle.
+        file: String,
+    },
+    /// A signed bundle is older than the one in force: a rollback, refused.
+    #[error("bundle {bundle}: version {version} is older than version {in_force} in force; rollback refused")]
+    BundleRollback {
+        /// Where the bundle came from.
+        bundle: String,
+        /// The bundle's version.
+        version: u64,
+        /// The version in force.
+        in_force: u64,
+    },
+    /// A signed bundle's rules do not load (alone, or with the site's own files): every
+    /// problem is in `source`. The rules in force stay.
+    #[error("bundle {bundle}: version {version}: its rules do not load: {source}")]
+    BundleRules {
+        /// Where the bundle came from.
+        bundle: String,
+        /// The bundle's version.
+        version: u64,
+        /// Every bad file and line.
+        source: Box<Error>,
+    },
+    /// A bundle or its signature could not be fetched (network, TLS, HTTP status, size).
+    #[error("bundle {url}: cannot fetch: {message}")]
+    BundleFetch {
+        /// The URL (scheme, host, port and path).
+        url: String,
+        /// What failed, in lowercase.
+        message: String,
+    },
     /// Writing output failed (a closed pipe is not an error; see `main`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -176,13 +246,20 @@ impl Error {
             | Error::Listen { .. }
             | Error::Tls(_)
             | Error::Check(_)
-            | Error::NoSuchIncident(_) => 2,
+            | Error::NoSuchIncident(_)
+            | Error::BundleMalformed { .. }
+            | Error::BundleUnknownKey { .. }
+            | Error::BundleBadSignature { .. }
+            | Error::BundleHash { .. }
+            | Error::BundleRollback { .. }
+            | Error::BundleRules { .. } => 2,
             Error::Output(_)
             | Error::Thread { .. }
             | Error::StoreVersion { .. }
             | Error::Firewall { .. }
             | Error::Console(_)
-            | Error::Deliver { .. } => 1,
+            | Error::Deliver { .. }
+            | Error::BundleFetch { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
         }

@@ -24,6 +24,7 @@
 //! | [`policy`] | pure: catalog and site files, client groups, host/address/signal matching, verdicts, lints, list import, `Live` (atomic reload), docs/catalog.md |
 //! | [`devices`] | who is behind a client address (neighbour table → DHCP leases → the admin's `devices.toml`); `devices::load` reads the sources |
 //! | [`incident`] | pure: the pipeline step written once: judge an observation, count attempts and usage, open and touch incidents |
+//! | [`fleet`] | signed rule bundles for MSP fleets: the format and its minisign signature (pure), the HTTPS updater that swaps a verified catalog in through `Live` (shell) |
 //! | [`capture`] | shell: capture files and live interfaces (libpcap), its threads and restarts |
 //! | [`resolver`] | shell: the filtering DNS resolver (UDP, TCP; upstreams plain or TLS; cache; ECH stripping) |
 //! | [`firewall`] | shell: enforcement beyond DNS: the nftables table and NFQUEUE verdicts on a router, TCP resets on a sensor |
@@ -51,6 +52,7 @@ pub mod detect;
 pub mod devices;
 pub mod error;
 pub mod firewall;
+pub mod fleet;
 pub mod health;
 pub mod incident;
 pub mod limit;

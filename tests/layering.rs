@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module's place in the flow: a module may use modules of a lower layer
 /// (and `error`, `paths`), never one of its own layer or above.
-const LAYERS: [(&str, u8); 22] = [
+const LAYERS: [(&str, u8); 23] = [
     ("error", 0),
     ("health", 0),
     ("paths", 0),
@@ -18,6 +18,7 @@ const LAYERS: [(&str, u8); 22] = [
     ("devices", 3),
     ("incident", 4),
     ("metrics", 5),
+    ("fleet", 5),
     ("capture", 6),
     ("store", 6),
     ("config", 7),

@@ -11,10 +11,12 @@
 //! | `unblock.rs` | `unblock` (and `unblock --list`) |
 //! | `users.rs` | `user add/list/remove/passwd/hash` (the web console's accounts) |
 //! | `console.rs` | `console` (the web console served alone) |
+//! | `bundle.rs` | `bundle keygen/build/verify` (signed rule bundles for MSP fleets) |
 //! | `provision.rs` | `provision --check/--apply` (first-boot provisioning from `provision.toml`) |
 //! | `docs.rs` | `generate-docs` (hidden: man pages and completions for the package) |
 //! | `logging.rs` | the log subscriber |
 
+mod bundle;
 mod console;
 mod daemon;
 mod docs;
@@ -95,6 +97,11 @@ enum Command {
     /// First-boot provisioning from a `provision.toml` (docs/provisioning.md): `--check`
     /// validates it anywhere, `--apply` configures the appliance (or its safe state).
     Provision(provision::Args),
+    /// Signed rule bundles for a fleet of boxes: make keys, build and verify bundles.
+    Bundle {
+        #[command(subcommand)]
+        command: bundle::Command,
+    },
     /// Write the man pages and shell completions (for the Debian package's build).
     #[command(hide = true)]
     GenerateDocs(docs::Args),
@@ -156,6 +163,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => firewall::status(a),
         Command::Firewall { command } => firewall::run(command),
         Command::Provision(a) => provision::run(a),
+        Command::Bundle { command } => bundle::run(command),
         Command::GenerateDocs(a) => docs::run(a, Cli::command()),
     };
     match result {

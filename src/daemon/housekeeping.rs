@@ -212,7 +212,7 @@ impl Housekeeping {
         // A first start has no store until the writer's first row: record the rules as soon
         // as it is there, not only at the next reload.
         let mut store_seen = self.store.exists();
-        let dirs = self.live.dirs().clone();
+        let mut dirs = self.live.dirs();
         let mut stamp = rules_stamp(&dirs);
         let mut last_devices = Instant::now();
         let mut last_on_demand = Instant::now() - Duration::from_secs(1);
@@ -243,6 +243,14 @@ impl Housekeeping {
                 Err(RecvTimeoutError::Timeout) => {
                     if !store_seen && self.store.exists() {
                         store_seen = true;
+                        self.record_rules(&mut recorded);
+                    }
+                    // A signed bundle moved the catalog (and put it in force): watch the
+                    // new directory, and record the rules it brought.
+                    let current = self.live.dirs();
+                    if current != dirs {
+                        dirs = current;
+                        stamp = rules_stamp(&dirs);
                         self.record_rules(&mut recorded);
                     }
                     let now = rules_stamp(&dirs);

@@ -1,9 +1,12 @@
 //! The rule set in force, replaceable while readers use it: a reload parses and validates
 //! the whole new set first and swaps it in with one atomic pointer store, so a reader sees
 //! the old set or the new one, never a mix, and a bad file leaves the old set in force.
+//! A signed rule bundle moves the catalog to another directory the same way
+//! ([`Live::swap_catalog`]).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -14,7 +17,9 @@ use crate::error::Result;
 /// reload).
 #[derive(Debug)]
 pub struct Live {
-    dirs: RuleDirs,
+    /// Where the rules are read from. Held while a reload reads and swaps, so a reload and
+    /// a catalog swap never interleave (readers of the rules never take it).
+    dirs: Mutex<RuleDirs>,
     current: ArcSwap<RuleSet>,
     version: AtomicU64,
 }
@@ -41,7 +46,7 @@ impl Live {
     /// Starts from an already loaded set read from `dirs`.
     pub fn new(dirs: &RuleDirs, rules: RuleSet) -> Live {
         Live {
-            dirs: dirs.clone(),
+            dirs: Mutex::new(dirs.clone()),
             current: ArcSwap::from_pointee(rules),
             version: AtomicU64::new(1),
         }
@@ -58,9 +63,16 @@ impl Live {
         self.current.load()
     }
 
-    /// Where the rules are read from.
-    pub fn dirs(&self) -> &RuleDirs {
-        &self.dirs
+    /// Where the rules are read from now.
+    pub fn dirs(&self) -> RuleDirs {
+        self.lock_dirs().clone()
+    }
+
+    fn lock_dirs(&self) -> std::sync::MutexGuard<'_, RuleDirs> {
+        // A panic while holding it leaves the directories as they were: keep using them.
+        self.dirs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The version in force.
@@ -71,7 +83,22 @@ impl Live {
     /// Re-reads the rules directory. On any error the old set stays in force and the
     /// error (every bad file and line) is returned.
     pub fn reload(&self) -> Result<Reload> {
-        let rules = RuleSet::load(&self.dirs)?;
+        let dirs = self.lock_dirs();
+        let rules = RuleSet::load(&dirs)?;
+        Ok(self.replace(rules))
+    }
+
+    /// Reads the catalog from `catalog` from now on (the site files stay where they are),
+    /// loading it with the site files first: on any error nothing changes, neither the
+    /// set in force nor where reloads read.
+    pub fn swap_catalog(&self, catalog: PathBuf) -> Result<Reload> {
+        let mut dirs = self.lock_dirs();
+        let next = RuleDirs {
+            catalog,
+            site: dirs.site.clone(),
+        };
+        let rules = RuleSet::load(&next)?;
+        *dirs = next;
         Ok(self.replace(rules))
     }
 
@@ -151,6 +178,35 @@ patterns = ["chatgpt.com"]
         assert_eq!(verdict(&live, "tracker.example"), Verdict::Allow);
         assert_eq!(verdict(&live, "other.example"), Verdict::Block);
         assert_eq!(verdict(&live, "chatgpt.com"), Verdict::Allow);
+    }
+
+    #[test]
+    fn a_catalog_swap_moves_reloads_or_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "catalog/x.toml", CATALOG);
+        write(dir.path(), "site/allow.list", "chatgpt.com\n");
+        let live = Live::load(&RuleDirs::under(dir.path())).expect("loads");
+        let other = CATALOG.replace("chatgpt.com", "other-ai.example");
+        write(dir.path(), "bundle/catalog/x.toml", &other);
+        // The site's allow list names chatgpt.com only: still fine with another catalog.
+        let r = live
+            .swap_catalog(dir.path().join("bundle/catalog"))
+            .expect("swapped");
+        assert_eq!(r.version, 2);
+        assert_eq!(live.dirs().catalog, dir.path().join("bundle/catalog"));
+        assert_eq!(live.dirs().site, dir.path().join("site"));
+        assert_eq!(verdict(&live, "other-ai.example"), Verdict::Block);
+        assert_eq!(verdict(&live, "chatgpt.com"), Verdict::Allow);
+        // A reload reads the new catalog directory.
+        live.reload().expect("reload");
+        assert_eq!(verdict(&live, "other-ai.example"), Verdict::Block);
+        // A bad catalog changes nothing.
+        write(dir.path(), "bad/catalog/x.toml", "[[service]]\nid = 1\n");
+        live.swap_catalog(dir.path().join("bad/catalog"))
+            .expect_err("bad catalog");
+        assert_eq!(live.dirs().catalog, dir.path().join("bundle/catalog"));
+        assert_eq!(live.version(), 3);
+        assert_eq!(verdict(&live, "other-ai.example"), Verdict::Block);
     }
 
     #[test]
