@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aiwarden::fleet::bundle::{self, Built};
 use aiwarden::fleet::update::{self, Outcome, Source};
@@ -159,7 +159,7 @@ fn built(version: u64, hosts: &[&str], key: &KeyPair) -> Built {
 /// site-allowed.example), a live rule set, a state directory.
 struct Appliance {
     _dir: tempfile::TempDir,
-    live: Live,
+    live: Arc<Live>,
     state: PathBuf,
     shipped: PathBuf,
     ca_file: PathBuf,
@@ -172,7 +172,7 @@ fn a_box(dir: tempfile::TempDir, ca_file: PathBuf) -> Appliance {
         &catalog("chatgpt", &["chatgpt.com"]),
     );
     write(&rules.join("site/allow.list"), "site-allowed.example\n");
-    let live = Live::load(&RuleDirs::under(&rules)).expect("shipped rules");
+    let live = Arc::new(Live::load(&RuleDirs::under(&rules)).expect("shipped rules"));
     Appliance {
         state: dir.path().join("state"),
         shipped: rules.join("catalog"),
@@ -393,4 +393,301 @@ fn only_a_certified_https_server_is_trusted() {
     // The right CA: applied.
     let r = update::poll_once(&source(server.url(), &b.ca_file), &keys, &b.state, &b.live);
     assert!(matches!(r, Ok(Outcome::Applied(_))), "{r:?}");
+}
+
+#[test]
+fn a_good_bundle_is_live_within_one_poll_interval() {
+    let (server, b) = setup();
+    let key = KeyPair::generate_unencrypted_keypair().expect("key");
+    let v2 = built(2, &["two.example"], &key);
+    server.publish(&v2.bundle, &v2.signature);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let interval = Duration::from_millis(800);
+    let source = Source {
+        url: server.url(),
+        ca_file: Some(b.ca_file.clone()),
+        timeout: Duration::from_secs(20),
+    };
+    let task = rt.spawn(update::run(
+        source,
+        vec![key.pk.clone()],
+        b.state.clone(),
+        b.live.clone(),
+        interval,
+        stopped,
+        move |r: &aiwarden::Result<Outcome>| {
+            let r = match r {
+                Ok(o) => Ok(o.clone()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = tx.send((Instant::now(), r));
+        },
+    ));
+    // The first poll is at once.
+    let (_, first) = rx.recv_timeout(Duration::from_secs(20)).expect("a poll");
+    assert!(
+        matches!(first, Ok(Outcome::Applied(ref a)) if a.version == 2),
+        "{first:?}"
+    );
+    assert_eq!(verdict(&b.live, "two.example"), Verdict::Block);
+
+    // A newer bundle is in force by the next poll: within one interval of publishing.
+    let published = Instant::now();
+    let v3 = built(3, &["three.example"], &key);
+    server.publish(&v3.bundle, &v3.signature);
+    loop {
+        let (at, r) = rx.recv_timeout(interval * 3).expect("polls go on");
+        match r {
+            Ok(Outcome::Applied(a)) => {
+                assert_eq!(a.version, 3);
+                let took = at - published;
+                // One interval, plus the fetch and swap itself.
+                assert!(took <= interval + Duration::from_secs(2), "{took:?}");
+                break;
+            }
+            Ok(Outcome::Current { version: 2 }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(verdict(&b.live, "three.example"), Verdict::Block);
+    assert_eq!(verdict(&b.live, "two.example"), Verdict::Allow);
+
+    // The shutdown signal ends the task.
+    stop.send(true).expect("signal");
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), task).await })
+        .expect("the task ends")
+        .expect("no panic");
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_aiwarden");
+
+fn aiwarden(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("aiwarden runs")
+}
+
+#[test]
+fn the_cli_makes_keys_builds_and_verifies_the_shipped_catalog() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |p: &str| dir.path().join(p).to_string_lossy().into_owned();
+    for k in ["old", "new"] {
+        let out = aiwarden(&["bundle", "keygen", "--out", &d(k)]);
+        assert!(out.status.success(), "{out:?}");
+        let mode = std::fs::metadata(d(&format!("{k}/aiwarden-bundle.key")))
+            .expect("secret key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A signing key is never overwritten.
+    let again = aiwarden(&["bundle", "keygen", "--out", &d("old")]);
+    assert_eq!(again.status.code(), Some(2));
+    // The repository's whole catalog, as an MSP would ship it.
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let out = aiwarden(&[
+        "bundle",
+        "build",
+        &rules.to_string_lossy(),
+        "--key",
+        &d("new/aiwarden-bundle.key"),
+        "--version",
+        "12",
+        "--out",
+        &d("rules.bundle"),
+        "--created",
+        "2026-12-02T05:00:00Z",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(Path::new(&d("rules.bundle.minisig")).exists());
+    // Verified with the old and the new key pinned (rotation), the new key given as its
+    // `RW...` line.
+    let new_pub = std::fs::read_to_string(d("new/aiwarden-bundle.pub")).expect("pub");
+    let new_line = new_pub.lines().nth(1).expect("key line").to_string();
+    let (bundle_path, old_pub) = (d("rules.bundle"), d("old/aiwarden-bundle.pub"));
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["bundle", "verify", &bundle_path, "--pubkey", &old_pub];
+        args.extend_from_slice(extra);
+        aiwarden(&args)
+    };
+    let ok = verify(&["--pubkey", &new_line, "--in-force", "11"]);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        text.contains("version 12, created 2026-12-02T05:00:00Z"),
+        "{text}"
+    );
+    assert!(text.contains("newer than version 11 in force"), "{text}");
+    let services = aiwarden::policy::RuleSet::load_dir(&rules)
+        .expect("shipped rules")
+        .services()
+        .count();
+    assert!(text.contains(&format!(" {services} services")), "{text}");
+    let same = verify(&["--pubkey", &new_line, "--in-force", "12"]);
+    assert!(String::from_utf8_lossy(&same.stdout).contains("nothing to do"));
+    // Refusals: exit 2 and the reason.
+    let older = verify(&["--pubkey", &new_line, "--in-force", "13"]);
+    assert_eq!(older.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&older.stderr).contains("rollback refused"));
+    let unknown = verify(&[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not one of the pinned keys"));
+    let mut bytes = std::fs::read(d("rules.bundle")).expect("bundle");
+    bytes[700] ^= 1;
+    std::fs::write(d("rules.bundle"), bytes).expect("write");
+    let tampered = verify(&["--pubkey", &new_line]);
+    assert_eq!(tampered.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&tampered.stderr).contains("altered or damaged"));
+}
+
+/// One DNS query over UDP; the answer's RCODE (3: NXDOMAIN, the block answer).
+fn rcode(port: u16, name: &str) -> u8 {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    sock.send_to(&q, ("127.0.0.1", port)).expect("send");
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("an answer");
+    assert!(n >= 12);
+    buf[3] & 0x0f
+}
+
+fn metric_line(port: u16, name: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut s = String::new();
+    c.read_to_string(&mut s).ok()?;
+    s.lines()
+        .find(|l| l.starts_with(name))
+        .map(ToString::to_string)
+}
+
+#[test]
+fn the_daemon_polls_applies_records_and_restarts_on_the_bundle_in_force() {
+    let (server, b) = setup();
+    let key = KeyPair::generate_unencrypted_keypair().expect("key");
+    let v2 = built(2, &["fleet-only.example"], &key);
+    server.publish(&v2.bundle, &v2.signature);
+    let d = b.state.parent().expect("dir").to_path_buf();
+    let free = || {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("port")
+    };
+    let (dns, http) = (free(), {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    });
+    let config = d.join("aiwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mode = \"enforce\"\nrules = \"rules\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\n\
+             upstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n[store]\npath = \"incidents.db\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{http}\"\n[fleet]\nbundle_url = \"{}\"\n\
+             bundle_keys = [\"{}\"]\npoll_interval = \"10s\"\nca_file = \"{}\"\nstate_dir = \"state\"\n",
+            server.url(),
+            key.pk.to_base64(),
+            b.ca_file.display()
+        ),
+    )
+    .expect("config");
+    let start = || {
+        std::process::Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("AIWARDEN_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("daemon starts")
+    };
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let stop = |mut child: std::process::Child| {
+        let pid = child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let status = child.wait().expect("wait");
+        let mut log = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut log);
+        }
+        assert!(status.success(), "{status:?}\n{log}");
+        log
+    };
+
+    let child = start();
+    // The first poll is at start: version 2 of the rules is the bundle.
+    wait_for("the bundle applied", &|| {
+        metric_line(http, "aiwarden_rules_version").as_deref() == Some("aiwarden_rules_version 2")
+    });
+    assert_eq!(rcode(dns, "fleet-only.example"), 3);
+    // A newer bundle: in force within one poll interval (10 s) of publishing.
+    let published = Instant::now();
+    let v3 = built(3, &["fleet-only.example", "fleet-three.example"], &key);
+    server.publish(&v3.bundle, &v3.signature);
+    wait_for("the second bundle applied", &|| {
+        metric_line(http, "aiwarden_rules_version").as_deref() == Some("aiwarden_rules_version 3")
+    });
+    assert!(
+        published.elapsed() <= Duration::from_secs(12),
+        "{:?}",
+        published.elapsed()
+    );
+    assert_eq!(rcode(dns, "fleet-three.example"), 3);
+    let log = stop(child);
+    assert!(log.contains("rule bundle applied"), "{log}");
+
+    // The chained log holds both updates.
+    let store = aiwarden::store::Store::open_read_only(&d.join("incidents.db")).expect("store");
+    let applied: Vec<String> = store
+        .events(0, i64::MAX)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event == "bundle_applied")
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(applied.len(), 2, "{applied:?}");
+    assert!(
+        applied[1].starts_with("version 3, signed by"),
+        "{applied:?}"
+    );
+    drop(store);
+
+    // A restart with the server gone starts on the bundle in force, not the shipped catalog.
+    drop(server);
+    let child = start();
+    wait_for("the daemon up", &|| {
+        metric_line(http, "aiwarden_rules_version").is_some()
+    });
+    assert_eq!(rcode(dns, "fleet-three.example"), 3);
+    let log = stop(child);
+    assert!(log.contains("the signed bundle in force"), "{log}");
 }

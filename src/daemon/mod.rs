@@ -10,8 +10,9 @@
 //!                                                           ▼
 //!            store writer thread (store::writer): batched transactions, retention
 //! housekeeping thread (housekeeping.rs): rules reload, device refresh, unblocks in force
-//! async tasks: /metrics and /healthz, the web console ([console] enabled), signals, health
-//! and the systemd watchdog (systemd.rs)
+//! async tasks: /metrics and /healthz, the web console ([console] enabled), signed rule
+//! bundles ([fleet] bundle_url, fleet.rs), signals, health and the systemd watchdog
+//! (systemd.rs)
 //! ```
 //!
 //! Rules reload on SIGHUP and when a rule file changes; a bad file keeps the old rules.
@@ -20,6 +21,7 @@
 
 mod budget;
 mod detection;
+mod fleet;
 mod housekeeping;
 mod router;
 mod sensor;
@@ -277,7 +279,7 @@ struct Loaded {
 
 fn load(cfg: &Config) -> Result<Loaded> {
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(Live::load(&cfg.rule_dirs())?);
+    let live = Arc::new(fleet::load_rules(cfg)?);
     publish_rules(&metrics, &live);
     let sources = sources(cfg);
     // A broken inventory or leases file costs names in incidents, not DNS: start without
@@ -536,6 +538,16 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
                 health.set("metrics", State::Down(e.to_string()));
             }
         }
+    }
+
+    // Signed rule bundles: a refused or unreachable bundle leaves the rules in force.
+    if read.is_empty() {
+        tasks.extend(fleet::spawn(
+            &cfg,
+            live.clone(),
+            metrics.clone(),
+            shutdown.subscribe(),
+        ));
     }
 
     // The compliance console: like metrics, its failure leaves DNS and detection running.
