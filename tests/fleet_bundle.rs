@@ -7,11 +7,11 @@
 
 #[path = "support/pki.rs"]
 mod pki;
+#[path = "support/static_https.rs"]
+mod static_https;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aiwarden::fleet::bundle::{self, Built};
@@ -19,105 +19,7 @@ use aiwarden::fleet::update::{self, Outcome, Source};
 use aiwarden::policy::{Client, Live, Mode, RuleDirs, Verdict};
 use aiwarden::Error;
 use minisign::KeyPair;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio_rustls::TlsAcceptor;
-
-/// A static HTTPS file server: GET PATH answers the bytes last published at PATH, or 404.
-struct Static {
-    addr: SocketAddr,
-    files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Static {
-    fn start(tls: Arc<rustls::ServerConfig>) -> Static {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let files = Arc::new(Mutex::new(HashMap::<String, Vec<u8>>::new()));
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let shared = files.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let acceptor = TlsAcceptor::from(tls);
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => return,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            let (acceptor, files) = (acceptor.clone(), shared.clone());
-                            tokio::spawn(async move {
-                                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                                let mut io = BufReader::new(tls);
-                                let mut line = String::new();
-                                if io.read_line(&mut line).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                                loop {
-                                    let mut h = String::new();
-                                    if io.read_line(&mut h).await.unwrap_or(0) == 0 || h.trim().is_empty() {
-                                        break;
-                                    }
-                                }
-                                let body = files.lock().expect("lock").get(&path).cloned();
-                                let (status, body) = match body {
-                                    Some(b) => ("200 OK", b),
-                                    None => ("404 Not Found", b"not here".to_vec()),
-                                };
-                                let head = format!(
-                                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                    body.len()
-                                );
-                                let mut s = io.into_inner();
-                                let _ = s.write_all(head.as_bytes()).await;
-                                let _ = s.write_all(&body).await;
-                                let _ = s.shutdown().await;
-                            });
-                        }
-                    }
-                }
-            });
-        });
-        Static {
-            addr,
-            files,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// Publishes a bundle at /rules.bundle and its signature beside it.
-    fn publish(&self, bundle: &[u8], signature: &str) {
-        let mut f = self.files.lock().expect("lock");
-        f.insert("/rules.bundle".into(), bundle.to_vec());
-        f.insert(
-            "/rules.bundle.minisig".into(),
-            signature.as_bytes().to_vec(),
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}/rules.bundle", self.addr)
-    }
-}
-
-impl Drop for Static {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use static_https::Static;
 
 fn catalog(id: &str, hosts: &[&str]) -> String {
     let patterns: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
@@ -662,6 +564,15 @@ fn the_daemon_polls_applies_records_and_restarts_on_the_bundle_in_force() {
         published.elapsed()
     );
     assert_eq!(rcode(dns, "fleet-three.example"), 3);
+    // Each swap is also the rules' own change, recorded as a reload's would be (by the
+    // housekeeping thread, within a second).
+    let rules_loaded = || {
+        aiwarden::store::Store::open_read_only(&d.join("incidents.db"))
+            .and_then(|s| s.events(0, i64::MAX))
+            .map(|e| e.into_iter().filter(|e| e.event == "rules_loaded").count())
+            .unwrap_or(0)
+    };
+    wait_for("the new rules recorded", &|| rules_loaded() >= 2);
     let log = stop(child);
     assert!(log.contains("rule bundle applied"), "{log}");
 
@@ -690,4 +601,66 @@ fn the_daemon_polls_applies_records_and_restarts_on_the_bundle_in_force() {
     assert_eq!(rcode(dns, "fleet-three.example"), 3);
     let log = stop(child);
     assert!(log.contains("the signed bundle in force"), "{log}");
+}
+
+/// The stock `minisign` tool (scripts/setup-debian.sh installs it) verifies a bundle
+/// `aiwarden bundle build` signed, and `aiwarden bundle build` signs with a key it made.
+#[test]
+fn the_stock_minisign_tool_agrees() {
+    let Ok(v) = std::process::Command::new("minisign").arg("-v").output() else {
+        println!(
+            "skipped: the minisign tool is not installed (scripts/setup-debian.sh installs it)"
+        );
+        return;
+    };
+    assert!(v.status.success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = |p: &str| dir.path().join(p).to_string_lossy().into_owned();
+    // A key pair made by minisign, without a password (-W).
+    let made = std::process::Command::new("minisign")
+        .args(["-G", "-W", "-p", &d("msp.pub"), "-s", &d("msp.key")])
+        .output()
+        .expect("minisign -G");
+    assert!(made.status.success(), "{made:?}");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let out = aiwarden(&[
+        "bundle",
+        "build",
+        &rules.to_string_lossy(),
+        "--key",
+        &d("msp.key"),
+        "--version",
+        "1",
+        "--out",
+        &d("rules.bundle"),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let checked = std::process::Command::new("minisign")
+        .args(["-V", "-p", &d("msp.pub"), "-m", &d("rules.bundle")])
+        .output()
+        .expect("minisign -V");
+    let said = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(checked.status.success(), "{said}");
+    assert!(
+        said.contains("Trusted comment: aiwarden-bundle format:1 version:1 created:"),
+        "{said}"
+    );
+    let ours = aiwarden(&[
+        "bundle",
+        "verify",
+        &d("rules.bundle"),
+        "--pubkey",
+        &d("msp.pub"),
+    ]);
+    assert!(ours.status.success(), "{ours:?}");
+    // And minisign refuses the bundle once a byte changes, as aiwarden does.
+    let mut bytes = std::fs::read(d("rules.bundle")).expect("bundle");
+    bytes[900] ^= 1;
+    std::fs::write(d("rules.bundle"), bytes).expect("write");
+    let refused = std::process::Command::new("minisign")
+        .args(["-V", "-p", &d("msp.pub"), "-m", &d("rules.bundle")])
+        .output()
+        .expect("minisign -V");
+    assert!(!refused.status.success());
 }

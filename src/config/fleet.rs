@@ -218,6 +218,39 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_parses_when_uncommented() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&p).expect("example");
+        let at = text.find("\n# [fleet]\n").expect("a [fleet] section");
+        let mut uncommented = text[..at].to_string();
+        for l in text[at..].lines() {
+            let bare = l.trim_start_matches("# ");
+            let is_key = bare.starts_with("[fleet]")
+                || bare
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+            uncommented.push_str(if is_key { bare } else { l });
+            uncommented.push('\n');
+        }
+        let c = Config::parse(&p, &uncommented).expect("the uncommented example parses");
+        let f = &c.fleet;
+        assert!(f
+            .bundle_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://")));
+        assert_eq!(f.keys().len(), 1);
+        assert_eq!(f.poll_interval, Duration::from_secs(3600));
+        assert_eq!(
+            f.timeout,
+            Duration::from_secs(60),
+            "the example shows the default"
+        );
+        assert_eq!(f.state_dir, Path::new("/var/lib/aiwarden/fleet"));
+        // As shipped (commented out): nothing is polled.
+        assert_eq!(Config::load(&p).expect("example").fleet.bundle_url, None);
+    }
+
+    #[test]
     fn bad_fleet_sections_say_where() {
         let k = key();
         for (text, want) in [

@@ -512,7 +512,9 @@ delays_secs = [0.5]
         let at = text.find("\n# [report]\n").expect("a [report] section");
         let key = |l: &str| {
             let l = l.trim_start_matches("# ");
+            // `[fleet]` follows the report's sections, commented out too.
             l.starts_with("[report")
+                || l.starts_with("[fleet")
                 || l.split_once(" = ").is_some_and(|(k, _)| {
                     !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
                 })

@@ -158,19 +158,40 @@ pub fn parse_secret_key(
 ) -> std::result::Result<SecretKey, String> {
     let b =
         SecretKeyBox::from_string(text).map_err(|e| format!("not a minisign secret key: {e}"))?;
-    match b.clone().into_unencrypted_secret_key() {
-        Ok(sk) => Ok(sk),
-        // `into_secret_key(None)` would prompt on the terminal: never from here.
-        Err(e) => match password {
-            Some(password) => b
-                .into_secret_key(Some(password))
-                .map_err(|e| format!("cannot decrypt the secret key: {e}")),
-            None if e.to_string().contains("encrypted") => {
-                Err("the secret key is encrypted and no password was given".into())
-            }
-            None => Err(format!("not a minisign secret key: {e}")),
-        },
+    let e = match b.clone().into_unencrypted_secret_key() {
+        Ok(sk) => return Ok(sk),
+        Err(e) => e,
+    };
+    if let Some(sk) = zero_checksum_key(text) {
+        return Ok(sk);
     }
+    // `into_secret_key(None)` would prompt on the terminal: never from here.
+    match password {
+        Some(password) => b
+            .into_secret_key(Some(password))
+            .map_err(|e| format!("cannot decrypt the secret key: {e}")),
+        None if e.to_string().contains("encrypted") => {
+            Err("the secret key is encrypted and no password was given".into())
+        }
+        None => Err(format!("not a minisign secret key: {e}")),
+    }
+}
+
+/// A key as `minisign -G -W` (0.11) writes it: unencrypted, its checksum left all zero,
+/// which the crate refuses as corrupted. Taken as it is: [`build`] signs with the public
+/// half given, which fails if the secret half does not match it.
+fn zero_checksum_key(text: &str) -> Option<SecretKey> {
+    use ct_codecs::Decoder as _;
+    let line = text.lines().nth(1)?.trim();
+    let bytes = ct_codecs::Base64::decode_to_vec(line, None).ok()?;
+    // sig_alg 2, kdf_alg 2, chk_alg 2, salt 32, opslimit 8, memlimit 8, keynum 8, sk 64,
+    // checksum 32.
+    let unencrypted = bytes.get(2..4) == Some(&[0u8, 0][..]);
+    let zero = bytes.len() == 158 && bytes[126..].iter().all(|&b| b == 0);
+    if !(unencrypted && zero) {
+        return None;
+    }
+    SecretKey::from_bytes(&bytes).ok()
 }
 
 /// The text of an unencrypted minisign secret key file for `sk`.

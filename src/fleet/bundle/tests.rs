@@ -91,6 +91,13 @@ fn keys_round_trip_through_their_files() {
     let sk = parse_secret_key(&sk_text, None).expect("sk parses");
     let b = build(&files(), 1, at(), &sk).expect("built");
     verify("t", &b.bundle, &b.signature, &[pk]).expect("verified");
+    // A damaged secret key is refused, not used.
+    let mut lines: Vec<String> = sk_text.lines().map(String::from).collect();
+    let mut chars: Vec<char> = lines[1].chars().collect();
+    chars[120] = if chars[120] == 'A' { 'B' } else { 'A' };
+    lines[1] = chars.into_iter().collect();
+    let e = parse_secret_key(&lines.join("\n"), None).expect_err("damaged");
+    assert!(e.contains("not a minisign secret key"), "{e}");
     assert!(parse_public_key("hello").is_err());
     assert!(parse_secret_key("hello", None).is_err());
 }
