@@ -60,6 +60,10 @@ pub struct Metrics {
     pub rules_last_reload_ok: IntGauge,
     /// Loaded rule counts: `services`, `patterns`.
     pub rules_loaded: IntGaugeVec,
+    /// The signed rule bundle in force (0: none, the configured catalog).
+    pub bundle_version: IntGauge,
+    /// Bundle polls by result (`applied`, `current`, `refused`, `unreachable`).
+    pub bundle_polls: IntCounterVec,
     /// Frames detection skipped, by reason (`not_ip`, `fragment`, `truncated`, ...).
     pub skipped: IntCounterVec,
     /// What detection counted, by kind (`tls_client_hello`, `client_hello_without_sni`,
@@ -264,6 +268,17 @@ impl Metrics {
             ),
             rules_last_reload_ok,
             rules_loaded,
+            bundle_version: gauge(
+                &r,
+                "aiwarden_bundle_version",
+                "version of the signed rule bundle in force (0: none)",
+            ),
+            bundle_polls: counter_vec(
+                &r,
+                "aiwarden_bundle_polls_total",
+                "signed rule bundle polls by result",
+                &["result"],
+            ),
             skipped: counter_vec(
                 &r,
                 "aiwarden_skipped_total",

@@ -564,6 +564,14 @@ fn the_daemon_polls_applies_records_and_restarts_on_the_bundle_in_force() {
         published.elapsed()
     );
     assert_eq!(rcode(dns, "fleet-three.example"), 3);
+    assert_eq!(
+        metric_line(http, "aiwarden_bundle_version").as_deref(),
+        Some("aiwarden_bundle_version 3")
+    );
+    assert_eq!(
+        metric_line(http, "aiwarden_bundle_polls_total{result=\"applied\"}").as_deref(),
+        Some("aiwarden_bundle_polls_total{result=\"applied\"} 2")
+    );
     // Each swap is also the rules' own change, recorded as a reload's would be (by the
     // housekeeping thread, within a second).
     let rules_loaded = || {
@@ -599,6 +607,14 @@ fn the_daemon_polls_applies_records_and_restarts_on_the_bundle_in_force() {
         metric_line(http, "aiwarden_rules_version").is_some()
     });
     assert_eq!(rcode(dns, "fleet-three.example"), 3);
+    assert_eq!(
+        metric_line(http, "aiwarden_bundle_version").as_deref(),
+        Some("aiwarden_bundle_version 3")
+    );
+    wait_for("the failed poll counted", &|| {
+        metric_line(http, "aiwarden_bundle_polls_total{result=\"unreachable\"}").as_deref()
+            == Some("aiwarden_bundle_polls_total{result=\"unreachable\"} 1")
+    });
     let log = stop(child);
     assert!(log.contains("the signed bundle in force"), "{log}");
 }

@@ -16,9 +16,10 @@ use crate::policy::{Live, RuleDirs};
 /// The rules at start: with `[fleet] bundle_url` set, the catalog of the bundle in force
 /// (if one was applied and it still loads with the site's files; else the configured
 /// catalog, and the log says why); without it, the configured catalog (removing the URL
-/// takes a box back to the shipped catalog).
-pub(super) fn load_rules(cfg: &Config) -> Result<Live> {
+/// takes a box back to the shipped catalog). `aiwarden_bundle_version` says which.
+pub(super) fn load_rules(cfg: &Config, metrics: &Metrics) -> Result<Live> {
     let dirs = cfg.rule_dirs();
+    metrics.bundle_version.set(0);
     if cfg.fleet.bundle_url.is_none() {
         return Live::load(&dirs);
     }
@@ -33,6 +34,7 @@ pub(super) fn load_rules(cfg: &Config) -> Result<Live> {
                 Ok(live) => {
                     tracing::info!(version = f.version, catalog = %f.catalog.display(),
                         "rules: the signed bundle in force");
+                    metrics.bundle_version.set(f.version as i64);
                     return Ok(live);
                 }
                 Err(e) => tracing::error!(version = f.version, error = %e,
@@ -62,9 +64,17 @@ pub(super) fn spawn(
     let store = cfg.store.path.clone();
     let published = live.clone();
     let on_result = move |r: &Result<update::Outcome>| {
-        if let Ok(update::Outcome::Applied(_)) = r {
-            publish_rules(&metrics, &published);
-        }
+        let result = match r {
+            Ok(update::Outcome::Applied(a)) => {
+                publish_rules(&metrics, &published);
+                metrics.bundle_version.set(a.version as i64);
+                "applied"
+            }
+            Ok(update::Outcome::Current { .. }) => "current",
+            Err(crate::Error::BundleFetch { .. }) => "unreachable",
+            Err(_) => "refused",
+        };
+        metrics.bundle_polls.with_label_values(&[result]).inc();
         if let Some((event, detail)) = update::event_of(r) {
             record(&store, event, &detail);
         }

@@ -279,7 +279,7 @@ struct Loaded {
 
 fn load(cfg: &Config) -> Result<Loaded> {
     let metrics = Arc::new(Metrics::new());
-    let live = Arc::new(fleet::load_rules(cfg)?);
+    let live = Arc::new(fleet::load_rules(cfg, &metrics)?);
     publish_rules(&metrics, &live);
     let sources = sources(cfg);
     // A broken inventory or leases file costs names in incidents, not DNS: start without
