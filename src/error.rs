@@ -155,6 +155,16 @@ pub enum Error {
         /// What failed, in lowercase.
         message: String,
     },
+    /// Incidents could not be sent to a SIEM by syslog over TLS: the receiver's certificate
+    /// refused, the receiver unreachable or not confirming a batch after the retries, the
+    /// TLS files unusable.
+    #[error("syslog to {to}: {message}")]
+    Syslog {
+        /// The receiver, `host:port`.
+        to: String,
+        /// What failed, in lowercase.
+        message: String,
+    },
     /// Writing output failed (a closed pipe is not an error; see `main`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -182,7 +192,8 @@ impl Error {
             | Error::StoreVersion { .. }
             | Error::Firewall { .. }
             | Error::Console(_)
-            | Error::Deliver { .. } => 1,
+            | Error::Deliver { .. }
+            | Error::Syslog { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
         }

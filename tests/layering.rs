@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module's place in the flow: a module may use modules of a lower layer
 /// (and `error`, `paths`), never one of its own layer or above.
-const LAYERS: [(&str, u8); 22] = [
+const LAYERS: [(&str, u8); 23] = [
     ("error", 0),
     ("health", 0),
     ("paths", 0),
@@ -25,6 +25,7 @@ const LAYERS: [(&str, u8); 22] = [
     ("resolver", 8),
     ("firewall", 8),
     ("deliver", 8),
+    ("fleet", 8),
     ("console", 8),
     ("provision", 8),
     ("daemon", 9),

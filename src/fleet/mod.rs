@@ -1,0 +1,14 @@
+//! Fleet features for an MSP that looks after many clinics: the roll-up of each box's
+//! incidents to engines the MSP already runs.
+//!
+//! | file | role |
+//! |---|---|
+//! | `ocsf.rs` | pure: one incident as one OCSF Detection Finding (the SIEM's JSON) |
+//! | `syslog.rs` | pure: RFC 5424 messages and RFC 5425 octet-counting frames |
+//! | `syslog_send.rs` | shell: sends the incidents after a cursor to a syslog-over-TLS receiver, moving the cursor once a batch is confirmed |
+
+pub mod ocsf;
+pub mod syslog;
+pub mod syslog_send;
+
+pub use syslog_send::{send_pending, Confirm, SendReport, Source, Target};
