@@ -660,3 +660,146 @@ fn the_strict_parser_refuses_what_the_rfcs_do_not_allow() {
     assert!(read_frame(&mut &b"12x"[..]).is_err());
     assert!(read_frame(&mut &b""[..]).expect("clean end").is_none());
 }
+
+#[test]
+fn the_cli_sends_one_pass_with_the_catalogs_baa_and_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("incidents.db");
+    let ids = append(&db, 1..=5);
+    let (server, ca_file, client_cert, client_key) = mutual_tls(dir.path());
+    let rx = Receiver::start(server, vec![]);
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aiwarden"))
+            .args([
+                "fleet",
+                "syslog-send",
+                "--host",
+                "127.0.0.1",
+                "--hostname",
+                "aiwarden-elm",
+            ])
+            .args([
+                "--port",
+                &rx.addr.port().to_string(),
+                "--site",
+                SITE,
+                "--batch",
+                "2",
+            ])
+            .arg("--store")
+            .arg(&db)
+            .arg("--ca-file")
+            .arg(&ca_file)
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    // Without the client certificate the receiver refuses the session.
+    // (TLS 1.3: the refusal is an alert after the handshake; the sender reports it, and
+    // does not retry, whichever of its writes and reads meets it.)
+    let out = run(&["--attempts", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("aiwarden: syslog to 127.0.0.1:")
+            && err.contains("received fatal alert: CertificateRequired")
+            && !err.contains("gave up"),
+        "{err}"
+    );
+    assert_eq!(rx.conns(), 1, "not retried");
+
+    let cert = client_cert.to_str().expect("utf8");
+    let key = client_key.to_str().expect("utf8");
+    let out = run(&["--client-cert", cert, "--client-key", key]);
+    assert!(out.status.success(), "{out:?}");
+    let ids_last = ids.last().expect("ids");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("sent 5 incidents in 3 batches (3 connections); cursor {ids_last}\n")
+    );
+    assert_eq!(rx.violations(), Vec::<String>::new());
+    let got = rx.got();
+    assert_eq!(got.iter().map(|g| g.row).collect::<Vec<_>>(), ids);
+    // chatgpt's BAA as the shipped catalog says.
+    assert_eq!(
+        got[0].json["unmapped"]["aiwarden"]["service"]["baa"],
+        "enterprise_only"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("fleet-syslog.cursor")).expect("cursor"),
+        format!("{ids_last}\n"),
+        "the default cursor beside the store"
+    );
+    let out = run(&["--client-cert", cert, "--client-key", key]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("sent 0 incidents in 0 batches (0 connections); cursor {ids_last}\n")
+    );
+}
+
+/// A server configuration that requires a client certificate from a CA made here, the
+/// server's CA file, and a client certificate and key (PEM files) that CA signed.
+fn mutual_tls(
+    dir: &Path,
+) -> (
+    Arc<rustls::ServerConfig>,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "clients-ca");
+    let ca_cert = ca.self_signed(&ca_key).expect("ca");
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().expect("key");
+    let mut leaf = CertificateParams::new(vec!["aiwarden-elm".to_string()]).expect("params");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "aiwarden-elm");
+    let cert = leaf.signed_by(&key, &issuer).expect("signed");
+    let cert_file = dir.join("client.pem");
+    let key_file = dir.join("client.key");
+    std::fs::write(&cert_file, cert.pem()).expect("write");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+
+    // The receiver: its own CA and certificate for 127.0.0.1, asking for a client's.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(ca_cert.der().to_vec()))
+        .expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("verifier");
+    let skey = KeyPair::generate().expect("key");
+    let s_ca_key = KeyPair::generate().expect("key");
+    let mut s_ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    s_ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    s_ca.distinguished_name
+        .push(DnType::CommonName, "receiver-ca");
+    let s_ca_cert = s_ca.self_signed(&s_ca_key).expect("ca");
+    let s_issuer = Issuer::new(s_ca, s_ca_key);
+    let mut s_leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
+    s_leaf
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    let s_cert = s_leaf.signed_by(&skey, &s_issuer).expect("signed");
+    let ca_file = dir.join("receiver-ca.pem");
+    std::fs::write(&ca_file, s_ca_cert.pem()).expect("write");
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![CertificateDer::from(s_cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(skey.serialize_der())),
+        )
+        .expect("server");
+    (Arc::new(server), ca_file, cert_file, key_file)
+}

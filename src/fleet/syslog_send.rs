@@ -268,10 +268,33 @@ fn send_batch(
         permanent: true,
     })?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
-    s.write_all(bytes).map_err(|e| io("send", e))?;
-    s.flush().map_err(|e| io("send", e))?;
-    s.conn.send_close_notify();
-    s.flush().map_err(|e| io("close", e))?;
+    // A receiver that refuses this client's certificate says so in an alert that arrives
+    // after the handshake (TLS 1.3), and the write it breaks fails with a bare "broken
+    // pipe": the alert, when it can still be read, is the better reason.
+    let written = s
+        .write_all(bytes)
+        .and_then(|()| s.flush())
+        .map_err(|e| ("send", e))
+        .and_then(|()| {
+            s.conn.send_close_notify();
+            s.flush().map_err(|e| ("close", e))
+        });
+    if let Err((what, e)) = written {
+        // Read what the receiver sent before it went (not through the stream, which would
+        // first try to write what is pending and fail again), briefly.
+        let _ = s.sock.set_read_timeout(Some(Duration::from_secs(1)));
+        let alert = match s.conn.read_tls(&mut s.sock) {
+            Ok(n) if n > 0 => s.conn.process_new_packets().err(),
+            _ => None,
+        };
+        return Err(match alert {
+            Some(a) => io(
+                what,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, a),
+            ),
+            None => io(what, e),
+        });
+    }
     if target.confirm == Confirm::Flush {
         return Ok(());
     }
