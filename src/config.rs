@@ -14,10 +14,12 @@ use crate::policy::{line_of, Mode};
 mod console;
 mod enforcement;
 mod report;
+mod syslog;
 
 pub use console::Console;
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
 pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
+pub use syslog::Syslog;
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -54,6 +56,8 @@ pub struct Config {
     pub report: Report,
     /// The compliance web console.
     pub console: Console,
+    /// `[fleet.syslog]`: the SIEM incidents are sent to, if any.
+    pub fleet_syslog: Option<Syslog>,
 }
 
 /// Live capture settings.
@@ -276,6 +280,7 @@ struct RawConfig {
     timezone: Option<toml::Spanned<String>>,
     report: Option<report::RawReport>,
     console: Option<console::RawConsole>,
+    fleet: Option<syslog::RawFleet>,
 }
 
 #[derive(Deserialize)]
@@ -634,8 +639,13 @@ impl Config {
             None => Console::default(),
             Some(c) => c.validate(text, rel, |at, m| err(line_of(text, at), m))?,
         };
+        let fleet_syslog = raw
+            .fleet
+            .unwrap_or_default()
+            .syslog(&store.path, rel, |at, m| err(line_of(text, at), m))?;
         Ok(Config {
             console,
+            fleet_syslog,
             path: path.to_path_buf(),
             site_name,
             timezone,

@@ -130,11 +130,10 @@ fn syslog_send(a: SyslogArgs) -> CmdResult {
             .unwrap_or(std::path::Path::new("."))
             .join("fleet-syslog.cursor")
     });
-    let hostname = a.hostname.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default()
-    });
+    let hostname = a
+        .hostname
+        .clone()
+        .unwrap_or_else(crate::fleet::syslog_send::host_name);
     let mut target = Target::new(&a.host, a.port);
     target.ca_file = a.ca_file.clone();
     target.client_cert = a.client_cert.clone().zip(a.client_key.clone());

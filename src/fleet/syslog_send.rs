@@ -32,8 +32,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::ocsf::{self, Origin};
 use super::syslog::{self, Header};
+use crate::config::Syslog;
 use crate::error::{Error, Result};
-use crate::policy::Baa;
+use crate::policy::{Baa, Live};
 use crate::store::Store;
 
 /// Incidents per batch unless configured.
@@ -95,6 +96,26 @@ impl Target {
             confirm: Confirm::CloseNotify,
             timeout: Duration::from_secs(30),
             attempts: 5,
+            backoff: Duration::from_secs(1),
+        }
+    }
+
+    /// The target `[fleet.syslog]` describes.
+    pub fn from_config(c: &Syslog) -> Target {
+        Target {
+            host: c.host.clone(),
+            port: c.port,
+            ca_file: c.ca_file.clone(),
+            client_cert: c.client_cert_file.clone().zip(c.client_key_file.clone()),
+            facility: c.facility,
+            batch: c.batch,
+            confirm: if c.confirm_close_notify {
+                Confirm::CloseNotify
+            } else {
+                Confirm::Flush
+            },
+            timeout: Duration::from_secs(c.timeout_secs),
+            attempts: c.attempts,
             backoff: Duration::from_secs(1),
         }
     }
@@ -214,6 +235,65 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
         tracing::debug!(to = %target.name(), incidents = batch.len(), cursor = last, "syslog: batch confirmed");
     }
     Ok(report)
+}
+
+/// The daemon's SIEM thread: a pass every `interval_secs` of `[fleet.syslog]` until `stop`,
+/// the BAA of each service read from the rules in force. A failed pass is logged and the
+/// next one starts from the cursor. `stop` is seen between batches and while waiting; a
+/// batch under way finishes or times out first (at most `timeout_secs` per step).
+pub fn spawn(
+    cfg: Syslog,
+    store: PathBuf,
+    site: String,
+    live: Arc<Live>,
+    stop: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let target = Target::from_config(&cfg);
+    let hostname = cfg.hostname.clone().unwrap_or_else(host_name);
+    std::thread::Builder::new()
+        .name("aiwarden-syslog".into())
+        .spawn(move || {
+            tracing::info!(to = %target.name(), every_secs = cfg.interval_secs, "syslog: sending incidents to the siem");
+            loop {
+                let rules = live.current();
+                let baa = |id: &str| {
+                    rules
+                        .services()
+                        .find(|s| &*s.id == id)
+                        .and_then(|s| s.baa)
+                };
+                let src = Source {
+                    store: &store,
+                    cursor: &cfg.cursor_file,
+                    site: &site,
+                    hostname: &hostname,
+                    baa: &baa,
+                };
+                match send_pending(&src, &target, &stop) {
+                    Ok(r) if r.sent > 0 => {
+                        tracing::info!(to = %target.name(), sent = r.sent, cursor = r.cursor, "syslog: incidents sent");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "syslog: pass failed; the next one resumes"),
+                }
+                if pause(Duration::from_secs(cfg.interval_secs), &stop) {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| Error::Thread {
+            name: "the syslog sender".into(),
+            source: e,
+        })
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), or `-` when unknown.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "-".into())
 }
 
 /// Why one attempt at a batch failed.
