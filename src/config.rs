@@ -19,7 +19,7 @@ mod syslog;
 pub use console::Console;
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
 pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
-pub use syslog::Syslog;
+pub use syslog::{Syslog, SyslogConfirm};
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]

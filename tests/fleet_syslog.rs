@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiwarden::fleet::{send_pending, Source, Target};
+use aiwarden::fleet::{send_pending, Confirm, Source, Target};
 use aiwarden::incident::IncidentRecord;
 use aiwarden::policy::{Baa, Mode, Tier, Verdict};
 use aiwarden::store::Store;
@@ -150,39 +150,59 @@ fn every_incident_arrives_once_and_a_second_send_only_the_new_ones() {
     assert_eq!(rx.violations(), Vec::<String>::new());
 }
 
-#[test]
-fn a_receiver_that_drops_mid_batch_gets_the_batch_again_with_no_gaps() {
+/// Sends `n` incidents in batches of `batch` with `confirm` to a receiver that confirms
+/// the first batch and drops the second's connection after 4 messages; checks there is no
+/// gap and that the only duplicates are those 4.
+fn drop_mid_batch(confirm: Confirm, n: i64, batch: u32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("incidents.db");
     let cursor = dir.path().join("syslog.cursor");
-    let ids = append(&db, 1..=30);
+    let ids = append(&db, 1..=n);
     let pki = pki::pki(dir.path(), "syslog-ca", &["127.0.0.1"]);
-    // Batch 1 is confirmed; batch 2's first connection is dropped after 4 messages.
     let rx = Receiver::start(pki.server.clone(), vec![Plan::Full, Plan::DropAfter(4)]);
     let stop = AtomicBool::new(false);
-    let report =
-        send_pending(&source(&db, &cursor), &target(rx.addr, &pki.ca_file), &stop).expect("send");
+    let mut t = target(rx.addr, &pki.ca_file);
+    t.batch = batch;
+    t.confirm = confirm;
+    let report = send_pending(&source(&db, &cursor), &t, &stop).expect("send");
     assert_eq!(rx.violations(), Vec::<String>::new());
     let got = rx.got();
     let counts = tally(&got);
     assert_eq!(counts.keys().copied().collect::<Vec<_>>(), ids, "no gaps");
     // The only duplicates possible are the messages of the batch that was not confirmed
-    // (rows 11 to 20) that the receiver read before it dropped the connection: here the
+    // (the second) that the receiver read before it dropped the connection: here its
     // first 4. Confirmed batches are never sent twice.
+    let b = batch as usize;
     let twice: Vec<i64> = counts
         .iter()
         .filter(|(_, &n)| n > 1)
         .map(|(&r, _)| r)
         .collect();
-    assert_eq!(twice, ids[10..14].to_vec(), "{counts:?}");
+    assert_eq!(twice, ids[b..b + 4].to_vec(), "{counts:?}");
     assert!(counts.values().all(|&n| n <= 2));
-    assert!(got.iter().filter(|g| g.conn == 1).count() == 4);
+    assert_eq!(got.iter().filter(|g| g.conn == 1).count(), 4);
+    let batches = ids.len().div_ceil(b) as u32;
     assert_eq!(
         (report.sent, report.batches, report.connections),
-        (30, 3, 4)
+        (n as u64, batches, batches + 1)
     );
-    assert_eq!(rx.conns(), 4);
-    assert_eq!(report.cursor, 30);
+    assert_eq!(rx.conns(), batches as usize + 1);
+    assert_eq!(report.cursor, n);
+}
+
+/// Strict confirmation: the receiver's close_notify. Dropped without one, the batch is
+/// resent whatever the receiver had read.
+#[test]
+fn a_receiver_that_drops_mid_batch_gets_the_batch_again_with_no_gaps() {
+    drop_mid_batch(Confirm::CloseNotify, 30, 10);
+}
+
+/// The default confirmation (a clean close, as rsyslog gives): a receiver that drops the
+/// connection with part of the batch unread resets it, and the batch is resent. (A batch
+/// of 50 is far more than the receiver's TLS layer reads ahead of the 4 messages it takes.)
+#[test]
+fn with_the_default_confirmation_a_dropped_batch_is_resent_too() {
+    drop_mid_batch(Confirm::default(), 120, 50);
 }
 
 #[test]

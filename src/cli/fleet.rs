@@ -24,7 +24,9 @@ pub(super) enum Command {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ConfirmArg {
-    /// The receiver answers the TLS close_notify (at least once even if it dies).
+    /// The receiver closes cleanly after the sender's TLS close_notify (a reset resends).
+    Close,
+    /// The receiver answers the sender's close_notify with its own.
     CloseNotify,
     /// Written and flushed is enough (for receivers that never answer close_notify).
     Flush,
@@ -58,7 +60,7 @@ pub(super) struct SyslogArgs {
           value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::store::MAX_FEED)))]
     batch: u32,
     /// When a batch counts as received.
-    #[arg(long, value_enum, default_value = "close-notify")]
+    #[arg(long, value_enum, default_value = "close")]
     confirm: ConfirmArg,
     /// Seconds to wait for the receiver before a batch attempt fails.
     #[arg(long, default_value_t = 30)]
@@ -140,6 +142,7 @@ fn syslog_send(a: SyslogArgs) -> CmdResult {
     target.facility = a.facility;
     target.batch = a.batch;
     target.confirm = match a.confirm {
+        ConfirmArg::Close => Confirm::Close,
         ConfirmArg::CloseNotify => Confirm::CloseNotify,
         ConfirmArg::Flush => Confirm::Flush,
     };

@@ -23,8 +23,8 @@ pub struct Syslog {
     pub facility: u8,
     /// Incidents per batch (one TLS connection each), 1 to 10,000.
     pub batch: u32,
-    /// Batches confirmed by the receiver's `close_notify` (true), or once flushed (false).
-    pub confirm_close_notify: bool,
+    /// When a batch counts as received.
+    pub confirm: SyslogConfirm,
     /// Seconds between passes.
     pub interval_secs: u64,
     /// Connect, read and write timeout, seconds.
@@ -35,6 +35,17 @@ pub struct Syslog {
     pub cursor_file: PathBuf,
     /// The HOSTNAME in messages; `None`: the machine's host name.
     pub hostname: Option<String>,
+}
+
+/// When a batch counts as received (see `crate::fleet::Confirm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogConfirm {
+    /// `close`: the receiver closed cleanly after the sender's `close_notify`.
+    Close,
+    /// `close_notify`: the receiver answered with its own `close_notify`.
+    CloseNotify,
+    /// `flush`: written and flushed.
+    Flush,
 }
 
 /// `[fleet]` as written: the roll-up targets.
@@ -126,16 +137,17 @@ impl RawFleet {
                 )
             })?,
         };
-        let confirm_close_notify = match &s.confirm {
-            None => true,
+        let confirm = match &s.confirm {
+            None => SyslogConfirm::Close,
             Some(c) => match c.get_ref().as_str() {
-                "close_notify" => true,
-                "flush" => false,
+                "close" => SyslogConfirm::Close,
+                "close_notify" => SyslogConfirm::CloseNotify,
+                "flush" => SyslogConfirm::Flush,
                 other => {
                     return Err(err(
                         c.span().start,
                         format!(
-                        "fleet.syslog.confirm {other:?}: expected \"close_notify\" or \"flush\""
+                        "fleet.syslog.confirm {other:?}: expected \"close\", \"close_notify\" or \"flush\""
                     ),
                     ))
                 }
@@ -172,7 +184,7 @@ impl RawFleet {
                 500,
                 u64::from(crate::store::MAX_FEED),
             )? as u32,
-            confirm_close_notify,
+            confirm,
             interval_secs: ranged(s.interval_secs, "interval_secs", 60, 86_400)?,
             timeout_secs: ranged(s.timeout_secs, "timeout_secs", 30, 3_600)?,
             attempts: ranged(widen(s.attempts), "attempts", 5, 100)? as u32,
@@ -203,7 +215,7 @@ mod tests {
         .fleet_syslog
         .expect("set");
         assert_eq!((s.port, s.facility, s.batch), (6514, 16, 500));
-        assert!(s.confirm_close_notify);
+        assert_eq!(s.confirm, super::SyslogConfirm::Close);
         assert_eq!(
             s.ca_file.as_deref(),
             Some(Path::new("/etc/aiwarden/msp-ca.pem"))
@@ -219,7 +231,7 @@ mod tests {
         .fleet_syslog
         .expect("set");
         assert_eq!(s.facility, 21);
-        assert!(!s.confirm_close_notify);
+        assert_eq!(s.confirm, super::SyslogConfirm::Flush);
         for (text, want) in [
             ("[fleet.syslog]\nport = 6514\n", ":1: missing field `host`"),
             (

@@ -9,13 +9,15 @@
 //!
 //! Syslog over TLS has no acknowledgement of its own, and a flushed write only says the
 //! bytes reached this kernel. So a batch is confirmed by closing the TLS session: the
-//! sender sends `close_notify` after the last frame and waits for the receiver's
-//! `close_notify` ([`Confirm::CloseNotify`], the default). A receiver answers it only
-//! after reading everything before it; one that died or dropped the connection mid-batch
-//! gives a reset or a bare end of stream, and the batch is sent again. A receiver that
-//! closes without answering `close_notify` can be used with [`Confirm::Flush`]: a batch
-//! then counts as sent once written and flushed, and a receiver that dies holding unread
-//! messages loses them (docs/fleet.md says which to choose).
+//! sender sends `close_notify` after the last frame and waits for the receiver to close in
+//! turn ([`Confirm::Close`], the default). A receiver sees `close_notify` only after every
+//! record before it, and closes; rsyslog answers with a bare end of stream, others with
+//! their own `close_notify`. A receiver that dies or drops the connection with part of the
+//! batch still unread resets the connection instead, and the batch is sent again. What
+//! this cannot tell apart is a receiver that read the whole batch off its socket and then
+//! lost it (that needs an application acknowledgement, as RELP has): [`Confirm::CloseNotify`]
+//! narrows it for receivers that answer `close_notify` by insisting on the answer, and
+//! [`Confirm::Flush`] drops the wait altogether.
 //!
 //! Blocking on purpose, like `crate::deliver`: a pass runs in `aiwarden fleet syslog-send`
 //! or a thread of its own, never on the detection path.
@@ -32,7 +34,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::ocsf::{self, Origin};
 use super::syslog::{self, Header};
-use crate::config::Syslog;
+use crate::config::{Syslog, SyslogConfirm};
 use crate::error::{Error, Result};
 use crate::policy::{Baa, Live};
 use crate::store::Store;
@@ -48,10 +50,14 @@ const MAX_REPLY: usize = 64 * 1024;
 /// When a batch counts as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Confirm {
-    /// The receiver answered the sender's `close_notify` with its own.
+    /// The receiver closed cleanly after the sender's `close_notify`: its own
+    /// `close_notify` or a bare end of stream (rsyslog's); a reset is a failure.
     #[default]
+    Close,
+    /// The receiver answered the sender's `close_notify` with its own; a bare end of
+    /// stream is a failure too.
     CloseNotify,
-    /// The batch was written and flushed (for receivers that never answer `close_notify`).
+    /// The batch was written and flushed.
     Flush,
 }
 
@@ -83,7 +89,7 @@ pub struct Target {
 
 impl Target {
     /// A target at `host:port` with the defaults: system CAs, no client certificate,
-    /// local0, [`DEFAULT_BATCH`], close_notify confirmation, 30 s timeout, 5 attempts 1 s
+    /// local0, [`DEFAULT_BATCH`], [`Confirm::Close`], 30 s timeout, 5 attempts 1 s
     /// apart and more.
     pub fn new(host: &str, port: u16) -> Target {
         Target {
@@ -93,7 +99,7 @@ impl Target {
             client_cert: None,
             facility: syslog::DEFAULT_FACILITY,
             batch: DEFAULT_BATCH,
-            confirm: Confirm::CloseNotify,
+            confirm: Confirm::Close,
             timeout: Duration::from_secs(30),
             attempts: 5,
             backoff: Duration::from_secs(1),
@@ -109,10 +115,10 @@ impl Target {
             client_cert: c.client_cert_file.clone().zip(c.client_key_file.clone()),
             facility: c.facility,
             batch: c.batch,
-            confirm: if c.confirm_close_notify {
-                Confirm::CloseNotify
-            } else {
-                Confirm::Flush
+            confirm: match c.confirm {
+                SyslogConfirm::Close => Confirm::Close,
+                SyslogConfirm::CloseNotify => Confirm::CloseNotify,
+                SyslogConfirm::Flush => Confirm::Flush,
             },
             timeout: Duration::from_secs(c.timeout_secs),
             attempts: c.attempts,
@@ -393,12 +399,16 @@ fn send_batch(
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(Failure {
-                    message: "the receiver closed the connection without close_notify: \
-                              the batch is not confirmed"
-                        .into(),
-                    permanent: false,
-                })
+                return if target.confirm == Confirm::Close {
+                    Ok(())
+                } else {
+                    Err(Failure {
+                        message: "the receiver closed the connection without close_notify: \
+                                  the batch is not confirmed (confirm = \"close\" accepts that)"
+                            .into(),
+                        permanent: false,
+                    })
+                }
             }
             Err(e) => return Err(io("confirm", e)),
         }
