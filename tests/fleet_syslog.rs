@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aiwarden::fleet::syslog_send::read_cursor;
 use aiwarden::fleet::{send_pending, Confirm, Source, Target};
 use aiwarden::incident::IncidentRecord;
 use aiwarden::policy::{Baa, Mode, Tier, Verdict};
@@ -117,12 +118,12 @@ fn every_incident_arrives_once_and_a_second_send_only_the_new_ones() {
         (25, 3, 3)
     );
     assert_eq!(report.cursor, *ids.last().expect("ids"));
+    let store = Store::open_read_only(&db).expect("store");
     assert_eq!(
-        std::fs::read_to_string(&cursor).expect("cursor").trim(),
-        report.cursor.to_string()
+        read_cursor(&cursor).expect("cursor"),
+        (report.cursor, store.row_hash(report.cursor).expect("hash"))
     );
     // The copy can be checked against the chain: each hash is the store's for that row.
-    let store = Store::open_read_only(&db).expect("store");
     let chained = store.incidents_after(0, 100).expect("feed");
     for g in &got {
         let c = chained.iter().find(|c| c.row.id == g.row).expect("row");
@@ -147,6 +148,56 @@ fn every_incident_arrives_once_and_a_second_send_only_the_new_ones() {
     assert_eq!(report.sent, 7);
     let later: Vec<i64> = rx.got()[got.len()..].iter().map(|g| g.row).collect();
     assert_eq!(later, new, "only the new ones, in order");
+    assert_eq!(rx.violations(), Vec::<String>::new());
+}
+
+/// A store set aside and begun anew numbers its rows from 1 again: the cursor (row 8 of
+/// the old chain) is not in the new chain, and the new chain is sent from its start, each
+/// row with a uid no row of the old chain had.
+#[test]
+fn a_store_begun_anew_is_sent_from_its_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("incidents.db");
+    let cursor = dir.path().join("syslog.cursor");
+    let pki = pki::pki(dir.path(), "syslog-ca", &["127.0.0.1"]);
+    let rx = Receiver::start(pki.server.clone(), vec![]);
+    let stop = AtomicBool::new(false);
+    let t = target(rx.addr, &pki.ca_file);
+    append(&db, 1..=8);
+    let first = send_pending(&source(&db, &cursor), &t, &stop).expect("send");
+    assert_eq!((first.sent, first.restarted), (8, false));
+
+    // As the writer does with a corrupt file: set aside, a new one in its place. Once with
+    // fewer rows than the cursor, once with more (the row at the cursor then differs).
+    // (A real new chain opens with a break row naming the file set aside; other incidents
+    // here stand in for it: a chain of the same rows would have the same hashes.)
+    for (from, n, round) in [(100, 3, "shorter"), (200, 12, "longer")] {
+        let before = rx.got().len();
+        for ext in ["", "-wal", "-shm", ".head"] {
+            let p = dir.path().join(format!("incidents.db{ext}"));
+            if p.exists() {
+                std::fs::rename(&p, dir.path().join(format!("old-{round}{ext}"))).expect("rename");
+            }
+        }
+        let ids = append(&db, from..=from + n - 1);
+        let r = send_pending(&source(&db, &cursor), &t, &stop).expect("send");
+        assert!(r.restarted, "{round}");
+        assert_eq!(r.sent, n as u64, "{round}");
+        let got = rx.got();
+        let new: Vec<i64> = got[before..].iter().map(|g| g.row).collect();
+        assert_eq!(new, ids, "{round}: the new chain from its start");
+        let uids: std::collections::BTreeSet<String> = got
+            .iter()
+            .map(|g| g.json["metadata"]["uid"].as_str().expect("uid").to_string())
+            .collect();
+        assert_eq!(
+            uids.len(),
+            got.len(),
+            "{round}: a uid per row of either chain"
+        );
+        let again = send_pending(&source(&db, &cursor), &t, &stop).expect("send");
+        assert_eq!((again.sent, again.restarted), (0, false), "{round}");
+    }
     assert_eq!(rx.violations(), Vec::<String>::new());
 }
 
@@ -362,8 +413,10 @@ fn the_cli_sends_one_pass_with_the_catalogs_baa_and_a_client_certificate() {
         "enterprise_only"
     );
     assert_eq!(
-        std::fs::read_to_string(dir.path().join("fleet-syslog.cursor")).expect("cursor"),
-        format!("{ids_last}\n"),
+        read_cursor(&dir.path().join("fleet-syslog.cursor"))
+            .expect("cursor")
+            .0,
+        *ids_last,
         "the default cursor beside the store"
     );
     let out = run(&["--client-cert", cert, "--client-key", key]);
@@ -550,7 +603,7 @@ fn the_daemon_sends_the_incidents_it_records() {
         "127.0.0.1"
     );
     // The daemon's cursor, beside its store, names the last row sent.
-    let cursor = std::fs::read_to_string(d.join("fleet-syslog.cursor")).expect("cursor");
+    let cursor = read_cursor(&d.join("fleet-syslog.cursor")).expect("cursor");
     let last = counts.keys().next_back().expect("rows");
-    assert_eq!(cursor, format!("{last}\n"));
+    assert_eq!(cursor.0, *last);
 }

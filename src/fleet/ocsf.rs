@@ -112,7 +112,13 @@ pub fn finding(inc: &Chained, origin: Origin<'_>, baa: Option<Baa>) -> Value {
     let sev = severity_id(r.verdict);
     let (action_id, action_name) = action(r.verdict);
     let (disposition_id, disposition_name) = disposition(r.verdict);
-    let uid = format!("{}:{id}", origin.site);
+    // The same on every copy of this row, and unlike any row of another chain (a store
+    // begun anew numbers its rows from 1 again): a SIEM's key for dropping duplicates.
+    let uid = format!(
+        "{}:{id}:{}",
+        origin.site,
+        inc.hash.get(..16).unwrap_or(&inc.hash)
+    );
     let verb = match r.verdict {
         Verdict::Block => "blocked",
         _ => "flagged",
@@ -272,7 +278,11 @@ mod tests {
             (v["action_id"].clone(), v["disposition_id"].clone()),
             (2.into(), 2.into())
         );
-        assert_eq!(v["finding_info"]["uid"], "Elm Street Clinic:42");
+        assert_eq!(
+            v["finding_info"]["uid"],
+            "Elm Street Clinic:42:abababababababab"
+        );
+        assert_eq!(v["metadata"]["uid"], v["finding_info"]["uid"]);
         assert_eq!(v["message"], "Front desk PC 1 reached ChatGPT (blocked)");
         let src = &v["evidences"][0]["src_endpoint"];
         assert_eq!(src["mac"], "52:54:00:12:34:56");

@@ -1,11 +1,13 @@
 //! Shell: sends the store's incidents to a SIEM as RFC 5424 syslog over TLS (RFC 5425),
 //! each an OCSF event (`ocsf.rs`), after a cursor kept in a small file.
 //!
-//! The store is the queue. The cursor file holds the row id of the last incident the
-//! receiver confirmed; a pass reads the incidents above it a batch at a time, sends a
+//! The store is the queue. The cursor file holds the row id and chain hash of the last
+//! incident the receiver confirmed; a pass reads the incidents above it a batch at a time, sends a
 //! batch on one TLS connection, and moves the cursor (temp file, fsync, rename, directory
 //! fsync) only once the batch is confirmed. A crash or a failed batch sends the batch
-//! again: at-least-once, and exactly once when nothing fails.
+//! again: at-least-once, and exactly once when nothing fails. A store that was set aside
+//! and begun anew (a corrupt or tampered file; see `crate::store`) numbers its rows from 1
+//! again: the cursor's hash no longer matches, and the new chain is sent from its start.
 //!
 //! Syslog over TLS has no acknowledgement of its own, and a flushed write only says the
 //! bytes reached this kernel. So a batch is confirmed by closing the TLS session: the
@@ -156,6 +158,9 @@ pub struct SendReport {
     pub connections: u32,
     /// The cursor after the pass.
     pub cursor: i64,
+    /// The cursor pointed into another chain (the store was begun anew) and the pass
+    /// started from the new chain's first row.
+    pub restarted: bool,
 }
 
 /// Sends every incident above the cursor, a batch at a time, moving the cursor after each
@@ -187,13 +192,20 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
         site: src.site,
         appliance: src.hostname,
     };
+    let (cursor, cursor_hash) = read_cursor(src.cursor)?;
     let mut report = SendReport {
-        cursor: read_cursor(src.cursor)?,
+        cursor,
         ..SendReport::default()
     };
+    if cursor > 0 && !same_chain(&store, cursor, cursor_hash.as_deref())? {
+        tracing::warn!(cursor, store = %src.store.display(),
+            "syslog: the cursor is not in this store's chain (a new store); sending it from its start");
+        report.cursor = 0;
+        report.restarted = true;
+    }
     while !stop.load(Ordering::Relaxed) {
         let batch = store.incidents_after(report.cursor, target.batch)?;
-        let Some(last) = batch.last().map(|c| c.row.id) else {
+        let Some((last, last_hash)) = batch.last().map(|c| (c.row.id, c.hash.clone())) else {
             break;
         };
         let mut bytes = Vec::new();
@@ -234,7 +246,7 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
                 }
             }
         }
-        write_cursor(src.cursor, last)?;
+        write_cursor(src.cursor, last, &last_hash)?;
         report.cursor = last;
         report.sent += batch.len() as u64;
         report.batches += 1;
@@ -454,15 +466,45 @@ fn client_config(target: &Target) -> std::result::Result<Arc<rustls::ClientConfi
     Ok(Arc::new(config))
 }
 
-/// The cursor in `path`: a row id on one line; 0 when the file does not exist yet.
-pub fn read_cursor(path: &Path) -> Result<i64> {
+/// Whether the cursor (`id`, and its hash when the file had one) points into `store`'s
+/// chain: the row has that hash, or it is gone because retention purged it (the store's
+/// newest row is past it). A store whose newest row is older than the cursor, or whose row
+/// `id` has another hash, is a new chain.
+fn same_chain(store: &Store, id: i64, hash: Option<&str>) -> Result<bool> {
+    Ok(match (store.row_hash(id)?, hash) {
+        (Some(now), Some(was)) => now == was,
+        (Some(_), None) => true,
+        (None, _) => store.head()?.is_some_and(|h| h.id > id),
+    })
+}
+
+/// The cursor in `path`: a row id and its chain hash on one line (`4711 9f2c...`; the
+/// hash may be missing); `(0, None)` when the file does not exist yet.
+pub fn read_cursor(path: &Path) -> Result<(i64, Option<String>)> {
+    let bad = |text: &str| Error::Config {
+        path: path.to_path_buf(),
+        line: 1,
+        message: format!("syslog cursor: {text:?} is not a row id and hash"),
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => text.trim().parse::<i64>().map_err(|_| Error::Config {
-            path: path.to_path_buf(),
-            line: 1,
-            message: format!("syslog cursor: {:?} is not a row id", text.trim()),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Ok(text) => {
+            let mut words = text.split_whitespace();
+            let id = words
+                .next()
+                .and_then(|w| w.parse::<i64>().ok())
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| bad(text.trim()))?;
+            let hash = words.next().map(str::to_string);
+            if words.next().is_some()
+                || hash
+                    .as_deref()
+                    .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(bad(text.trim()));
+            }
+            Ok((id, hash))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((0, None)),
         Err(source) => Err(Error::Io {
             path: path.to_path_buf(),
             source,
@@ -470,9 +512,10 @@ pub fn read_cursor(path: &Path) -> Result<i64> {
     }
 }
 
-/// Writes `id` to the cursor file so that a crash leaves the old cursor or the new one,
-/// never a torn file: a temporary file beside it, synced, renamed, the directory synced.
-pub fn write_cursor(path: &Path, id: i64) -> Result<()> {
+/// Writes the cursor (`id` and its chain hash) so that a crash leaves the old cursor or
+/// the new one, never a torn file: a temporary file beside it, synced, renamed, the
+/// directory synced.
+pub fn write_cursor(path: &Path, id: i64, hash: &str) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -488,7 +531,8 @@ pub fn write_cursor(path: &Path, id: i64) -> Result<()> {
             .unwrap_or_default()
     ));
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(format!("{id}\n").as_bytes()).map_err(io)?;
+    f.write_all(format!("{id} {hash}\n").as_bytes())
+        .map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     std::fs::File::open(dir)
@@ -579,13 +623,18 @@ mod tests {
     fn the_cursor_round_trips_and_a_bad_one_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("syslog.cursor");
-        assert_eq!(read_cursor(&p).expect("missing is 0"), 0);
-        write_cursor(&p, 41).expect("write");
-        write_cursor(&p, 42).expect("write");
-        assert_eq!(read_cursor(&p).expect("read"), 42);
+        assert_eq!(read_cursor(&p).expect("missing is 0"), (0, None));
+        let h = "ab".repeat(32);
+        write_cursor(&p, 41, &h).expect("write");
+        write_cursor(&p, 42, &h).expect("write");
+        assert_eq!(read_cursor(&p).expect("read"), (42, Some(h.clone())));
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
-        std::fs::write(&p, "forty-two").expect("write");
-        let e = read_cursor(&p).expect_err("bad");
-        assert!(e.to_string().contains("is not a row id"), "{e}");
+        std::fs::write(&p, "42\n").expect("write");
+        assert_eq!(read_cursor(&p).expect("no hash"), (42, None));
+        for bad in ["forty-two", "-1", "42 xyz", &format!("42 {h} more")] {
+            std::fs::write(&p, bad).expect("write");
+            let e = read_cursor(&p).expect_err(bad);
+            assert!(e.to_string().contains("is not a row id and hash"), "{e}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! Row ids only grow (retention purges a prefix, never the middle), so "every incident with
 //! an id above the cursor" is the exact set not yet sent, whatever happened in between.
 
-use super::chain::hex;
+use super::chain::{hash_at, hex};
 use super::read::read_incident;
 use super::{Context, IncidentRow, Store};
 use crate::Result;
@@ -23,6 +23,14 @@ pub struct Chained {
 }
 
 impl Store {
+    /// The chain hash of row `id` (lowercase hex), the retention anchor's when `id` is the
+    /// last row purged, `None` when the store holds neither: a cursor kept elsewhere checks
+    /// with it that it still points into this chain.
+    pub fn row_hash(&self, id: i64) -> Result<Option<String>> {
+        let h = hash_at(&self.conn, id).ctx(&self.path, "read a row's hash")?;
+        Ok(h.map(|h| hex(&h)))
+    }
+
     /// Up to `limit` (at most [`MAX_FEED`]) incidents with a row id above `after`, oldest
     /// (lowest id) first, each with its chain hash. One read snapshot, so a purge or an
     /// append between the queries cannot tear the answer.
