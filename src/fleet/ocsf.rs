@@ -21,6 +21,11 @@ use serde_json::{json, Map, Value};
 use crate::policy::{Baa, Tier, Verdict};
 use crate::store::Chained;
 
+/// Host names an event lists at most (of the [`crate::incident::MAX_SEEN_PER_INCIDENT`]
+/// the store keeps; `hosts_seen` gives the count): keeps a message under rsyslog's default
+/// 8 KiB `maxMessageSize`, which would cut the JSON short.
+pub const MAX_HOSTS: usize = 16;
+
 /// The OCSF schema version the events follow.
 pub const OCSF_VERSION: &str = "1.3.0";
 /// Detection Finding.
@@ -154,7 +159,8 @@ pub fn finding(inc: &Chained, origin: Origin<'_>, baa: Option<Baa>) -> Value {
         "mode": r.mode.as_str(),
         "how": r.how.to_string(),
         "group": r.group,
-        "hosts": s.hosts,
+        "hosts": s.hosts.iter().take(MAX_HOSTS).collect::<Vec<_>>(),
+        "hosts_seen": s.hosts.len(),
         "service": service,
         "acknowledged": !inc.row.acks.is_empty(),
     }));
@@ -294,6 +300,45 @@ mod tests {
         assert_eq!(a["service"]["baa"], "enterprise_only");
         assert_eq!(a["service"]["tier"], "consumer");
         assert_eq!(a["verdict"], "block");
+    }
+
+    #[test]
+    fn the_longest_incident_stays_under_8_kib_as_a_syslog_message() {
+        let mut c = chained(Verdict::Block, Some(&"L".repeat(200)));
+        let r = &mut c.row.summary;
+        r.record.device = Some("d".repeat(200));
+        r.record.host = format!("{}.example", "h".repeat(240));
+        r.record.service_name = "S".repeat(100);
+        r.record.rule = format!("site/deny.list:{}", "r".repeat(200));
+        r.hosts = (0..crate::incident::MAX_SEEN_PER_INCIDENT)
+            .map(|i| format!("{i:03}{}.example", "h".repeat(240)))
+            .collect();
+        let v = finding(&c, ORIGIN, Some(Baa::None));
+        assert_eq!(
+            v["unmapped"]["aiwarden"]["hosts"].as_array().map(Vec::len),
+            Some(MAX_HOSTS)
+        );
+        assert_eq!(v["unmapped"]["aiwarden"]["hosts_seen"], 64);
+        let json = v.to_string();
+        let h = crate::fleet::syslog::Header {
+            facility: 16,
+            hostname: "h".repeat(255),
+            procid: Some(u32::MAX),
+        };
+        let site = "S".repeat(200);
+        let m = crate::fleet::syslog::message(
+            &h,
+            crate::fleet::syslog::Severity::Notice,
+            c.row.summary.record.ts,
+            "incident",
+            &[
+                ("site", &site),
+                ("row", "9223372036854775807"),
+                ("hash", &c.hash),
+            ],
+            &json,
+        );
+        assert!(m.len() < 8192, "{} bytes", m.len());
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! each an OCSF event (`ocsf.rs`), after a cursor kept in a small file.
 //!
 //! The store is the queue. The cursor file holds the row id and chain hash of the last
-//! incident the receiver confirmed; a pass reads the incidents above it a batch at a time, sends a
-//! batch on one TLS connection, and moves the cursor (temp file, fsync, rename, directory
-//! fsync) only once the batch is confirmed. A crash or a failed batch sends the batch
+//! incident the receiver confirmed; a pass reads the incidents above it a batch at a time,
+//! sends a batch on one TLS connection, and moves the cursor (temp file, fsync, rename,
+//! directory fsync) only once the batch is confirmed. A crash or a failed batch sends the batch
 //! again: at-least-once, and exactly once when nothing fails. A store that was set aside
 //! and begun anew (a corrupt or tampered file; see `crate::store`) numbers its rows from 1
 //! again: the cursor's hash no longer matches, and the new chain is sent from its start.
