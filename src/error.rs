@@ -225,6 +225,16 @@ pub enum Error {
         /// What failed, in lowercase.
         message: String,
     },
+    /// Incidents could not be sent to a SIEM by syslog over TLS: the receiver's certificate
+    /// refused, the receiver unreachable or not confirming a batch after the retries, the
+    /// TLS files unusable.
+    #[error("syslog to {to}: {message}")]
+    Syslog {
+        /// The receiver, `host:port`.
+        to: String,
+        /// What failed, in lowercase.
+        message: String,
+    },
     /// Writing output failed (a closed pipe is not an error; see `main`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -259,7 +269,8 @@ impl Error {
             | Error::Firewall { .. }
             | Error::Console(_)
             | Error::Deliver { .. }
-            | Error::BundleFetch { .. } => 1,
+            | Error::BundleFetch { .. }
+            | Error::Syslog { .. } => 1,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
         }

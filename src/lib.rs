@@ -33,6 +33,7 @@
 //! | [`metrics`] | Prometheus metrics and the `/metrics` + `/healthz` listener |
 //! | [`report`] | the weekly report: a period in the clinic's time zone read from the store as a stream into figures ([`report::Report`]), rendered to HTML (askama), PDF (pdf-writer), chart PNGs (resvg), text, JSON and CSV |
 //! | [`deliver`] | shell: sends a rendered report by email (SMTP, STARTTLS) and to a webhook (JSON POST), retried; run by `aiwarden report --deliver`, never by the daemon |
+//! | [`fleet`] | shell: the MSP roll-up: incidents as OCSF events by RFC 5424 syslog over TLS to a SIEM, after a cursor, at least once |
 //! | [`console`] | shell: the compliance web console (HTTPS, local accounts, sessions, CSRF, login limits): dashboard, incidents to acknowledge, report archive, rules |
 //! | [`provision`] | pure: first-boot provisioning: `provision.toml` validated, and the files it becomes (networkd, dnsmasq, nftables, aiwarden's configuration) or the safe state |
 //! | [`daemon`] | `aiwarden run`: wiring, detection and housekeeping threads, one shutdown, systemd |

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `daemon.rs` | `run`, `check` |
 //! | `firewall.rs` | `firewall plan/down/failopen`, `status` |
+//! | `fleet.rs` | `fleet syslog-send` (the SIEM roll-up, one pass) |
 //! | `incidents.rs` | `incidents list`, `incidents ack`, `verify` |
 //! | `replay.rs` (and `replay_run.rs`, the replay itself) | `replay` |
 //! | `rules.rs` (and `import.rs`, the list import) | `rules check/list/explain/import/docs` |
@@ -21,6 +22,7 @@ mod console;
 mod daemon;
 mod docs;
 mod firewall;
+mod fleet;
 mod import;
 mod incidents;
 mod logging;
@@ -94,6 +96,11 @@ enum Command {
         #[command(subcommand)]
         command: firewall::Command,
     },
+    /// The MSP roll-up: `fleet syslog-send` sends incidents to a SIEM (syslog over TLS).
+    Fleet {
+        #[command(subcommand)]
+        command: fleet::Command,
+    },
     /// First-boot provisioning from a `provision.toml` (docs/provisioning.md): `--check`
     /// validates it anywhere, `--apply` configures the appliance (or its safe state).
     Provision(provision::Args),
@@ -162,6 +169,7 @@ pub fn main() -> ExitCode {
         Command::Console(a) => console::run(a),
         Command::Status(a) => firewall::status(a),
         Command::Firewall { command } => firewall::run(command),
+        Command::Fleet { command } => fleet::run(command),
         Command::Provision(a) => provision::run(a),
         Command::Bundle { command } => bundle::run(command),
         Command::GenerateDocs(a) => docs::run(a, Cli::command()),

@@ -42,7 +42,7 @@ impl Fleet {
     pub fn keys(&self) -> Vec<minisign::PublicKey> {
         self.bundle_keys
             .iter()
-            .filter_map(|k| crate::fleet::bundle::parse_public_key(k).ok())
+            .filter_map(|k| parse_public_key(k).ok())
             .collect()
     }
 }
@@ -58,6 +58,8 @@ pub(super) struct RawFleet {
     ca_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     timeout_secs: Option<toml::Spanned<u64>>,
+    /// `[fleet.syslog]`, validated by [`super::syslog::build`].
+    pub(super) syslog: Option<super::syslog::RawSyslog>,
 }
 
 /// The shortest poll interval: a static file server is not to be hammered by hundreds of
@@ -109,7 +111,7 @@ impl RawFleet {
             }
         };
         for k in &self.bundle_keys {
-            if let Err(m) = crate::fleet::bundle::parse_public_key(k.get_ref()) {
+            if let Err(m) = parse_public_key(k.get_ref()) {
                 return Err(err(k.span().start, format!("fleet.bundle_keys: {m}")));
             }
         }
@@ -166,6 +168,18 @@ impl RawFleet {
             timeout,
         })
     }
+}
+
+/// A public key from a minisign public key file's text, or from its base64 line alone
+/// (`RW...`, as a config file pins it).
+pub fn parse_public_key(text: &str) -> std::result::Result<minisign::PublicKey, String> {
+    let text = text.trim();
+    let parsed = if text.contains('\n') {
+        minisign::PublicKeyBox::from_string(text).and_then(minisign::PublicKeyBox::into_public_key)
+    } else {
+        minisign::PublicKey::from_base64(text)
+    };
+    parsed.map_err(|e| format!("not a minisign public key: {e}"))
 }
 
 #[cfg(test)]

@@ -565,6 +565,18 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         }
     }
 
+    // The SIEM roll-up: its own thread; a receiver that is down holds up nothing else.
+    let siem = match (&cfg.fleet_syslog, read.is_empty()) {
+        (Some(s), true) => Some(crate::fleet::syslog_send::spawn(
+            s.clone(),
+            cfg.store.path.clone(),
+            cfg.site_name.clone(),
+            live.clone(),
+            shutdown.flag(),
+        )?),
+        _ => None,
+    };
+
     systemd::notify("READY=1\nSTATUS=watching");
     tracing::info!(
         mode = cfg.mode.as_str(),
@@ -648,6 +660,9 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         let _ = detection_thread.join();
         let _ = writer_thread.join();
         let _ = housekeeping.join();
+        if let Some(t) = siem {
+            let _ = t.join();
+        }
         read
     })
     .await

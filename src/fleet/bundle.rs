@@ -131,17 +131,7 @@ pub fn key_id(keynum: &[u8]) -> String {
     format!("{:016X}", u64::from_le_bytes(b))
 }
 
-/// A public key from a minisign public key file's text, or from its base64 line alone
-/// (`RW...`, as a config file pins it).
-pub fn parse_public_key(text: &str) -> std::result::Result<PublicKey, String> {
-    let text = text.trim();
-    let parsed = if text.contains('\n') {
-        PublicKeyBox::from_string(text).and_then(PublicKeyBox::into_public_key)
-    } else {
-        PublicKey::from_base64(text)
-    };
-    parsed.map_err(|e| format!("not a minisign public key: {e}"))
-}
+pub use crate::config::parse_public_key;
 
 /// The text of a minisign public key file for `pk`.
 pub fn public_key_file(pk: &PublicKey) -> std::result::Result<String, String> {

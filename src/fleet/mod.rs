@@ -1,9 +1,18 @@
-//! Fleet features for MSPs that look after many clinics: signed rule bundles.
+//! Fleet features for an MSP that looks after many clinics: signed rule bundles pushed to
+//! every box, and the roll-up of each box's incidents to engines the MSP already runs.
 //!
 //! | file | concern |
 //! |---|---|
 //! | `bundle.rs` | pure: the bundle format (tar + manifest), minisign signing and verification, every refusal |
 //! | `update.rs` | shell: fetch over HTTPS, verify, unpack into the state directory, swap the catalog in through [`crate::policy::Live`], record the outcome |
+//! | `ocsf.rs` | pure: one incident as one OCSF Detection Finding (the SIEM's JSON) |
+//! | `syslog.rs` | pure: RFC 5424 messages and RFC 5425 octet-counting frames |
+//! | `syslog_send.rs` | shell: sends the incidents after a cursor to a syslog-over-TLS receiver, moving the cursor once a batch is confirmed |
 
 pub mod bundle;
+pub mod ocsf;
+pub mod syslog;
+pub mod syslog_send;
 pub mod update;
+
+pub use syslog_send::{send_pending, Confirm, SendReport, Source, Target};
