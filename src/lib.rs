@@ -40,6 +40,7 @@
 //! | [`cli`] | the command line: one file per command group |
 //! | [`config`] | the daemon's configuration file |
 //! | [`paths`] | every default path, the compiled-in rules location among them |
+//! | [`tls`] | TLS client pieces the shells that dial out share: CA roots, certificate refusals, an error's causes on one line |
 //! | [`error`] | the one error enum |
 //! | [`limit`] | bounds the shells share: one log line per interval for failures that repeat, connection slots that evict the longest idle when full |
 
@@ -64,5 +65,6 @@ pub mod provision;
 pub mod report;
 pub mod resolver;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 /// Each top-level module's place in the flow: a module may use modules of a lower layer
 /// (and `error`, `paths`), never one of its own layer or above.
-const LAYERS: [(&str, u8); 23] = [
+const LAYERS: [(&str, u8); 24] = [
     ("error", 0),
     ("health", 0),
     ("paths", 0),
     ("limit", 0),
+    ("tls", 0),
     ("detect", 1),
     ("policy", 2),
     ("devices", 3),

@@ -10,11 +10,9 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-
 use crate::config::{Delivery, Retry};
 use crate::error::Error;
+use crate::tls::{error_chain as chain, roots};
 
 mod email;
 mod webhook;
@@ -244,62 +242,15 @@ fn read_secret(path: &Path, what: &str) -> Result<String, String> {
     Ok(secret)
 }
 
-/// The CA certificates a server's certificate is checked against: `ca_file`, else the
-/// system's bundle. Certificates rustls cannot use as a root are skipped.
-fn roots(ca_file: Option<&Path>) -> Result<Vec<CertificateDer<'static>>, String> {
-    let path = ca_file.unwrap_or(Path::new(crate::paths::CA_CERTIFICATES));
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read CA certificates {}: {e}", path.display()))?;
-    let mut usable = Vec::new();
-    for c in certs.flatten() {
-        if rustls::RootCertStore::empty().add(c.clone()).is_ok() {
-            usable.push(c);
-        }
-    }
-    if usable.is_empty() {
-        return Err(format!("no CA certificates in {}", path.display()));
-    }
-    Ok(usable)
-}
-
 /// Whether `e` (or a cause) is rustls refusing the server's certificate: another attempt
 /// would meet the same certificate, so it is not retried.
 fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(r) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                r,
-                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-            );
-        }
-        // An io::Error shows its inner error's text but skips it as a source.
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            if certificate_refused(inner) {
-                return true;
-            }
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// An error and its causes on one line (`a: b: c`), skipping a cause the text already
-/// ends with.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.ends_with(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
+    crate::tls::rustls_refused(e, &|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    })
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ fn send_batch(
 ) -> std::result::Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| Failure {
         permanent: certificate_refused(&e),
-        message: format!("{what}: {}", chain(&e)),
+        message: format!("{what}: {}", crate::tls::error_chain(&e)),
     };
     let addrs = (target.host.as_str(), target.port)
         .to_socket_addrs()
@@ -430,20 +430,7 @@ fn send_batch(
 /// The client's TLS configuration: roots from `ca_file` or the system bundle, the client
 /// certificate when there is one.
 fn client_config(target: &Target) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
-    let path = target
-        .ca_file
-        .as_deref()
-        .unwrap_or(Path::new(crate::paths::CA_CERTIFICATES));
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read CA certificates {}: {e}", path.display()))?;
-    for c in certs.flatten() {
-        // A certificate rustls cannot use as a root is skipped, as in a system bundle.
-        let _ = roots.add(c);
-    }
-    if roots.is_empty() {
-        return Err(format!("no CA certificates in {}", path.display()));
-    }
+    let roots = crate::tls::root_store(target.ca_file.as_deref())?;
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -566,45 +553,18 @@ fn pause(d: Duration, stop: &AtomicBool) -> bool {
 /// Whether `e` (or a cause) is rustls refusing the receiver's certificate, or the receiver
 /// refusing ours.
 fn certificate_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(r) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                r,
-                rustls::Error::InvalidCertificate(_)
-                    | rustls::Error::NoCertificatesPresented
-                    | rustls::Error::AlertReceived(
-                        rustls::AlertDescription::BadCertificate
-                            | rustls::AlertDescription::UnknownCA
-                            | rustls::AlertDescription::CertificateRequired
-                    )
-            );
-        }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::get_ref)
-        {
-            if certificate_refused(inner) {
-                return true;
-            }
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// An error and its causes on one line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.ends_with(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = s.source();
-    }
-    text
+    crate::tls::rustls_refused(e, &|r| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::AlertReceived(
+                    rustls::AlertDescription::BadCertificate
+                        | rustls::AlertDescription::UnknownCA
+                        | rustls::AlertDescription::CertificateRequired
+                )
+        )
+    })
 }
 
 #[cfg(test)]

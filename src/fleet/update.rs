@@ -375,7 +375,7 @@ fn agent(source: &Source) -> Result<ureq::Agent> {
     if !source.url.starts_with("https://") {
         return Err(fail("only https urls are fetched".into()));
     }
-    let certs: Vec<_> = roots(source.ca_file.as_deref())
+    let certs: Vec<_> = crate::tls::roots(source.ca_file.as_deref())
         .map_err(fail)?
         .iter()
         .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
@@ -420,24 +420,4 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = s.source();
     }
     out
-}
-
-/// The CA certificates the server's certificate is checked against: `ca_file`, else the
-/// system's bundle. (The same rule as report delivery's; `deliver` is a sibling shell,
-/// so it is not imported.)
-fn roots(
-    ca_file: Option<&Path>,
-) -> std::result::Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    use rustls::pki_types::pem::PemObject;
-    let path = ca_file.unwrap_or(Path::new(crate::paths::CA_CERTIFICATES));
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read CA certificates {}: {e}", path.display()))?;
-    let usable: Vec<_> = certs
-        .flatten()
-        .filter(|c| rustls::RootCertStore::empty().add(c.clone()).is_ok())
-        .collect();
-    if usable.is_empty() {
-        return Err(format!("no CA certificates in {}", path.display()));
-    }
-    Ok(usable)
 }

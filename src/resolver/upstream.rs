@@ -647,25 +647,7 @@ pub(super) async fn stream_round_trip<S: AsyncReadExt + AsyncWriteExt + Unpin>(
 pub(super) fn tls_connector(
     ca_file: Option<&std::path::Path>,
 ) -> crate::Result<tokio_rustls::TlsConnector> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    let path = ca_file.unwrap_or(std::path::Path::new(crate::paths::CA_CERTIFICATES));
-    let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
-        crate::Error::Tls(format!(
-            "cannot read CA certificates {}: {e}",
-            path.display()
-        ))
-    })?;
-    for c in certs.flatten() {
-        let _ = roots.add(c);
-    }
-    if roots.is_empty() {
-        return Err(crate::Error::Tls(format!(
-            "no CA certificates in {}",
-            path.display()
-        )));
-    }
+    let roots = crate::tls::root_store(ca_file).map_err(crate::Error::Tls)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
