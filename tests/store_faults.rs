@@ -31,6 +31,11 @@ fn corrupt_header(p: &Phase) {
     let d = p.start();
     p.make_incidents(&d, &[11, 12]);
     p.assert_recorded(&p.store(), &[11, 12]);
+    // The daemon records the rules once the writer has made the store: wait for that row,
+    // the third of the chain the header overwrite then ends.
+    wait_for("the rules_loaded event", Duration::from_secs(10), || {
+        text(&p.verify(&p.store())).contains("events: rules_loaded 1")
+    });
     for f in ["", "-wal", "-shm", ".head"] {
         let f = PathBuf::from(format!("{}{f}", p.store().display()));
         assert_eq!(

@@ -93,14 +93,14 @@ pub(super) fn spawn(
 }
 
 /// Appends an event row through a connection of its own (as `record_rules` does); never
-/// creates the store: that is the writer's, which opens it as the daemon starts, so the
+/// creates the store (see [`crate::store::made`]): that is the writer's, which opens it as the daemon starts, so the
 /// first poll (at once) waits a little for it. A failure is logged: the update stands.
 fn record(store: &Path, event: &str, detail: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !store.exists() && std::time::Instant::now() < deadline {
+    while !crate::store::made(store) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    if !store.exists() {
+    if !crate::store::made(store) {
         tracing::warn!(event, "no store yet: the bundle update is only in the log");
         return;
     }

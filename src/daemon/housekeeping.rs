@@ -27,6 +27,9 @@ use crate::store::Store;
 /// for at most before the daemon lets the device through.
 pub(super) const UNBLOCKS_EVERY: Duration = Duration::from_secs(2);
 
+/// How long after a failed write of the rules' version it is tried again.
+const RECORD_RETRY: Duration = Duration::from_secs(5);
+
 /// Work for the housekeeping thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Chore {
@@ -166,23 +169,24 @@ impl Housekeeping {
     /// version differs from the last one recorded (so a restart with the same rules adds
     /// nothing): the report's "rules in force, changes during the period". Written
     /// through a connection of its own, as `aiwarden incidents ack` writes beside the
-    /// daemon; a failure is logged and tried again at the next reload.
-    fn record_rules(&self, recorded: &mut Option<String>) {
+    /// daemon. Returns false when the version in force is not recorded yet: the writer has
+    /// not made the store (never made here: a new chain begins with the writer's break row,
+    /// and a second writer racing it would make an unkeyed schema), or the write failed
+    /// (logged); the caller tries again.
+    fn record_rules(&self, recorded: &mut Option<String>) -> bool {
         let rules = self.live.current();
         let version: String = rules.digest().chars().take(16).collect();
         if recorded.as_deref() == Some(version.as_str()) {
-            return;
+            return true;
+        }
+        if !crate::store::made(&self.store) {
+            return false;
         }
         let (allow, deny) = rules.site_entries();
         let detail = format!(
             "version {version}: {} services, {allow} allow and {deny} deny entries",
             rules.services().count()
         );
-        // Never create the store: that is the writer's (a new chain begins with its break
-        // row); until the file is there, try again at the next reload.
-        if !self.store.exists() {
-            return;
-        }
         let result = crate::store::Store::open(&self.store).and_then(|mut store| {
             let same = store
                 .last_event("rules_loaded")?
@@ -198,9 +202,13 @@ impl Housekeeping {
             Ok(())
         });
         match result {
-            Ok(()) => *recorded = Some(version),
+            Ok(()) => {
+                *recorded = Some(version);
+                true
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "could not record the rules' version in the store")
+                tracing::warn!(error = %e, "could not record the rules' version in the store; trying again in {} s", RECORD_RETRY.as_secs());
+                false
             }
         }
     }
@@ -208,27 +216,35 @@ impl Housekeeping {
     /// Runs until `stop` is set.
     pub(super) fn run(self, rx: Receiver<Chore>, stop: &AtomicBool) {
         let mut recorded = None;
-        self.record_rules(&mut recorded);
-        // A first start has no store until the writer's first row: record the rules as soon
-        // as it is there, not only at the next reload.
-        let mut store_seen = self.store.exists();
+        // Until the rules in force are in the store (a first start has no store until the
+        // writer's first row; a write can fail): when to try again.
+        let mut record_at = Some(Instant::now());
         let mut dirs = self.live.dirs();
         let mut stamp = rules_stamp(&dirs);
         let mut last_devices = Instant::now();
         let mut last_on_demand = Instant::now() - Duration::from_secs(1);
         self.refresh_unblocks();
         let mut last_unblocks = Instant::now();
+        let mut last_stat = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            // Whatever woke the thread: a stream of device chores must not starve it.
+            // Whatever woke the thread: a stream of device chores must not starve these.
             if last_unblocks.elapsed() >= UNBLOCKS_EVERY {
                 last_unblocks = Instant::now();
                 self.refresh_unblocks();
             }
-            match rx.recv_timeout(Duration::from_secs(1)) {
+            if record_at.is_some_and(|at| Instant::now() >= at) {
+                let made = crate::store::made(&self.store);
+                record_at = match self.record_rules(&mut recorded) {
+                    true => None,
+                    false if made => Some(Instant::now() + RECORD_RETRY),
+                    false => Some(Instant::now() + Duration::from_millis(200)),
+                };
+            }
+            match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Chore::Reload) => {
                     tracing::info!("SIGHUP: reloading rules");
                     reload(&self.live, &self.metrics);
-                    self.record_rules(&mut recorded);
+                    record_at = Some(Instant::now());
                     stamp = rules_stamp(&dirs);
                     last_unblocks = Instant::now();
                     self.refresh_unblocks();
@@ -241,24 +257,23 @@ impl Housekeeping {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if !store_seen && self.store.exists() {
-                        store_seen = true;
-                        self.record_rules(&mut recorded);
-                    }
                     // A signed bundle moved the catalog (and put it in force): watch the
                     // new directory, and record the rules it brought.
                     let current = self.live.dirs();
                     if current != dirs {
                         dirs = current;
                         stamp = rules_stamp(&dirs);
-                        self.record_rules(&mut recorded);
+                        record_at = Some(Instant::now());
                     }
-                    let now = rules_stamp(&dirs);
-                    if now != stamp {
-                        tracing::info!("rules changed on disk: reloading");
-                        reload(&self.live, &self.metrics);
-                        self.record_rules(&mut recorded);
-                        stamp = now;
+                    if last_stat.elapsed() >= Duration::from_secs(1) {
+                        last_stat = Instant::now();
+                        let now = rules_stamp(&dirs);
+                        if now != stamp {
+                            tracing::info!("rules changed on disk: reloading");
+                            reload(&self.live, &self.metrics);
+                            record_at = Some(Instant::now());
+                            stamp = now;
+                        }
                     }
                     if last_devices.elapsed() >= self.refresh_every {
                         last_devices = Instant::now();

@@ -215,6 +215,15 @@ pub fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// True once the writer has made the store at `path`: the file and its head file. The file
+/// itself appears (empty) before the schema and, in a keyed store, before the key; the head
+/// file is written after the key and before the schema commits (a reader then waits on the
+/// writer's lock). A second writer that opened the file earlier would create an unkeyed
+/// schema of its own, and the writer would later find a head it did not sign.
+pub fn made(path: &Path) -> bool {
+    path.exists() && head::head_path(path).exists()
+}
+
 /// How a store is opened for writing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreOptions {
