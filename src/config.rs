@@ -17,12 +17,14 @@ use crate::policy::{line_of, Mode};
 mod console;
 mod enforcement;
 mod fleet;
+mod postgres;
 mod report;
 mod syslog;
 
 pub use console::Console;
 pub use enforcement::{Enforcement, Placement, QuicBlock, TcpBlock};
 pub use fleet::{parse_public_key, Fleet};
+pub use postgres::{read_password, Postgres};
 pub use report::{Delivery, Email, Report, Retry, SmtpTls, Webhook};
 pub use syslog::{Syslog, SyslogConfirm};
 
@@ -65,6 +67,8 @@ pub struct Config {
     pub fleet: Fleet,
     /// `[fleet.syslog]`: the SIEM incidents are sent to, if any.
     pub fleet_syslog: Option<Syslog>,
+    /// `[fleet.postgres]`: the central PostgreSQL rows are copied to, if any.
+    pub fleet_postgres: Option<Postgres>,
 }
 
 /// Live capture settings.
@@ -648,16 +652,19 @@ impl Config {
         };
         let mut raw_fleet = raw.fleet;
         let raw_syslog = raw_fleet.as_mut().and_then(|f| f.syslog.take());
+        let raw_postgres = raw_fleet.as_mut().and_then(|f| f.postgres.take());
         let fleet = fleet::RawFleet::build(raw_fleet, text, &store.path, rel, |at, m| {
             err(line_of(text, at), m)
         })?;
         let fleet_syslog = syslog::build(raw_syslog, &store.path, rel, |at, m| {
             err(line_of(text, at), m)
         })?;
+        let fleet_postgres = postgres::build(raw_postgres, rel, |at, m| err(line_of(text, at), m))?;
         Ok(Config {
             console,
             fleet,
             fleet_syslog,
+            fleet_postgres,
             path: path.to_path_buf(),
             site_name,
             timezone,

@@ -235,6 +235,23 @@ pub enum Error {
         /// What failed, in lowercase.
         message: String,
     },
+    /// The central PostgreSQL of the fleet roll-up refused or could not be reached: TLS,
+    /// authentication, a statement, the TLS or password files.
+    #[error("postgresql {to}: {message}")]
+    Postgres {
+        /// The server, `host:port/dbname`.
+        to: String,
+        /// What failed, in lowercase.
+        message: String,
+    },
+    /// A central copy's chain does not verify for a site (`aiwarden fleet verify`).
+    #[error("fleet copy of site {site}: {message}")]
+    FleetTampered {
+        /// The site.
+        site: String,
+        /// Where and how the chain breaks.
+        message: String,
+    },
     /// Writing output failed (a closed pipe is not an error; see `main`).
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -270,7 +287,9 @@ impl Error {
             | Error::Console(_)
             | Error::Deliver { .. }
             | Error::BundleFetch { .. }
-            | Error::Syslog { .. } => 1,
+            | Error::Syslog { .. }
+            | Error::Postgres { .. } => 1,
+            Error::FleetTampered { .. } => 3,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,
         }

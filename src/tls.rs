@@ -35,6 +35,36 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Strin
     Ok(store)
 }
 
+/// A client configuration on ring: roots from `ca_file` or the system bundle, and the
+/// client certificate chain and key (PEM files) when `client` names them.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::PrivateKeyDer;
+    let roots = root_store(ca_file)?;
+    let builder = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("tls: {e}"))?
+    .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("cannot read client certificate {}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| format!("cannot read client key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("client certificate {}: {e}", cert.display()))?
+        }
+    };
+    Ok(std::sync::Arc::new(config))
+}
+
 /// Whether the first rustls error in `e` or its causes is one `refused` names. An
 /// `io::Error` shows its inner error's text but skips it as a source, so the inner error is
 /// searched too.

@@ -1,6 +1,8 @@
 //! `aiwarden fleet ...`: the MSP roll-up from the command line. `fleet syslog-send` sends
-//! the store's incidents that the SIEM has not confirmed yet, one pass, and exits; a
-//! systemd timer (or cron) can run it until the daemon does it on its own.
+//! the store's incidents that the SIEM has not confirmed yet, one pass, and exits; `fleet
+//! push` copies what the central PostgreSQL lacks, one pass (the daemon does both on its
+//! own when configured); `fleet verify` walks every site's copied chain; `fleet report`
+//! writes the weekly figures of every site and their total from the central database.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use super::CmdResult;
 use crate::config::Config;
 use crate::error::Error;
+use crate::fleet::rollup_pg::{self, Central};
 use crate::fleet::{send_pending, Confirm, Source, Target};
 use crate::policy::{Baa, RuleDirs, RuleSet};
 
@@ -20,6 +23,132 @@ pub(super) enum Command {
     /// an OCSF Detection Finding (docs/fleet.md), and move the cursor after each confirmed
     /// batch; prints what was sent.
     SyslogSend(SyslogArgs),
+    /// Copy what the central PostgreSQL lacks of this box's store (rows, activity, daily
+    /// usage, health), one pass; prints what was copied.
+    Push(PushArgs),
+    /// Walk every site's chain as copied centrally; exits 3 when one does not verify.
+    Verify(VerifyArgs),
+    /// The weekly report of every site and their total, from the central PostgreSQL.
+    Report(FleetReportArgs),
+}
+
+/// How to reach the central PostgreSQL: flags, else the configuration's [fleet.postgres].
+#[derive(clap::Args)]
+pub(super) struct DbArgs {
+    /// libpq connection string or postgresql:// URL, without a password.
+    #[arg(long)]
+    db: Option<String>,
+    /// A file holding the password (mode 0600).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// CA certificates (PEM) for the server. Default: the system's bundle.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// A client certificate chain (PEM).
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// The configuration file: its [fleet.postgres] when --db is not given.
+    #[arg(long, default_value = crate::paths::CONFIG)]
+    config: PathBuf,
+}
+
+impl DbArgs {
+    fn central(&self, cfg: Option<&Config>) -> Result<Central, Error> {
+        let from_cfg = cfg.and_then(|c| c.fleet_postgres.as_ref());
+        let mut c = match (&self.db, from_cfg) {
+            (Some(url), _) => Central {
+                url: url.clone(),
+                password_file: None,
+                ca_file: None,
+                client_cert: None,
+                timeout: Duration::from_secs(30),
+            },
+            (None, Some(p)) => Central::from_config(p),
+            (None, None) => {
+                return Err(Error::Usage(
+                    "no database: give --db or set [fleet.postgres] in the configuration".into(),
+                ))
+            }
+        };
+        if self.password_file.is_some() {
+            c.password_file.clone_from(&self.password_file);
+        }
+        if self.ca_file.is_some() {
+            c.ca_file.clone_from(&self.ca_file);
+        }
+        if let Some(pair) = self.client_cert.clone().zip(self.client_key.clone()) {
+            c.client_cert = Some(pair);
+        }
+        Ok(c)
+    }
+
+    /// The configuration, when it is needed (no --db) or there.
+    fn config(&self, needed: bool) -> Result<Option<Config>, Error> {
+        if needed || self.config.exists() {
+            Config::load(&self.config).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// `aiwarden fleet push`.
+#[derive(clap::Args)]
+pub(super) struct PushArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Read this store instead of the configuration's.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// The site name in place of the configuration's `site_name`.
+    #[arg(long)]
+    site: Option<String>,
+    /// Rows per transaction.
+    #[arg(long, default_value_t = 5_000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::store::MAX_EXPORT)))]
+    batch: u32,
+}
+
+/// `aiwarden fleet verify`.
+#[derive(clap::Args)]
+pub(super) struct VerifyArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Only this site.
+    #[arg(long)]
+    site: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `aiwarden fleet report`.
+#[derive(clap::Args)]
+pub(super) struct FleetReportArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// An ISO week (2026-W48), `this` or `last` (the default).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    week: Option<String>,
+    /// First date of a range (YYYY-MM-DD); needs --to.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Last date of a range, inclusive.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    /// The time zone weeks and dates are read in (an IANA name). Default: the
+    /// configuration's, else UTC.
+    #[arg(long)]
+    timezone: Option<String>,
+    /// Only these sites (repeat).
+    #[arg(long = "site")]
+    sites: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -89,6 +218,9 @@ pub(super) struct SyslogArgs {
 pub(super) fn run(command: Command) -> CmdResult {
     match command {
         Command::SyslogSend(a) => syslog_send(a),
+        Command::Push(a) => push(a),
+        Command::Verify(a) => verify(a),
+        Command::Report(a) => fleet_report(a),
     }
 }
 
@@ -160,5 +292,145 @@ fn syslog_send(a: SyslogArgs) -> CmdResult {
         "sent {} incidents in {} batches ({} connections); cursor {}",
         r.sent, r.batches, r.connections, r.cursor
     );
+    Ok(())
+}
+
+fn push(a: PushArgs) -> CmdResult {
+    let cfg =
+        a.db.config(a.db.db.is_none() || a.store.is_none() || a.site.is_none())?;
+    let central = a.db.central(cfg.as_ref())?;
+    let store = match (&a.store, &cfg) {
+        (Some(s), _) => s.clone(),
+        (None, Some(c)) => c.store.path.clone(),
+        (None, None) => return Err(Error::Usage("no store: give --store or --config".into())),
+    };
+    let site = match (&a.site, &cfg) {
+        (Some(s), _) => s.clone(),
+        (None, Some(c)) => c.site_name.clone(),
+        (None, None) => String::new(),
+    };
+    if site.trim().is_empty() {
+        return Err(Error::Usage(
+            "the site name is empty: set site_name or --site".into(),
+        ));
+    }
+    let rules = cfg
+        .as_ref()
+        .and_then(|c| RuleSet::load(&c.rule_dirs()).ok())
+        .map(|r| r.digest().chars().take(16).collect())
+        .unwrap_or_default();
+    let src = rollup_pg::Source {
+        store: &store,
+        site: &site,
+        batch: a.batch,
+        health: serde_json::json!({"from": "aiwarden fleet push"}),
+        rules,
+    };
+    let t = std::time::Instant::now();
+    let r = rollup_pg::push(&src, &central, &AtomicBool::new(false))?;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "site {site}: copied {} rows in {} batches ({:.0} rows/s), {} activity updates, {} usage rows; chain {} at row {}{}",
+        r.rows,
+        r.batches,
+        r.rows as f64 / secs.max(1e-9),
+        r.activity,
+        r.usage,
+        r.epoch,
+        r.head,
+        if r.new_epoch { " (a new chain: the box's store began again)" } else { "" }
+    );
+    Ok(())
+}
+
+fn verify(a: VerifyArgs) -> CmdResult {
+    let cfg = a.db.config(a.db.db.is_none())?;
+    let central = a.db.central(cfg.as_ref())?;
+    let checks = rollup_pg::verify(&central, a.site.as_deref())?;
+    if a.json {
+        let v: Vec<_> = checks
+            .iter()
+            .map(|(c, head, hash)| serde_json::json!({"check": c, "head_id": head, "head_hash": hash}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    let mut bad = Vec::new();
+    for (c, head, hash) in &checks {
+        let matches = c
+            .last
+            .as_ref()
+            .map_or(*head == 0, |(id, h)| id == head && h == hash);
+        let said = match (&c.broken, matches) {
+            (Some((id, why)), _) => {
+                bad.push(format!(
+                    "site {} chain {}: row {id}: {why}",
+                    c.site, c.epoch
+                ));
+                format!("BROKEN at row {id}: {why}")
+            }
+            (None, false) => {
+                bad.push(format!(
+                    "site {} chain {}: the copy ends at row {} but the site's head is row {head}",
+                    c.site,
+                    c.epoch,
+                    c.last.as_ref().map_or(0, |l| l.0)
+                ));
+                format!("head mismatch: the site says row {head} {hash}")
+            }
+            (None, true) => "intact".into(),
+        };
+        if !a.json {
+            match (&c.first, &c.last) {
+                (Some(first), Some((last, h))) => println!(
+                    "site {} chain {}: rows {first} to {last} ({} rows) {said}; head {last} {h}",
+                    c.site, c.epoch, c.rows
+                ),
+                _ => println!("site {} chain {}: no rows {said}", c.site, c.epoch),
+            }
+        }
+    }
+    match bad.first() {
+        None => Ok(()),
+        Some(_) => Err(Error::FleetTampered {
+            site: checks
+                .iter()
+                .find(|(c, ..)| c.broken.is_some())
+                .map_or_else(String::new, |(c, ..)| c.site.clone()),
+            message: bad.join("; "),
+        }),
+    }
+}
+
+fn fleet_report(a: FleetReportArgs) -> CmdResult {
+    let cfg = a.db.config(a.db.db.is_none())?;
+    let central = a.db.central(cfg.as_ref())?;
+    let zone = a
+        .timezone
+        .clone()
+        .or_else(|| cfg.as_ref().map(|c| c.timezone.clone()))
+        .unwrap_or_else(|| "UTC".into());
+    let tz = crate::report::period::zone(&zone).map_err(Error::Usage)?;
+    let which = match (&a.week, &a.from, &a.to) {
+        (_, Some(from), Some(to)) => crate::report::Which::Range {
+            from: from.clone(),
+            to: to.clone(),
+        },
+        (Some(w), _, _) => crate::report::Which::Week(w.clone()),
+        _ => crate::report::Which::Week("last".into()),
+    };
+    let period = crate::report::Period::resolve(&which, &tz, crate::store::now_micros())
+        .map_err(Error::Usage)?;
+    let t = std::time::Instant::now();
+    let r = rollup_pg::report(&central, &period.label, (period.from, period.to), &a.sites)?;
+    tracing::info!(
+        secs = t.elapsed().as_secs_f64(),
+        sites = r.sites.len(),
+        "fleet report"
+    );
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+    } else {
+        print!("{}", crate::fleet::rollup::render_text(&r));
+    }
     Ok(())
 }

@@ -60,6 +60,8 @@ pub(super) struct RawFleet {
     timeout_secs: Option<toml::Spanned<u64>>,
     /// `[fleet.syslog]`, validated by [`super::syslog::build`].
     pub(super) syslog: Option<super::syslog::RawSyslog>,
+    /// `[fleet.postgres]`, validated by [`super::postgres::build`].
+    pub(super) postgres: Option<super::postgres::RawPostgres>,
 }
 
 /// The shortest poll interval: a static file server is not to be hammered by hundreds of

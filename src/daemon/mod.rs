@@ -577,6 +577,19 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         _ => None,
     };
 
+    // The central PostgreSQL copy: its own thread, like the SIEM's.
+    let rollup = match (&cfg.fleet_postgres, read.is_empty()) {
+        (Some(p), true) => Some(crate::fleet::rollup_pg::spawn(
+            p.clone(),
+            cfg.store.path.clone(),
+            cfg.site_name.clone(),
+            live.clone(),
+            health.clone(),
+            shutdown.flag(),
+        )?),
+        _ => None,
+    };
+
     systemd::notify("READY=1\nSTATUS=watching");
     tracing::info!(
         mode = cfg.mode.as_str(),
@@ -661,6 +674,9 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
         let _ = writer_thread.join();
         let _ = housekeeping.join();
         if let Some(t) = siem {
+            let _ = t.join();
+        }
+        if let Some(t) = rollup {
             let _ = t.join();
         }
         read

@@ -31,8 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 use super::ocsf::{self, Origin};
 use super::syslog::{self, Header};
@@ -430,27 +429,11 @@ fn send_batch(
 /// The client's TLS configuration: roots from `ca_file` or the system bundle, the client
 /// certificate when there is one.
 fn client_config(target: &Target) -> std::result::Result<Arc<rustls::ClientConfig>, String> {
-    let roots = crate::tls::root_store(target.ca_file.as_deref())?;
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("tls: {e}"))?
-    .with_root_certificates(roots);
-    let config = match &target.client_cert {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|i| i.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| format!("cannot read client certificate {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("cannot read client key {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate {}: {e}", cert.display()))?
-        }
-    };
-    Ok(Arc::new(config))
+    let client = target
+        .client_cert
+        .as_ref()
+        .map(|(c, k)| (c.as_path(), k.as_path()));
+    crate::tls::client_config(target.ca_file.as_deref(), client)
 }
 
 /// Whether the cursor (`id`, and its hash when the file had one) points into `store`'s
@@ -536,7 +519,7 @@ fn backoff(first: Duration, attempt: u32) -> Duration {
 }
 
 /// Waits `d` in short steps; true when `stop` was set meanwhile.
-fn pause(d: Duration, stop: &AtomicBool) -> bool {
+pub(super) fn pause(d: Duration, stop: &AtomicBool) -> bool {
     let step = Duration::from_millis(50);
     let mut left = d;
     while !left.is_zero() {
