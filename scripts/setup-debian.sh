@@ -19,6 +19,7 @@ packages=(
   minisign                     # signed rule bundles: the stock tool checks what `aiwarden bundle` signs, and makes keys it takes
   rsyslog rsyslog-gnutls       # the SIEM roll-up's test against a real rsyslog (imtcp over TLS)
   postgresql                   # the central roll-up's tests and bench start their own cluster (initdb, pg_ctl) on a local port
+  prometheus                   # the metrics roll-up's test: a site and a central Prometheus (the test starts its own, not the package's service)
   tzdata                       # IANA time zones: the clinic's week and day (jiff reads /usr/share/zoneinfo)
   dpkg-dev lintian             # the Debian package (scripts/build-deb.sh): dependencies of the binary, lint
   mmdebstrap                   # the package test's chroot and the appliance image's tree

@@ -64,6 +64,15 @@ pub struct Metrics {
     pub bundle_version: IntGauge,
     /// Bundle polls by result (`applied`, `current`, `refused`, `unreachable`).
     pub bundle_polls: IntCounterVec,
+    /// Incidents the SIEM sender delivered: in batches the receiver confirmed.
+    pub syslog_sent: IntCounter,
+    /// Failed attempts of the SIEM sender, by reason: `resolve`, `connect`, `tls` (the
+    /// handshake, a certificate, a TLS alert), `write`, `confirm` (the receiver did not
+    /// close cleanly), `store` (the store could not be read), `cursor` (the cursor file
+    /// could not be read or written). Each is 0 from the start (see [`SYSLOG_FAILURES`]).
+    pub syslog_failures: IntCounterVec,
+    /// Incidents in the store after the SIEM sender's cursor: not delivered yet.
+    pub syslog_lag: IntGauge,
     /// Frames detection skipped, by reason (`not_ip`, `fragment`, `truncated`, ...).
     pub skipped: IntCounterVec,
     /// What detection counted, by kind (`tls_client_hello`, `client_hello_without_sni`,
@@ -126,6 +135,12 @@ pub struct Metrics {
     /// (refused unchecked: too many failures for the name or the address).
     pub console_logins: IntCounterVec,
 }
+
+/// Every `reason` of `aiwarden_syslog_failures_total`: each series exists from the start,
+/// so a first failure shows in `rate()` and `increase()` (a series born at 1 does not).
+pub const SYSLOG_FAILURES: [&str; 7] = [
+    "resolve", "connect", "tls", "write", "confirm", "store", "cursor",
+];
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
@@ -278,6 +293,28 @@ impl Metrics {
                 "aiwarden_bundle_polls_total",
                 "signed rule bundle polls by result",
                 &["result"],
+            ),
+            syslog_sent: counter(
+                &r,
+                "aiwarden_syslog_sent_total",
+                "incidents the siem syslog sender delivered (in batches the receiver confirmed)",
+            ),
+            syslog_failures: {
+                let c = counter_vec(
+                    &r,
+                    "aiwarden_syslog_failures_total",
+                    "failed attempts of the siem syslog sender, by reason",
+                    &["reason"],
+                );
+                for reason in SYSLOG_FAILURES {
+                    let _ = c.with_label_values(&[reason]);
+                }
+                c
+            },
+            syslog_lag: gauge(
+                &r,
+                "aiwarden_syslog_lag_rows",
+                "incidents in the store after the siem syslog sender's cursor (not delivered yet)",
             ),
             skipped: counter_vec(
                 &r,

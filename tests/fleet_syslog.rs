@@ -15,9 +15,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aiwarden::fleet::syslog_send::read_cursor;
+use aiwarden::fleet::syslog_send::{read_cursor, send_watched, Watch};
 use aiwarden::fleet::{send_pending, Confirm, Source, Target};
+use aiwarden::health::Health;
 use aiwarden::incident::IncidentRecord;
+use aiwarden::metrics::Metrics;
 use aiwarden::policy::{Baa, Mode, Tier, Verdict};
 use aiwarden::store::Store;
 use syslog_receiver::{parse, read_frame, Got, Plan, Receiver};
@@ -266,12 +268,31 @@ fn a_receiver_whose_certificate_is_not_trusted_is_refused_at_once() {
     let other = pki::pki(dir.path(), "other-ca", &["127.0.0.1"]);
     let rx = Receiver::start(other.server.clone(), vec![]);
     let stop = AtomicBool::new(false);
-    let e = send_pending(
+    // As the daemon sends: the refusal is counted as `tls` and `siem` says it.
+    let (metrics, health) = (Metrics::new(), Health::new());
+    let watch = Watch {
+        metrics: &metrics,
+        health: &health,
+    };
+    let e = send_watched(
         &source(&db, &cursor),
         &target(rx.addr, &trusted.ca_file),
         &stop,
+        Some(watch),
     )
     .expect_err("refused");
+    let count = |r: &str| metrics.syslog_failures.with_label_values(&[r]).get();
+    assert_eq!((count("tls"), count("connect"), count("write")), (1, 0, 0));
+    assert_eq!(metrics.syslog_lag.get(), 3, "three incidents waiting");
+    assert_eq!(metrics.syslog_sent.get(), 0);
+    let said = health.report().to_string();
+    assert!(
+        said.starts_with("degraded\n")
+            && said.contains("siem: degraded: syslog to ")
+            && said.contains("UnknownIssuer")
+            && said.ends_with("(3 incidents waiting)\n"),
+        "{said}"
+    );
     let text = e.to_string();
     assert!(
         text.starts_with(&format!("syslog to {}: send: ", rx.addr))
@@ -505,28 +526,66 @@ fn dns_query(id: u16, name: &str) -> Vec<u8> {
     q
 }
 
-/// `[fleet.syslog]` in the daemon: incidents it records (from DNS queries it answers) reach
-/// the receiver on its own schedule, with the configured site, and SIGTERM stops it.
+/// GETs `path` from the daemon's metrics listener: the whole response.
+fn http(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let mut s = String::new();
+    let _ = c.read_to_string(&mut s);
+    s
+}
+
+/// The value of the metric line `name` (with its labels) in `/metrics`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    http(port, "/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Waits up to 30 s for `f`.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `[fleet.syslog]` in the daemon: while the receiver is down, `/healthz` says `siem`
+/// is degraded and why, and the failures and the incidents waiting are counted; once it is
+/// up, the incidents the daemon recorded (from DNS queries it answers) reach it on the
+/// daemon's own schedule, with the configured site, the metrics move and `siem` is ok
+/// again; SIGTERM stops it.
 #[test]
 fn the_daemon_sends_the_incidents_it_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let pki = pki::pki(d, "syslog-ca", &["127.0.0.1"]);
-    let rx = Receiver::start(pki.server.clone(), vec![]);
-    let dns = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
+    // The receiver's port, closed until the receiver starts on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+            .port()
+    };
+    let (dns, web) = (free(), free());
     let config = d.join("aiwarden.toml");
     std::fs::write(
         &config,
         format!(
             "mode = \"enforce\"\nsite_name = \"Elm \\\"North\\\" [B]\\\\2\"\n\
              [dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\ntimeout_ms = 200\n\
-             [store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [fleet.syslog]\nhost = \"127.0.0.1\"\nport = {}\nca_file = \"{}\"\ninterval_secs = 1\n\
-             hostname = \"aiwarden-elm\"\n",
-            rx.addr.port(),
+             [store]\npath = \"incidents.db\"\n[metrics]\nlisten = \"127.0.0.1:{web}\"\n\
+             [fleet.syslog]\nhost = \"127.0.0.1\"\nport = {port}\nca_file = \"{}\"\ninterval_secs = 1\n\
+             attempts = 2\nhostname = \"aiwarden-elm\"\n",
             pki.ca_file.display()
         ),
     )
@@ -535,7 +594,7 @@ fn the_daemon_sends_the_incidents_it_records() {
         .args(["run", "--config"])
         .arg(&config)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(d.join("daemon.log")).expect("log"))
         .spawn()
         .expect("daemon starts");
     let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -558,6 +617,37 @@ fn the_daemon_sends_the_incidents_it_records() {
         }
         answered = client.recv_from(&mut buf).is_ok();
     }
+    // The receiver is down: the sender says so, counts each failed attempt and the
+    // incidents waiting (at least the two just recorded), and has sent nothing.
+    until("siem degraded with the reason", || {
+        let h = http(web, "/healthz");
+        h.starts_with("HTTP/1.1 200") && h.contains("\r\n\r\ndegraded\n") && {
+            let siem = h.lines().find(|l| l.starts_with("siem: ")).unwrap_or("");
+            siem.starts_with(&format!(
+                "siem: degraded: syslog to 127.0.0.1:{port}: connect: "
+            )) && siem.contains("refused")
+                && !siem.contains("(0 incidents waiting)")
+        }
+    });
+    until("failures and lag counted", || {
+        metric(web, "aiwarden_syslog_failures_total{reason=\"connect\"}").unwrap_or(0.0) >= 2.0
+            && metric(web, "aiwarden_syslog_lag_rows").unwrap_or(0.0) >= 2.0
+    });
+    assert_eq!(metric(web, "aiwarden_syslog_sent_total"), Some(0.0));
+    assert_eq!(
+        metric(web, "aiwarden_syslog_failures_total{reason=\"tls\"}"),
+        Some(0.0),
+        "every reason is there from the start"
+    );
+    println!(
+        "{}",
+        http(web, "/healthz").split("\r\n\r\n").nth(1).unwrap_or("")
+    );
+    let rx = Receiver::start_on(
+        std::net::TcpListener::bind(("127.0.0.1", port)).expect("the receiver's port"),
+        pki.server.clone(),
+        vec![],
+    );
     let services = |got: &[Got]| {
         got.iter()
             .filter_map(|g| g.json["unmapped"]["aiwarden"]["service"]["id"].as_str())
@@ -572,6 +662,12 @@ fn the_daemon_sends_the_incidents_it_records() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Delivered: counted, nothing waiting, `siem` ok again.
+    until("sent counted, lag 0, siem ok", || {
+        metric(web, "aiwarden_syslog_sent_total") == Some(rx.got().len() as f64)
+            && metric(web, "aiwarden_syslog_lag_rows") == Some(0.0)
+            && http(web, "/healthz").contains("\nsiem: ok\n")
+    });
     let pid = child.id().to_string();
     let stopped = std::time::Instant::now();
     assert!(std::process::Command::new("kill")

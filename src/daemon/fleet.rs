@@ -79,7 +79,7 @@ pub(super) fn spawn(
             record(&store, event, &detail);
         }
     };
-    tracing::info!(url = %source.url, every = ?f.poll_interval, keys = f.bundle_keys.len(),
+    tracing::info!(url = %update::redact_url(&source.url), every = ?f.poll_interval, keys = f.bundle_keys.len(),
         "polling for signed rule bundles");
     Some(tokio::spawn(update::run(
         source,

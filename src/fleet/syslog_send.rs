@@ -21,8 +21,18 @@
 //! narrows it for receivers that answer `close_notify` by insisting on the answer, and
 //! [`Confirm::Flush`] drops the wait altogether.
 //!
+//! Long (about 730 lines, a sixth of them tests): the send loop, the one TLS connection a
+//! batch takes, its confirmation and the cursor file are one protocol; split, each part
+//! would need the others' invariants restated.
+//!
 //! Blocking on purpose, like `crate::deliver`: a pass runs in `aiwarden fleet syslog-send`
 //! or a thread of its own, never on the detection path.
+//!
+//! The daemon's thread reports as it goes ([`Watch`]): incidents delivered
+//! (`aiwarden_syslog_sent_total`), failed attempts by reason
+//! (`aiwarden_syslog_failures_total{reason}`), incidents not sent yet
+//! (`aiwarden_syslog_lag_rows`), and the `siem` part of `/healthz`: degraded, with the
+//! reason, from the first failed attempt until a pass ends with everything delivered.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -37,6 +47,8 @@ use super::ocsf::{self, Origin};
 use super::syslog::{self, Header};
 use crate::config::{Syslog, SyslogConfirm};
 use crate::error::{Error, Result};
+use crate::health::{Health, State};
+use crate::metrics::Metrics;
 use crate::policy::{Baa, Live};
 use crate::store::Store;
 
@@ -162,14 +174,71 @@ pub struct SendReport {
     pub restarted: bool,
 }
 
+/// Where the daemon's sender reports as it goes: its metrics and the `siem` part of its
+/// health. `aiwarden fleet syslog-send` (one pass by hand) has none.
+#[derive(Clone, Copy)]
+pub struct Watch<'a> {
+    /// `aiwarden_syslog_sent_total`, `aiwarden_syslog_failures_total`,
+    /// `aiwarden_syslog_lag_rows`.
+    pub metrics: &'a Metrics,
+    /// Where the `siem` part is set.
+    pub health: &'a Health,
+}
+
+/// The health part the sender sets.
+pub const HEALTH_PART: &str = "siem";
+
+impl Watch<'_> {
+    /// A failed attempt: counted by reason; `siem` degraded with what failed.
+    fn failed(&self, reason: &'static str, why: &str) {
+        self.metrics
+            .syslog_failures
+            .with_label_values(&[reason])
+            .inc();
+        let waiting = self.metrics.syslog_lag.get();
+        self.health.set(
+            HEALTH_PART,
+            State::Degraded(format!("{why} ({waiting} incidents waiting)")),
+        );
+    }
+
+    fn lag(&self, store: &Store, cursor: i64) {
+        match store.incidents_count_after(cursor) {
+            Ok(n) => self
+                .metrics
+                .syslog_lag
+                .set(i64::try_from(n).unwrap_or(i64::MAX)),
+            Err(e) => tracing::debug!(error = %e, "syslog: cannot count the incidents waiting"),
+        }
+    }
+}
+
 /// Sends every incident above the cursor, a batch at a time, moving the cursor after each
 /// confirmed batch. Returns when none is left, when `stop` is set (between batches and
 /// during waits), or with [`Error::Syslog`] when a batch failed `attempts` times or the
 /// receiver's certificate is refused (not retried: the next attempt would meet it too).
 pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Result<SendReport> {
+    send_watched(src, target, stop, None)
+}
+
+/// [`send_pending`], reporting each confirmed batch, each failed attempt and the incidents
+/// waiting to `watch`.
+pub fn send_watched(
+    src: &Source<'_>,
+    target: &Target,
+    stop: &AtomicBool,
+    watch: Option<Watch<'_>>,
+) -> Result<SendReport> {
     let fail = |message: String| Error::Syslog {
         to: target.name(),
         message,
+    };
+    // A failure before any batch: counted, and the error returned.
+    let failed = |reason: &'static str, e: Error| {
+        if let Some(w) = watch {
+            w.failed(reason, &e.to_string());
+        }
+        e
     };
     if target.batch == 0 || target.batch > crate::store::MAX_FEED {
         return Err(fail(format!(
@@ -178,10 +247,10 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
             target.batch
         )));
     }
-    let tls = client_config(target).map_err(fail)?;
+    let tls = client_config(target).map_err(|m| failed("tls", fail(m)))?;
     let server_name = ServerName::try_from(target.host.clone())
         .map_err(|e| fail(format!("not a host name or address: {e}")))?;
-    let store = Store::open_read_only(src.store)?;
+    let store = Store::open_read_only(src.store).map_err(|e| failed("store", e))?;
     let header = Header {
         facility: target.facility,
         hostname: src.hostname.to_string(),
@@ -191,20 +260,31 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
         site: src.site,
         appliance: src.hostname,
     };
-    let (cursor, cursor_hash) = read_cursor(src.cursor)?;
+    let (cursor, cursor_hash) = read_cursor(src.cursor).map_err(|e| failed("cursor", e))?;
     let mut report = SendReport {
         cursor,
         ..SendReport::default()
     };
-    if cursor > 0 && !same_chain(&store, cursor, cursor_hash.as_deref())? {
+    if cursor > 0
+        && !same_chain(&store, cursor, cursor_hash.as_deref()).map_err(|e| failed("store", e))?
+    {
         tracing::warn!(cursor, store = %src.store.display(),
             "syslog: the cursor is not in this store's chain (a new store); sending it from its start");
         report.cursor = 0;
         report.restarted = true;
     }
+    if let Some(w) = watch {
+        w.lag(&store, report.cursor);
+    }
     while !stop.load(Ordering::Relaxed) {
-        let batch = store.incidents_after(report.cursor, target.batch)?;
+        let batch = store
+            .incidents_after(report.cursor, target.batch)
+            .map_err(|e| failed("store", e))?;
         let Some((last, last_hash)) = batch.last().map(|c| (c.row.id, c.hash.clone())) else {
+            // Everything delivered: whatever failed before is over.
+            if let Some(w) = watch {
+                w.health.set(HEALTH_PART, State::Ok);
+            }
             break;
         };
         let mut bytes = Vec::new();
@@ -226,7 +306,19 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
         loop {
             attempt += 1;
             report.connections += 1;
-            match send_batch(&tls, &server_name, target, &bytes) {
+            let sent = send_batch(&tls, &server_name, target, &bytes);
+            if let (Err(f), Some(w)) = (&sent, watch) {
+                w.failed(
+                    f.reason,
+                    &format!(
+                        "syslog to {}: {} (attempt {attempt} of {})",
+                        target.name(),
+                        f.message,
+                        target.attempts
+                    ),
+                );
+            }
+            match sent {
                 Ok(()) => break,
                 Err(f) if f.permanent || attempt >= target.attempts => {
                     return Err(fail(if f.permanent {
@@ -245,10 +337,14 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
                 }
             }
         }
-        write_cursor(src.cursor, last, &last_hash)?;
+        write_cursor(src.cursor, last, &last_hash).map_err(|e| failed("cursor", e))?;
         report.cursor = last;
         report.sent += batch.len() as u64;
         report.batches += 1;
+        if let Some(w) = watch {
+            w.metrics.syslog_sent.inc_by(batch.len() as u64);
+            w.lag(&store, last);
+        }
         tracing::debug!(to = %target.name(), incidents = batch.len(), cursor = last, "syslog: batch confirmed");
     }
     Ok(report)
@@ -258,19 +354,29 @@ pub fn send_pending(src: &Source<'_>, target: &Target, stop: &AtomicBool) -> Res
 /// the BAA of each service read from the rules in force. A failed pass is logged and the
 /// next one starts from the cursor. `stop` is seen between batches and while waiting; a
 /// batch under way finishes or times out first (at most `timeout_secs` per step).
+///
+/// The `siem` health part is `ok` from the start and once a pass has sent everything,
+/// `degraded` (saying why) from a failed attempt until then; the pass's progress goes to
+/// `metrics` (see [`Watch`]).
 pub fn spawn(
     cfg: Syslog,
     store: PathBuf,
     site: String,
     live: Arc<Live>,
+    (metrics, health): (Arc<Metrics>, Arc<Health>),
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let target = Target::from_config(&cfg);
     let hostname = cfg.hostname.clone().unwrap_or_else(host_name);
+    health.set(HEALTH_PART, State::Ok);
     std::thread::Builder::new()
         .name("aiwarden-syslog".into())
         .spawn(move || {
             tracing::info!(to = %target.name(), every_secs = cfg.interval_secs, "syslog: sending incidents to the siem");
+            let watch = Watch {
+                metrics: &metrics,
+                health: &health,
+            };
             loop {
                 let rules = live.current();
                 let baa = |id: &str| {
@@ -286,12 +392,19 @@ pub fn spawn(
                     hostname: &hostname,
                     baa: &baa,
                 };
-                match send_pending(&src, &target, &stop) {
+                match send_watched(&src, &target, &stop, Some(watch)) {
                     Ok(r) if r.sent > 0 => {
                         tracing::info!(to = %target.name(), sent = r.sent, cursor = r.cursor, "syslog: incidents sent");
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "syslog: pass failed; the next one resumes"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "syslog: pass failed; the next one resumes");
+                        let waiting = metrics.syslog_lag.get();
+                        health.set(
+                            HEALTH_PART,
+                            State::Degraded(format!("{e} ({waiting} incidents waiting)")),
+                        );
+                    }
                 }
                 if pause(Duration::from_secs(cfg.interval_secs), &stop) {
                     return;
@@ -317,6 +430,8 @@ pub fn host_name() -> String {
 #[derive(Debug)]
 struct Failure {
     message: String,
+    /// The `reason` label of `aiwarden_syslog_failures_total`.
+    reason: &'static str,
     /// Another attempt would meet the same refusal (the certificate).
     permanent: bool,
 }
@@ -328,8 +443,9 @@ fn send_batch(
     target: &Target,
     bytes: &[u8],
 ) -> std::result::Result<(), Failure> {
-    let io = |what: &str, e: std::io::Error| Failure {
+    let io = |what: &'static str, e: std::io::Error| Failure {
         permanent: certificate_refused(&e),
+        reason: reason(what, &e),
         message: format!("{what}: {}", crate::tls::error_chain(&e)),
     };
     let addrs = (target.host.as_str(), target.port)
@@ -352,6 +468,7 @@ fn send_batch(
         (None, None) => {
             return Err(Failure {
                 message: "the host name has no address".into(),
+                reason: "resolve",
                 permanent: false,
             })
         }
@@ -362,6 +479,7 @@ fn send_batch(
         .map_err(|e| io("socket", e))?;
     let conn = rustls::ClientConnection::new(tls.clone(), name.clone()).map_err(|e| Failure {
         message: format!("tls: {e}"),
+        reason: "tls",
         permanent: true,
     })?;
     let mut s = rustls::StreamOwned::new(conn, tcp);
@@ -406,6 +524,7 @@ fn send_batch(
             Ok(_) => {
                 return Err(Failure {
                     message: "the receiver sent more than 64 KiB instead of closing".into(),
+                    reason: "confirm",
                     permanent: false,
                 })
             }
@@ -417,12 +536,28 @@ fn send_batch(
                         message: "the receiver closed the connection without close_notify: \
                                   the batch is not confirmed (confirm = \"close\" accepts that)"
                             .into(),
+                        reason: "confirm",
                         permanent: false,
                     })
                 }
             }
             Err(e) => return Err(io("confirm", e)),
         }
+    }
+}
+
+/// The `reason` label of a failed step (`resolve`, `connect`, `socket`, `send`, `close`,
+/// `confirm`): any TLS error on the way (the handshake runs inside the first write, an
+/// alert arrives in a read) is `tls`; the rest is named for the step.
+fn reason(step: &'static str, e: &std::io::Error) -> &'static str {
+    if crate::tls::rustls_refused(e, &|_| true) {
+        return "tls";
+    }
+    match step {
+        "resolve" => "resolve",
+        "connect" | "socket" => "connect",
+        "send" | "close" => "write",
+        _ => "confirm",
     }
 }
 

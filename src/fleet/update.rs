@@ -28,16 +28,62 @@ use super::bundle::{self, Freshness, Verified, MANIFEST, MAX_BUNDLE_BYTES};
 use crate::error::{Error, Result};
 use crate::policy::Live;
 
-/// Where bundles come from.
-#[derive(Debug, Clone)]
+/// Where bundles come from. Its `Debug` shows the URL redacted ([`redact_url`]).
+#[derive(Clone)]
 pub struct Source {
-    /// The bundle's HTTPS URL; its signature is at the same URL plus `.minisig`.
+    /// The bundle's HTTPS URL; its signature is at the same URL with `.minisig` added to
+    /// the path ([`signature_url`]). May carry a secret (a token in the query, a user and
+    /// password): shown only through [`redact_url`].
     pub url: String,
     /// CA certificates (PEM) the server's certificate is checked against instead of the
     /// system's.
     pub ca_file: Option<PathBuf>,
     /// For each request, whole.
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("url", &redact_url(&self.url))
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// `url` as a log line, an error, the chained log or `/healthz` may show it: a user and
+/// password (`https://user:pw@host/`) and everything from the query or fragment on
+/// (`?X-Amz-Signature=...`, a presigned object-store URL's token) become `***`. Scheme,
+/// host, port and path stay: enough to tell which server and file, nothing to replay.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (before, after) = rest.split_at(end);
+    let host_end = before.find('/').unwrap_or(before.len());
+    let (authority, path) = before.split_at(host_end);
+    let host = match authority.rfind('@') {
+        Some(at) => format!("***@{}", &authority[at + 1..]),
+        None => authority.to_string(),
+    };
+    let tail = match after.chars().next() {
+        Some(c) => format!("{c}***"),
+        None => String::new(),
+    };
+    format!("{scheme}{host}{path}{tail}")
+}
+
+/// Where the signature of the bundle at `url` is: `.minisig` added to the path, before
+/// any query or fragment (`https://h/rules.bundle?token=T` -> `https://h/rules.bundle.minisig?token=T`).
+pub fn signature_url(url: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let end = url[scheme_end..]
+        .find(['?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    format!("{}.minisig{}", &url[..end], &url[end..])
 }
 
 /// What one poll did (refusals are errors).
@@ -190,22 +236,24 @@ pub fn poll_once(
     state_dir: &Path,
     live: &Live,
 ) -> Result<Outcome> {
+    // Every error, log line and chained-log row names the bundle by this.
+    let shown = redact_url(&source.url);
     let fetched = agent(source).and_then(|agent| {
         let bundle = fetch(&agent, &source.url)?;
-        let signature = fetch(&agent, &format!("{}.minisig", source.url))?;
+        let signature = fetch(&agent, &signature_url(&source.url))?;
         Ok((bundle, signature))
     });
     let (bundle, signature) = match fetched {
         Ok(f) => f,
         Err(e) => {
-            tracing::warn!(bundle = %source.url, error = %e,
+            tracing::warn!(bundle = %shown, error = %e,
                 "cannot fetch the rule bundle; the rules in force stay");
             return Err(e);
         }
     };
     // A signature that is not text fails to parse as one: a refusal like any other.
     let signature = String::from_utf8_lossy(&signature);
-    apply(&source.url, &bundle, &signature, keys, state_dir, live)
+    apply(&shown, &bundle, &signature, keys, state_dir, live)
 }
 
 /// Verifies `bundle` (named `name`) against `signature` and `keys`, refuses it if older
@@ -369,7 +417,7 @@ pub fn event_of(result: &Result<Outcome>) -> Option<(&'static str, String)> {
 /// An HTTPS-only client checking the server's certificate.
 fn agent(source: &Source) -> Result<ureq::Agent> {
     let fail = |message: String| Error::BundleFetch {
-        url: source.url.clone(),
+        url: redact_url(&source.url),
         message,
     };
     if !source.url.starts_with("https://") {
@@ -395,11 +443,13 @@ fn agent(source: &Source) -> Result<ureq::Agent> {
         .new_agent())
 }
 
-/// GETs `url` whole, at most [`MAX_BUNDLE_BYTES`].
+/// GETs `url` whole, at most [`MAX_BUNDLE_BYTES`]. Errors name it redacted, also where
+/// the HTTP client's own message quotes it.
 fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>> {
+    let shown = redact_url(url);
     let fail = |message: String| Error::BundleFetch {
-        url: url.to_string(),
-        message,
+        message: message.replace(url, &shown),
+        url: shown.clone(),
     };
     let mut response = agent.get(url).call().map_err(|e| fail(chain(&e)))?;
     response
@@ -420,4 +470,73 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_a_url_are_redacted_and_the_rest_kept() {
+        for (url, shown) in [
+            (
+                "https://rules.msp.example/aiwarden/rules.bundle",
+                "https://rules.msp.example/aiwarden/rules.bundle",
+            ),
+            (
+                "https://127.0.0.1:8443/rules.bundle",
+                "https://127.0.0.1:8443/rules.bundle",
+            ),
+            (
+                "https://bucket.s3.example/rules.bundle?X-Amz-Credential=AKIA%2F&X-Amz-Signature=abc",
+                "https://bucket.s3.example/rules.bundle?***",
+            ),
+            (
+                "https://msp:s3cret@rules.msp.example:8443/r/rules.bundle?token=t#frag",
+                "https://***@rules.msp.example:8443/r/rules.bundle?***",
+            ),
+            (
+                "https://user@[fd00::1]:443/b#key=x",
+                "https://***@[fd00::1]:443/b#***",
+            ),
+            // An @ in the query is not userinfo; a host with no path keeps none.
+            ("https://h.example?u=a@b", "https://h.example?***"),
+            ("https://h.example", "https://h.example"),
+            ("rules.bundle?sig=1", "rules.bundle?***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_signature_is_beside_the_bundle_before_its_query() {
+        assert_eq!(
+            signature_url("https://h.example/r/rules.bundle"),
+            "https://h.example/r/rules.bundle.minisig"
+        );
+        assert_eq!(
+            signature_url("https://h.example/rules.bundle?token=T#f"),
+            "https://h.example/rules.bundle.minisig?token=T#f"
+        );
+    }
+
+    #[test]
+    fn a_fetch_error_and_the_debug_form_name_the_url_redacted() {
+        let source = Source {
+            url: "http://msp:pw@h.example/rules.bundle?token=sekrit".into(),
+            ca_file: None,
+            timeout: Duration::from_secs(1),
+        };
+        let e = agent(&source).expect_err("not https");
+        let said = e.to_string();
+        assert_eq!(
+            said,
+            "bundle http://***@h.example/rules.bundle?***: cannot fetch: only https urls are fetched"
+        );
+        let debug = format!("{source:?}");
+        assert!(
+            !debug.contains("sekrit") && !debug.contains("pw@"),
+            "{debug}"
+        );
+    }
 }

@@ -31,6 +31,16 @@ impl Store {
         Ok(h.map(|h| hex(&h)))
     }
 
+    /// How many incidents have a row id above `after`: what a feed has not sent yet.
+    pub fn incidents_count_after(&self, after: i64) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM log WHERE kind = 'incident' AND id > ?1")
+            .and_then(|mut st| st.query_row([after], |r| r.get(0)))
+            .ctx(&self.path, "count incidents after a cursor")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Up to `limit` (at most [`MAX_FEED`]) incidents with a row id above `after`, oldest
     /// (lowest id) first, each with its chain hash. One read snapshot, so a purge or an
     /// append between the queries cannot tear the answer.

@@ -39,7 +39,20 @@ pub(crate) struct Receiver {
 impl Receiver {
     /// Listens on 127.0.0.1:0; connection i follows `plans[i]` (Full beyond the list).
     pub(crate) fn start(server: Arc<rustls::ServerConfig>, plans: Vec<Plan>) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Receiver::start_on(
+            TcpListener::bind("127.0.0.1:0").expect("bind"),
+            server,
+            plans,
+        )
+    }
+
+    /// As [`Receiver::start`], on a listener the test bound (a port a sender already
+    /// knows).
+    pub(crate) fn start_on(
+        listener: TcpListener,
+        server: Arc<rustls::ServerConfig>,
+        plans: Vec<Plan>,
+    ) -> Receiver {
         let addr = listener.local_addr().expect("addr");
         let got = Arc::new(Mutex::new(Vec::new()));
         let conns = Arc::new(Mutex::new(0));
