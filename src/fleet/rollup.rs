@@ -214,7 +214,8 @@ pub fn epoch_of(first: &[u8; 32]) -> String {
 }
 
 /// One group of incidents as the database counts them: same site, service, verdict,
-/// device, acknowledged or not, and set of `how`s.
+/// acknowledged or not, and set of `how`s (the devices are counted apart: see
+/// [`FleetTally::device`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// The site.
@@ -227,8 +228,6 @@ pub struct Group {
     pub category: Option<String>,
     /// `block` or `flag`.
     pub verdict: String,
-    /// What reports call the device (label, DHCP name, MAC, address).
-    pub device: String,
     /// Acknowledged at least once.
     pub acked: bool,
     /// Every `how` the incidents were seen by.
@@ -354,9 +353,6 @@ impl FleetTally {
         if bypass_of(&g.hows, g.category.as_deref()).any() {
             s.f.bypass += g.incidents;
         }
-        if !s.devices.contains(&g.device) {
-            s.devices.insert(g.device.clone());
-        }
         if !s.services.contains(&g.service) {
             s.services.insert(g.service.clone());
         }
@@ -375,6 +371,15 @@ impl FleetTally {
         }
         if !v.sites.contains(&g.site) {
             v.sites.insert(g.site.clone());
+        }
+    }
+
+    /// Counts a device met at `site` in the period (what reports call it: label, DHCP name,
+    /// MAC, address).
+    pub fn device(&mut self, site: &str, device: &str) {
+        let s = self.sites.entry(site.to_string()).or_default();
+        if !s.devices.contains(device) {
+            s.devices.insert(device.to_string());
         }
     }
 
@@ -532,14 +537,13 @@ mod tests {
         assert_eq!(month_partition(to - 1).0, name);
     }
 
-    fn group(site: &str, service: &str, verdict: &str, device: &str, acked: bool) -> Group {
+    fn group(site: &str, service: &str, verdict: &str, acked: bool) -> Group {
         Group {
             site: site.into(),
             service: service.into(),
             service_name: service.to_uppercase(),
             category: Some("chat".into()),
             verdict: verdict.into(),
-            device: device.into(),
             acked,
             hows: vec!["dns,nxdomain".into()],
             incidents: 2,
@@ -550,10 +554,13 @@ mod tests {
     #[test]
     fn tally_counts_per_site_and_sums_sites() {
         let mut t = FleetTally::default();
-        t.add(&group("a", "chatgpt", "block", "pc1", false));
-        t.add(&group("a", "claude", "flag", "pc1", true));
-        t.add(&group("b", "chatgpt", "block", "pc1", false));
-        let mut quic = group("b", "gemini", "block", "pc2", false);
+        t.add(&group("a", "chatgpt", "block", false));
+        t.add(&group("a", "claude", "flag", true));
+        t.add(&group("b", "chatgpt", "block", false));
+        for (site, dev) in [("a", "pc1"), ("a", "pc1"), ("b", "pc1"), ("b", "pc2")] {
+            t.device(site, dev);
+        }
+        let mut quic = group("b", "gemini", "block", false);
         quic.hows = vec!["quic".into()];
         t.add(&quic);
         t.acks("b", 3);

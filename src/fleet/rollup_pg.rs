@@ -603,18 +603,26 @@ pub fn report(
         let all = sites.is_empty();
         let groups = c
             .query_raw(
+                // One scan, two grouping sets: the figures by (site, service, verdict,
+                // acknowledged, ways seen) and the devices by site. Grouping the figures by
+                // device as well made a group of nearly every incident at fleet scale.
                 "WITH acked AS (
                    SELECT DISTINCT site, epoch, incident_id FROM aiwarden_log
                    WHERE kind = 'ack' AND ts >= $1 AND ($3 OR site = ANY($4)))
-                 SELECT i.site, i.service, min(i.service_name), i.category, i.verdict,
-                   coalesce(i.label, i.device, i.client_mac, i.seen_mac, i.client_ip),
-                   a.incident_id IS NOT NULL, coalesce(i.hows, ARRAY[i.how]),
-                   count(*), sum(coalesce(i.attempts, 1))::bigint
-                 FROM aiwarden_log i LEFT JOIN acked a
-                   ON a.site = i.site AND a.epoch = i.epoch AND a.incident_id = i.id
-                 WHERE i.kind = 'incident' AND i.ts >= $1 AND i.ts < $2
-                   AND ($3 OR i.site = ANY($4))
-                 GROUP BY 1, 2, 4, 5, 6, 7, 8",
+                 SELECT site, service, min(service_name), category, verdict, dev, acked, hows,
+                   count(*), sum(attempts)::bigint, GROUPING(dev)
+                 FROM (
+                   SELECT i.site, i.service, i.service_name, i.category, i.verdict,
+                     coalesce(i.label, i.device, i.client_mac, i.seen_mac, i.client_ip) AS dev,
+                     a.incident_id IS NOT NULL AS acked,
+                     coalesce(i.hows, ARRAY[i.how]) AS hows,
+                     coalesce(i.attempts, 1) AS attempts
+                   FROM aiwarden_log i LEFT JOIN acked a
+                     ON a.site = i.site AND a.epoch = i.epoch AND a.incident_id = i.id
+                   WHERE i.kind = 'incident' AND i.ts >= $1 AND i.ts < $2
+                     AND ($3 OR i.site = ANY($4))) x
+                 GROUP BY GROUPING SETS ((site, service, category, verdict, acked, hows),
+                   (site, dev))",
                 [
                     &from as &(dyn ToSql + Sync),
                     &to,
@@ -631,15 +639,19 @@ pub fn report(
             .await
             .map_err(|e| central.pg("read the period", e))?
         {
+            let site: String = r.get(0);
+            if r.get::<_, i32>(10) == 0 {
+                tally.device(&site, &r.get::<_, Option<String>>(5).unwrap_or_default());
+                continue;
+            }
             let n: i64 = r.get(8);
             let attempts: i64 = r.get(9);
             tally.add(&Group {
-                site: r.get(0),
+                site,
                 service: r.get::<_, Option<String>>(1).unwrap_or_default(),
                 service_name: r.get::<_, Option<String>>(2).unwrap_or_default(),
                 category: r.get(3),
                 verdict: r.get::<_, Option<String>>(4).unwrap_or_default(),
-                device: r.get::<_, Option<String>>(5).unwrap_or_default(),
                 acked: r.get(6),
                 hows: r
                     .get::<_, Option<Vec<Option<String>>>>(7)
