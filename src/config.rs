@@ -273,6 +273,14 @@ fn default_refresh() -> u64 {
     30
 }
 
+/// `fleet.toml` as `aiwarden fleet enrol` writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnrolled {
+    site_name: Option<toml::Spanned<String>>,
+    fleet: Option<fleet::RawFleet>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -361,27 +369,105 @@ impl Config {
         crate::policy::RuleDirs::with_site(&self.rules, self.site.as_deref())
     }
 
-    /// Reads and validates `path`.
+    /// Reads and validates `path`, with the `fleet.toml` enrolment wrote beside it when
+    /// there is one.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Config::parse(path, &text)
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).map_err(|source| Error::Io {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let text = read(path)?;
+        let enrolled = Config::enrolled_path(path);
+        let fleet = match enrolled.exists() {
+            true => Some((enrolled.clone(), read(&enrolled)?)),
+            false => None,
+        };
+        Config::parse_with(
+            path,
+            &text,
+            fleet.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+        )
+    }
+
+    /// Where `aiwarden fleet enrol` writes the fleet settings for the configuration at
+    /// `path`: `fleet.toml` beside it.
+    pub fn enrolled_path(path: &Path) -> PathBuf {
+        path.parent()
+            .unwrap_or(Path::new("."))
+            .join(crate::paths::FLEET_FILE)
     }
 
     /// Parses and validates `text`, naming `path` in errors. Relative paths in the file
     /// are taken relative to the file's directory.
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        Config::parse_with(path, text, None)
+    }
+
+    /// [`Config::parse`], with `fleet`: the path and text of an enrolled `fleet.toml`
+    /// (`site_name` and a `[fleet]` table, errors naming that file and its lines). A
+    /// `[fleet]` table in both files is refused; so is a site name that differs.
+    pub fn parse_with(path: &Path, text: &str, fleet: Option<(&Path, &str)>) -> Result<Config> {
         let err = |line: usize, message: String| Error::Config {
             path: path.to_path_buf(),
             line,
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(0, |s| line_of(text, s.start));
             err(line, e.message().trim().to_lowercase())
         })?;
+        // The fleet table's own text and error closure: the enrolled file's when it
+        // holds it.
+        let mut fleet_text = text;
+        let mut fleet_path = path;
+        if let Some((fpath, ftext)) = fleet {
+            let ferr = |line: usize, message: String| Error::Config {
+                path: fpath.to_path_buf(),
+                line,
+                message,
+            };
+            let enrolled: RawEnrolled = toml::from_str(ftext).map_err(|e| {
+                let line = e.span().map_or(0, |s| line_of(ftext, s.start));
+                ferr(line, e.message().trim().to_lowercase())
+            })?;
+            if let Some(f) = enrolled.fleet {
+                if raw.fleet.is_some() {
+                    return Err(err(
+                        text.find("[fleet").map_or(0, |at| line_of(text, at)),
+                        format!(
+                            "[fleet] is set here and in {} (written by `aiwarden fleet enrol`): keep one",
+                            fpath.display()
+                        ),
+                    ));
+                }
+                raw.fleet = Some(f);
+                fleet_text = ftext;
+                fleet_path = fpath;
+            }
+            match (&raw.site_name, enrolled.site_name) {
+                (_, None) => {}
+                (None, Some(s)) => raw.site_name = Some(s),
+                (Some(mine), Some(theirs)) if mine.get_ref().trim() == theirs.get_ref().trim() => {}
+                (Some(mine), Some(theirs)) => {
+                    return Err(err(
+                        line_of(text, mine.span().start),
+                        format!(
+                            "site_name {:?} here, {:?} in {}: remove one",
+                            mine.get_ref(),
+                            theirs.get_ref(),
+                            fpath.display()
+                        ),
+                    ))
+                }
+            }
+        }
+        let fleet_err = |line: usize, message: String| Error::Config {
+            path: fleet_path.to_path_buf(),
+            line,
+            message,
+        };
         let base = path.parent().unwrap_or(Path::new("."));
         let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
         let mode = match raw.mode {
@@ -653,13 +739,15 @@ impl Config {
         let mut raw_fleet = raw.fleet;
         let raw_syslog = raw_fleet.as_mut().and_then(|f| f.syslog.take());
         let raw_postgres = raw_fleet.as_mut().and_then(|f| f.postgres.take());
-        let fleet = fleet::RawFleet::build(raw_fleet, text, &store.path, rel, |at, m| {
-            err(line_of(text, at), m)
+        let ft = fleet_text;
+        let fleet = fleet::RawFleet::build(raw_fleet, ft, &store.path, rel, |at, m| {
+            fleet_err(line_of(ft, at), m)
         })?;
         let fleet_syslog = syslog::build(raw_syslog, &store.path, rel, |at, m| {
-            err(line_of(text, at), m)
+            fleet_err(line_of(ft, at), m)
         })?;
-        let fleet_postgres = postgres::build(raw_postgres, rel, |at, m| err(line_of(text, at), m))?;
+        let fleet_postgres =
+            postgres::build(raw_postgres, rel, |at, m| fleet_err(line_of(ft, at), m))?;
         Ok(Config {
             console,
             fleet,

@@ -244,6 +244,15 @@ pub enum Error {
         /// What failed, in lowercase.
         message: String,
     },
+    /// Enrolment failed: the enrolment server unreachable, refusing the token, its
+    /// certificate not trusted, or its document unusable.
+    #[error("enrolment {url}: {message}")]
+    Enrol {
+        /// The enrolment URL, redacted.
+        url: String,
+        /// What failed, in lowercase.
+        message: String,
+    },
     /// A central copy's chain does not verify for a site (`aiwarden fleet verify`).
     #[error("fleet copy of site {site}: {message}")]
     FleetTampered {
@@ -288,7 +297,8 @@ impl Error {
             | Error::Deliver { .. }
             | Error::BundleFetch { .. }
             | Error::Syslog { .. }
-            | Error::Postgres { .. } => 1,
+            | Error::Postgres { .. }
+            | Error::Enrol { .. } => 1,
             Error::FleetTampered { .. } => 3,
             Error::Store { fault, .. } if *fault != StoreFault::Corrupt => 1,
             Error::Store { .. } | Error::Tampered { .. } | Error::StoreHead { .. } => 3,

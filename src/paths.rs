@@ -11,6 +11,9 @@ use std::path::PathBuf;
 /// The daemon's configuration file.
 pub const CONFIG: &str = "/etc/aiwarden/aiwarden.toml";
 
+/// The fleet settings `aiwarden fleet enrol` writes beside the configuration (read with it).
+pub const FLEET_FILE: &str = "fleet.toml";
+
 /// The incident store.
 pub const STORE: &str = "/var/lib/aiwarden/incidents.db";
 

@@ -30,6 +30,37 @@ pub(super) enum Command {
     Verify(VerifyArgs),
     /// The weekly report of every site and their total, from the central PostgreSQL.
     Report(FleetReportArgs),
+    /// Enrol this box: fetch its site name, bundle URL and keys and roll-up targets from
+    /// the MSP's enrolment server (HTTPS, certificate checked, a bearer token), and write
+    /// them to fleet.toml beside the configuration, secrets in files of mode 0600.
+    Enrol(EnrolArgs),
+}
+
+/// `aiwarden fleet enrol`.
+#[derive(clap::Args)]
+pub(super) struct EnrolArgs {
+    /// The enrolment URL the MSP gave for this box (https://).
+    url: String,
+    /// The enrolment token, sent as a bearer token. --token-file keeps it off the command
+    /// line (which other users can see).
+    #[arg(
+        long,
+        conflicts_with = "token_file",
+        required_unless_present = "token_file"
+    )]
+    token: Option<String>,
+    /// A file holding the token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// CA certificates (PEM) for the enrolment server. Default: the system's bundle.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// The configuration; fleet.toml is written beside it.
+    #[arg(long, default_value = crate::paths::CONFIG)]
+    config: PathBuf,
+    /// Where the secret files go. Default: the fleet state directory (beside the store).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 /// How to reach the central PostgreSQL: flags, else the configuration's [fleet.postgres].
@@ -221,6 +252,7 @@ pub(super) fn run(command: Command) -> CmdResult {
         Command::Push(a) => push(a),
         Command::Verify(a) => verify(a),
         Command::Report(a) => fleet_report(a),
+        Command::Enrol(a) => enrol(a),
     }
 }
 
@@ -433,4 +465,120 @@ fn fleet_report(a: FleetReportArgs) -> CmdResult {
         print!("{}", crate::fleet::rollup::render_text(&r));
     }
     Ok(())
+}
+
+fn enrol(a: EnrolArgs) -> CmdResult {
+    use crate::fleet::update::redact_url;
+    let shown = redact_url(&a.url);
+    let fail = |message: String| Error::Enrol {
+        url: shown.clone(),
+        message,
+    };
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| Error::Usage(format!("{}: {e}", f.display())))?
+            .trim()
+            .to_string(),
+        (None, None) => String::new(),
+    };
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(Error::Usage(
+            "the enrolment token is empty or has spaces in it".into(),
+        ));
+    }
+    if !a.url.starts_with("https://") {
+        return Err(Error::Usage(format!("{shown}: only https:// urls")));
+    }
+    let main_text = std::fs::read_to_string(&a.config).map_err(|source| Error::Io {
+        path: a.config.clone(),
+        source,
+    })?;
+    // The configuration alone (without any fleet.toml): where the state goes.
+    let base = Config::parse(&a.config, &main_text)?;
+    let state_dir = a.state_dir.clone().unwrap_or(base.fleet.state_dir.clone());
+    let agent = crate::fleet::update::https_agent(a.ca_file.as_deref(), Duration::from_secs(30))
+        .map_err(&fail)?;
+    let mut response = agent
+        .get(&a.url)
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .map_err(|e| fail(crate::tls::error_chain(&e).replace(&a.url, &shown)))?;
+    let doc = response
+        .body_mut()
+        .with_config()
+        .limit(crate::fleet::enrol::MAX_DOCUMENT)
+        .read_to_string()
+        .map_err(|e| fail(crate::tls::error_chain(&e)))?;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let e = crate::fleet::enrol::prepare(&doc, &shown, &state_dir, &now).map_err(&fail)?;
+    // The whole configuration with the new fleet.toml must load before anything is
+    // written: a document that does not fit leaves the box as it was.
+    let fleet_path = Config::enrolled_path(&a.config);
+    let cfg = Config::parse_with(&a.config, &main_text, Some((&fleet_path, &e.fleet_toml)))?;
+    for s in &e.secrets {
+        write_private(&s.path, s.contents.as_bytes(), s.mode)?;
+    }
+    write_private(&fleet_path, e.fleet_toml.as_bytes(), 0o600)?;
+    println!("enrolled from {shown}: {}", fleet_path.display());
+    println!("  site      {}", cfg.site_name);
+    if let Some(u) = &cfg.fleet.bundle_url {
+        println!(
+            "  bundles   {} ({} keys pinned, every {})",
+            redact_url(u),
+            cfg.fleet.bundle_keys.len(),
+            humantime::format_duration(cfg.fleet.poll_interval)
+        );
+    }
+    if let Some(p) = &cfg.fleet_postgres {
+        println!("  postgres  {}", Central::from_config(p).name());
+    }
+    if let Some(s) = &cfg.fleet_syslog {
+        println!("  siem      {}:{}", s.host, s.port);
+    }
+    for s in &e.secrets {
+        println!("  wrote     {} (mode {:o})", s.path.display(), s.mode);
+    }
+    println!("restart aiwarden to use them (systemctl restart aiwarden)");
+    Ok(())
+}
+
+/// Writes `bytes` to `path` with `mode` (the directory made 0700 when missing) through a
+/// temporary file beside it, synced and renamed into place.
+fn write_private(path: &std::path::Path, bytes: &[u8], mode: u32) -> CmdResult {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io)?;
+    // The umask may have taken bits off; set exactly what was asked.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }

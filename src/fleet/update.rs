@@ -423,8 +423,16 @@ fn agent(source: &Source) -> Result<ureq::Agent> {
     if !source.url.starts_with("https://") {
         return Err(fail("only https urls are fetched".into()));
     }
-    let certs: Vec<_> = crate::tls::roots(source.ca_file.as_deref())
-        .map_err(fail)?
+    https_agent(source.ca_file.as_deref(), source.timeout).map_err(fail)
+}
+
+/// An HTTPS-only client on ring that checks the server's certificate against `ca_file` or
+/// the system's bundle, `timeout` for each request whole, at most 3 redirects.
+pub fn https_agent(
+    ca_file: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> std::result::Result<ureq::Agent, String> {
+    let certs: Vec<_> = crate::tls::roots(ca_file)?
         .iter()
         .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
         .collect();
@@ -434,7 +442,7 @@ fn agent(source: &Source) -> Result<ureq::Agent> {
         .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
         .build();
     Ok(ureq::Agent::config_builder()
-        .timeout_global(Some(source.timeout))
+        .timeout_global(Some(timeout))
         .https_only(true)
         .max_redirects(3)
         .user_agent(concat!("aiwarden/", env!("CARGO_PKG_VERSION")))
