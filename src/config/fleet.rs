@@ -241,7 +241,7 @@ mod tests {
         let mut uncommented = text[..at].to_string();
         for l in text[at..].lines() {
             let bare = l.trim_start_matches("# ");
-            let is_key = bare.starts_with("[fleet]")
+            let is_key = bare.starts_with("[fleet")
                 || bare
                     .split_once(" = ")
                     .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
@@ -262,6 +262,16 @@ mod tests {
             "the example shows the default"
         );
         assert_eq!(f.state_dir, Path::new("/var/lib/aiwarden/fleet"));
+        let pg = c.fleet_postgres.as_ref().expect("[fleet.postgres]");
+        assert_eq!(
+            pg.password_file.as_deref(),
+            Some(Path::new("/etc/aiwarden/fleet-pg.pass"))
+        );
+        assert_eq!(
+            (pg.interval_secs, pg.batch),
+            (300, 5000),
+            "the example shows the defaults"
+        );
         // As shipped (commented out): nothing is polled.
         assert_eq!(Config::load(&p).expect("example").fleet.bundle_url, None);
     }
