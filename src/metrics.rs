@@ -73,6 +73,12 @@ pub struct Metrics {
     pub syslog_failures: IntCounterVec,
     /// Incidents in the store after the SIEM sender's cursor: not delivered yet.
     pub syslog_lag: IntGauge,
+    /// Chained rows the central PostgreSQL roll-up copied.
+    pub rollup_rows: IntCounter,
+    /// Roll-up pushes by result (`ok`, `failed`), both 0 from the start.
+    pub rollup_pushes: IntCounterVec,
+    /// Rows in the store after the newest row the central copy holds: not copied yet.
+    pub rollup_lag: IntGauge,
     /// Frames detection skipped, by reason (`not_ip`, `fragment`, `truncated`, ...).
     pub skipped: IntCounterVec,
     /// What detection counted, by kind (`tls_client_hello`, `client_hello_without_sni`,
@@ -315,6 +321,28 @@ impl Metrics {
                 &r,
                 "aiwarden_syslog_lag_rows",
                 "incidents in the store after the siem syslog sender's cursor (not delivered yet)",
+            ),
+            rollup_rows: counter(
+                &r,
+                "aiwarden_rollup_rows_total",
+                "chained rows copied to the central postgresql",
+            ),
+            rollup_pushes: {
+                let c = counter_vec(
+                    &r,
+                    "aiwarden_rollup_pushes_total",
+                    "pushes to the central postgresql by result",
+                    &["result"],
+                );
+                for result in ["ok", "failed"] {
+                    let _ = c.with_label_values(&[result]);
+                }
+                c
+            },
+            rollup_lag: gauge(
+                &r,
+                "aiwarden_rollup_lag_rows",
+                "rows in the store after the newest row the central postgresql holds",
             ),
             skipped: counter_vec(
                 &r,

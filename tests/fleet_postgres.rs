@@ -200,11 +200,17 @@ fn dig(port: u16, from: Ipv4Addr, name: &str) {
 }
 
 fn healthz(port: u16) -> String {
+    get(port, "/healthz")
+}
+
+fn get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return String::new();
     };
-    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -335,6 +341,30 @@ fn three_sites_roll_up_verify_and_report() {
         central_rows(&pg, "clinic-c") == local_rows(&c.store)
             && healthz(http).contains("rollup: ok")
     });
+    // What the daemon's metrics say: pushes failed while the server was down, rows copied,
+    // nothing waiting now.
+    let m = get(http, "/metrics");
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {m}"))
+    };
+    assert!(
+        value("aiwarden_rollup_pushes_total{result=\"failed\"}") >= 1.0,
+        "{m}"
+    );
+    assert!(
+        value("aiwarden_rollup_pushes_total{result=\"ok\"}") >= 2.0,
+        "{m}"
+    );
+    assert_eq!(
+        value("aiwarden_rollup_rows_total") as i64,
+        local_rows(&c.store).0,
+        "{m}"
+    );
+    assert_eq!(value("aiwarden_rollup_lag_rows"), 0.0, "{m}");
     drop(daemon);
     push_ok(&c);
     // Not one row twice anywhere.

@@ -63,6 +63,27 @@ pub(super) struct EnrolArgs {
     state_dir: Option<PathBuf>,
 }
 
+/// How a server's certificate is checked, and the client certificate if one is asked for.
+#[derive(clap::Args)]
+pub(super) struct TlsArgs {
+    /// CA certificates (PEM) to check the server's certificate against. Default: the
+    /// system's bundle.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// A client certificate chain (PEM), for servers that ask for one.
+    #[arg(long, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn client(&self) -> Option<(PathBuf, PathBuf)> {
+        self.client_cert.clone().zip(self.client_key.clone())
+    }
+}
+
 /// How to reach the central PostgreSQL: flags, else the configuration's [fleet.postgres].
 #[derive(clap::Args)]
 pub(super) struct DbArgs {
@@ -72,15 +93,8 @@ pub(super) struct DbArgs {
     /// A file holding the password (mode 0600).
     #[arg(long)]
     password_file: Option<PathBuf>,
-    /// CA certificates (PEM) for the server. Default: the system's bundle.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// A client certificate chain (PEM).
-    #[arg(long, requires = "client_key")]
-    client_cert: Option<PathBuf>,
-    /// The client certificate's key (PEM).
-    #[arg(long, requires = "client_cert")]
-    client_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// The configuration file: its [fleet.postgres] when --db is not given.
     #[arg(long, default_value = crate::paths::CONFIG)]
     config: PathBuf,
@@ -107,10 +121,10 @@ impl DbArgs {
         if self.password_file.is_some() {
             c.password_file.clone_from(&self.password_file);
         }
-        if self.ca_file.is_some() {
-            c.ca_file.clone_from(&self.ca_file);
+        if self.tls.ca_file.is_some() {
+            c.ca_file.clone_from(&self.tls.ca_file);
         }
-        if let Some(pair) = self.client_cert.clone().zip(self.client_key.clone()) {
+        if let Some(pair) = self.tls.client() {
             c.client_cert = Some(pair);
         }
         Ok(c)
@@ -161,15 +175,8 @@ pub(super) struct VerifyArgs {
 pub(super) struct FleetReportArgs {
     #[command(flatten)]
     db: DbArgs,
-    /// An ISO week (2026-W48), `this` or `last` (the default).
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    week: Option<String>,
-    /// First date of a range (YYYY-MM-DD); needs --to.
-    #[arg(long, requires = "to")]
-    from: Option<String>,
-    /// Last date of a range, inclusive.
-    #[arg(long, requires = "from")]
-    to: Option<String>,
+    #[command(flatten)]
+    period: super::report::PeriodArgs,
     /// The time zone weeks and dates are read in (an IANA name). Default: the
     /// configuration's, else UTC.
     #[arg(long)]
@@ -201,16 +208,8 @@ pub(super) struct SyslogArgs {
     /// The receiver's port.
     #[arg(long, default_value_t = 6514)]
     port: u16,
-    /// CA certificates (PEM) to check the receiver's certificate against. Default: the
-    /// system's bundle.
-    #[arg(long)]
-    ca_file: Option<PathBuf>,
-    /// A client certificate chain (PEM), for receivers that ask for one.
-    #[arg(long, requires = "client_key")]
-    client_cert: Option<PathBuf>,
-    /// The client certificate's private key (PEM).
-    #[arg(long, requires = "client_cert")]
-    client_key: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Syslog facility number, 0 to 23 (16 to 23: local0 to local7).
     #[arg(long, default_value_t = crate::fleet::syslog::DEFAULT_FACILITY,
           value_parser = clap::value_parser!(u8).range(0..=23))]
@@ -301,8 +300,8 @@ fn syslog_send(a: SyslogArgs) -> CmdResult {
         .clone()
         .unwrap_or_else(crate::fleet::syslog_send::host_name);
     let mut target = Target::new(&a.host, a.port);
-    target.ca_file = a.ca_file.clone();
-    target.client_cert = a.client_cert.clone().zip(a.client_key.clone());
+    target.ca_file = a.tls.ca_file.clone();
+    target.client_cert = a.tls.client();
     target.facility = a.facility;
     target.batch = a.batch;
     target.confirm = match a.confirm {
@@ -442,15 +441,7 @@ fn fleet_report(a: FleetReportArgs) -> CmdResult {
         .or_else(|| cfg.as_ref().map(|c| c.timezone.clone()))
         .unwrap_or_else(|| "UTC".into());
     let tz = crate::report::period::zone(&zone).map_err(Error::Usage)?;
-    let which = match (&a.week, &a.from, &a.to) {
-        (_, Some(from), Some(to)) => crate::report::Which::Range {
-            from: from.clone(),
-            to: to.clone(),
-        },
-        (Some(w), _, _) => crate::report::Which::Week(w.clone()),
-        _ => crate::report::Which::Week("last".into()),
-    };
-    let period = crate::report::Period::resolve(&which, &tz, crate::store::now_micros())
+    let period = crate::report::Period::resolve(&a.period.which(), &tz, crate::store::now_micros())
         .map_err(Error::Usage)?;
     let t = std::time::Instant::now();
     let r = rollup_pg::report(&central, &period.label, (period.from, period.to), &a.sites)?;

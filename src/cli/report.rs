@@ -38,6 +38,34 @@ impl Format {
     }
 }
 
+/// The period a report covers: `aiwarden report`'s and `aiwarden fleet report`'s.
+#[derive(clap::Args)]
+pub(super) struct PeriodArgs {
+    /// An ISO week (2026-W48), `this` or `last` (the default), in the report's time zone.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    week: Option<String>,
+    /// First local date of a range (YYYY-MM-DD); needs --to.
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Last local date of a range, inclusive.
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+}
+
+impl PeriodArgs {
+    /// The period asked for: a range, a week, or last week.
+    pub(super) fn which(&self) -> Which {
+        match (&self.week, &self.from, &self.to) {
+            (_, Some(from), Some(to)) => Which::Range {
+                from: from.clone(),
+                to: to.clone(),
+            },
+            (Some(w), _, _) => Which::Week(w.clone()),
+            _ => Which::Week("last".into()),
+        }
+    }
+}
+
 /// `aiwarden report ...`.
 #[derive(clap::Args)]
 pub(super) struct Args {
@@ -47,15 +75,8 @@ pub(super) struct Args {
     /// Read this store file instead of the configuration's.
     #[arg(long)]
     store: Option<PathBuf>,
-    /// An ISO week (2026-W48), `this` or `last` (the default), in the clinic's time zone.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    week: Option<String>,
-    /// First local date of a range (YYYY-MM-DD); needs --to.
-    #[arg(long, requires = "to")]
-    from: Option<String>,
-    /// Last local date of a range, inclusive.
-    #[arg(long, requires = "from")]
-    to: Option<String>,
+    #[command(flatten)]
+    period: PeriodArgs,
     /// The form to write.
     #[arg(long, value_enum, default_value = "html")]
     format: Format,
@@ -83,15 +104,7 @@ pub(super) fn run(a: Args) -> CmdResult {
     let store = Store::open_read_only(&store_path)?;
     store.for_scans()?;
     let now = now_micros();
-    let which = match (&a.week, &a.from, &a.to) {
-        (_, Some(from), Some(to)) => Which::Range {
-            from: from.clone(),
-            to: to.clone(),
-        },
-        (Some(w), _, _) => Which::Week(w.clone()),
-        _ => Which::Week("last".into()),
-    };
-    let period = Period::resolve(&which, &tz, now).map_err(Error::Usage)?;
+    let period = Period::resolve(&a.period.which(), &tz, now).map_err(Error::Usage)?;
     let ctx = Context {
         site: &cfg.site_name,
         tz: &tz,

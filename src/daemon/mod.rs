@@ -585,7 +585,7 @@ async fn serve(cfg: Config, read: Vec<PathBuf>, loaded: Loaded) -> Result<()> {
             cfg.store.path.clone(),
             cfg.site_name.clone(),
             live.clone(),
-            health.clone(),
+            (metrics.clone(), health.clone()),
             shutdown.flag(),
         )?),
         _ => None,

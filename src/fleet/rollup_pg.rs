@@ -333,7 +333,10 @@ async fn push_async(
             "INSERT INTO aiwarden_site (site, epoch, head_id, head_hash, last_push)
              VALUES ($1, $2, $3, $4, now())
              ON CONFLICT (site) DO UPDATE SET epoch = $2, head_id = $3, head_hash = $4,
-               last_push = now()",
+               last_push = now()
+             -- Two pushes of one site at once (the daemon's and a hand-run one) never
+             -- move the head back.
+             WHERE aiwarden_site.epoch <> $2 OR aiwarden_site.head_id < $3",
             &[&src.site, &epoch, &last_id, &last_hash],
         )
         .await
@@ -718,7 +721,10 @@ pub fn spawn(
     store: PathBuf,
     site: String,
     live: std::sync::Arc<crate::policy::Live>,
-    health: std::sync::Arc<crate::health::Health>,
+    (metrics, health): (
+        std::sync::Arc<crate::metrics::Metrics>,
+        std::sync::Arc<crate::health::Health>,
+    ),
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>> {
     use crate::health::State;
@@ -736,6 +742,15 @@ pub fn spawn(
                 }
                 wait += 1;
             }
+            // The newest row the copy holds, as far as this thread knows.
+            let mut copied: Option<i64> = None;
+            let newest = || {
+                Store::open_read_only(&store)
+                    .and_then(|s| s.head())
+                    .ok()
+                    .flatten()
+                    .map_or(0, |h| h.id)
+            };
             loop {
                 let parts: serde_json::Map<String, serde_json::Value> = health
                     .report()
@@ -760,6 +775,10 @@ pub fn spawn(
                 };
                 match push(&src, &central, &stop) {
                     Ok(r) => {
+                        metrics.rollup_pushes.with_label_values(&["ok"]).inc();
+                        metrics.rollup_rows.inc_by(r.rows);
+                        copied = Some(r.head);
+                        metrics.rollup_lag.set((newest() - r.head).max(0));
                         if r.rows > 0 {
                             tracing::info!(to = %central.name(), rows = r.rows, head = r.head,
                                 epoch = %r.epoch, "rollup: rows copied");
@@ -767,6 +786,10 @@ pub fn spawn(
                         health.set("rollup", State::Ok);
                     }
                     Err(e) => {
+                        metrics.rollup_pushes.with_label_values(&["failed"]).inc();
+                        metrics
+                            .rollup_lag
+                            .set((newest() - copied.unwrap_or(0)).max(0));
                         tracing::warn!(error = %e, "rollup: push failed; the next one resumes");
                         health.set("rollup", State::Degraded(e.to_string()));
                     }
