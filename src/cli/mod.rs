@@ -96,7 +96,8 @@ enum Command {
         #[command(subcommand)]
         command: firewall::Command,
     },
-    /// The MSP roll-up: `fleet syslog-send` sends incidents to a SIEM (syslog over TLS).
+    /// The MSP fleet: incidents to a SIEM (syslog over TLS), the central PostgreSQL copy and
+    /// its report and verification, enrolment.
     Fleet {
         #[command(subcommand)]
         command: fleet::Command,
